@@ -1,0 +1,37 @@
+"""Small helpers shared by the CLI command modules (error display, simulated-data detection)."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from ..errors import DataError, SpecError
+
+console = Console(stderr=True)
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Turn the errors a user can fix (bad data, bad spec, missing file) into a message and exit code 2."""
+    try:
+        yield
+    except (DataError, SpecError, FileNotFoundError) as err:
+        console.print(f"[bold red]error:[/bold red] {err}", highlight=False, markup=True)
+        raise typer.Exit(code=2) from None
+
+
+def is_simulated(*paths: str | Path | None) -> bool:
+    """True if any file's leading comment lines say SIMULATED (as every shipped simulated file does)."""
+    for path in paths:
+        if path is None:
+            continue
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if not line.startswith("#"):
+                    break
+                if "SIMULATED" in line.upper():
+                    return True
+    return False

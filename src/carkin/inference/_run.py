@@ -1,0 +1,269 @@
+"""``fit``: one entry point, a dispatch table of methods (NUTS by default; Laplace, SVI, MAP as fast options)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import importlib.metadata
+import math
+import platform
+import time
+import warnings
+from typing import Callable, Literal
+
+import arviz as az
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import optax
+from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO, init_to_median
+from numpyro.infer.autoguide import AutoDelta, AutoLaplaceApproximation, AutoLowRankMultivariateNormal
+
+from ..data import Dataset
+from ..errors import ConvergenceWarning
+from ..population import PopulationSpec, population_model, prepare
+from ._fit import Fit, Gates, parameter_table, population_draws
+
+__all__ = ["fit", "SamplerSettings", "METHODS"]
+
+Method = Literal["nuts", "laplace", "svi", "map"]
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerSettings:
+    """Settings of the inference run (defaults are the safe choice).
+
+    Main settings: ``chains``, ``warmup``, ``samples``. NUTS: ``target_accept``, ``max_tree_depth``,
+    ``chain_method`` ("auto": parallel over host devices when there are enough, else vectorized).
+    Optimisation methods (laplace, svi, map): ``steps``, ``learning_rate``, and ``samples`` draws from
+    the approximation.
+    """
+
+    chains: int = 4
+    warmup: int = 500
+    samples: int = 1000
+    target_accept: float = 0.8
+    max_tree_depth: int = 8
+    chain_method: Literal["auto", "parallel", "vectorized", "sequential"] = "auto"
+    steps: int = 5000
+    learning_rate: float = 0.01
+    progress_bar: bool = True
+
+    def __post_init__(self):
+        for name in ("chains", "samples", "max_tree_depth", "steps"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"SamplerSettings.{name} must be a positive integer, got {value!r}")
+        if not (isinstance(self.warmup, int) and self.warmup >= 0):
+            raise ValueError(f"SamplerSettings.warmup must be a non-negative integer, got {self.warmup!r}")
+        if not 0 < self.target_accept < 1:
+            raise ValueError(f"SamplerSettings.target_accept must lie in (0, 1), got {self.target_accept!r}")
+        if self.chain_method not in ("auto", "parallel", "vectorized", "sequential"):
+            raise ValueError(
+                f"SamplerSettings.chain_method = {self.chain_method!r}; choose auto, parallel, vectorized or sequential"
+            )
+
+
+def _resolve_chain_method(settings: SamplerSettings) -> str:
+    if settings.chain_method != "auto":
+        return settings.chain_method
+    if settings.chains == 1:
+        return "sequential"
+    return "parallel" if jax.local_device_count() >= settings.chains else "vectorized"
+
+
+def _dims(spec: PopulationSpec, dataset: Dataset) -> tuple[dict, dict]:
+    coords = {"patient": list(dataset.patient_ids), "parameter": list(spec.parameter_names)}
+    dims = {"mu": ["parameter"], "omega": ["parameter"], "phi": ["patient", "parameter"], "eta": ["patient", "parameter"]}
+    if spec.effects:
+        coords["effect"] = list(spec.effect_names)
+        dims["beta"] = ["effect"]
+    return coords, dims
+
+
+def _run_nuts(data, spec, dataset, settings: SamplerSettings, key) -> tuple[az.InferenceData, dict]:
+    chain_method = _resolve_chain_method(settings)
+    kernel = NUTS(
+        population_model,
+        target_accept_prob=settings.target_accept,
+        max_tree_depth=settings.max_tree_depth,
+        init_strategy=init_to_median(num_samples=15),
+    )
+    mcmc = MCMC(
+        kernel,
+        num_warmup=settings.warmup,
+        num_samples=settings.samples,
+        num_chains=settings.chains,
+        chain_method=chain_method,
+        progress_bar=settings.progress_bar,
+    )
+    mcmc.run(key, data, spec, extra_fields=("diverging", "num_steps"))
+    coords, dims = _dims(spec, dataset)
+    samples = mcmc.get_samples(group_by_chain=True)
+    extra = mcmc.get_extra_fields(group_by_chain=True)
+    posterior = {k: np.asarray(v) for k, v in samples.items()}
+    idata = az.from_dict(
+        posterior=posterior,
+        sample_stats={"diverging": np.asarray(extra["diverging"]), "n_steps": np.asarray(extra["num_steps"])},
+        coords=coords,
+        dims={k: v for k, v in dims.items() if k in posterior},
+    )
+    info = {
+        "chain_method": chain_method,
+        "divergences": int(np.asarray(extra["diverging"]).sum()),
+        "mean_leapfrog_steps": float(np.asarray(extra["num_steps"]).mean()),
+    }
+    return idata, info
+
+
+def _run_optimisation(guide_cls, data, spec, dataset, settings: SamplerSettings, key):
+    guide = guide_cls(population_model, init_loc_fn=init_to_median(num_samples=15))
+    svi = SVI(population_model, guide, optax.adam(settings.learning_rate), Trace_ELBO())
+    fit_key, draw_key = jax.random.split(key)
+    result = svi.run(fit_key, settings.steps, data, spec, progress_bar=settings.progress_bar)
+    losses = np.asarray(result.losses)
+    tail = max(1, settings.steps // 10)
+    # Relative change of the loss over the last 10% of steps: the optimiser's own convergence check.
+    loss_change = float(abs(losses[-tail:].mean() - losses[-2 * tail : -tail].mean()) / (abs(losses[-tail:].mean()) + 1.0)) if losses.size >= 2 * tail else math.nan
+    n = 1 if guide_cls is AutoDelta else settings.samples
+    draws = guide.sample_posterior(draw_key, result.params, data, spec, sample_shape=(n,))
+    posterior = {k: np.asarray(v)[None] for k, v in draws.items() if k != "log_likelihood"}
+    coords, dims = _dims(spec, dataset)
+    idata = az.from_dict(posterior=posterior, coords=coords, dims={k: v for k, v in dims.items() if k in posterior})
+    info = {"final_loss": float(losses[-1]), "relative_loss_change_last_10pct": loss_change, "divergences": 0}
+    return idata, info
+
+
+METHODS: dict[str, Callable] = {
+    "nuts": _run_nuts,
+    "laplace": lambda *a: _run_optimisation(AutoLaplaceApproximation, *a),
+    "svi": lambda *a: _run_optimisation(AutoLowRankMultivariateNormal, *a),
+    "map": lambda *a: _run_optimisation(AutoDelta, *a),
+}
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in ("carkin", "jax", "jaxlib", "numpyro", "arviz", "diffrax", "optax", "numpy", "pandas"):
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _judge(table, info: dict, gates: Gates, method: str) -> dict:
+    failures = []
+    if method == "nuts":
+        for _, row in table.iterrows():
+            if not row["r_hat"] <= gates.max_r_hat:
+                failures.append(f"{row['parameter']}: R-hat {row['r_hat']:.3f} > {gates.max_r_hat}")
+            if not row["ess_bulk"] >= gates.min_ess_bulk:
+                failures.append(f"{row['parameter']}: bulk ESS {row['ess_bulk']:.0f} < {gates.min_ess_bulk:g}")
+            if not row["ess_tail"] >= gates.min_ess_tail:
+                failures.append(f"{row['parameter']}: tail ESS {row['ess_tail']:.0f} < {gates.min_ess_tail:g}")
+        if info["divergences"] > gates.max_divergences:
+            failures.append(f"{info['divergences']} divergent transitions > {gates.max_divergences}")
+    else:
+        failures.append(
+            f"method {method!r} is an approximation: no MCMC convergence diagnostics; use NUTS for inference you report"
+        )
+        change = info.get("relative_loss_change_last_10pct", math.nan)
+        if not change < 1e-3:
+            failures.append(f"optimisation has not settled (relative loss change {change:.2g} over the last 10% of steps)")
+    return {
+        "passed": not failures,
+        "failures": failures,
+        "gates": dataclasses.asdict(gates),
+        "max_r_hat": float(np.nanmax(table["r_hat"])) if table["r_hat"].notna().any() else None,
+        "min_ess_bulk": float(np.nanmin(table["ess_bulk"])) if table["ess_bulk"].notna().any() else None,
+        "min_ess_tail": float(np.nanmin(table["ess_tail"])) if table["ess_tail"].notna().any() else None,
+        **info,
+    }
+
+
+def fit(
+    dataset: Dataset,
+    spec: PopulationSpec,
+    *,
+    seed: int = 0,
+    method: Method = "nuts",
+    settings: SamplerSettings | None = None,
+    gates: Gates | None = None,
+    data_files: dict[str, str] | None = None,
+    data_hash: str | None = None,
+) -> Fit:
+    """Fit a hierarchical population model to CK data.
+
+    Main arguments
+    --------------
+    dataset : Dataset
+        Validated CK records (``carkin.data.load_dataset``).
+    spec : PopulationSpec
+        The model (``carkin.population.load_spec("models/multiphasic.toml")``).
+    seed : int
+        Seed of the ``jax.random`` key of the run; recorded in the manifest. Same seed, same numbers.
+    method : {"nuts", "laplace", "svi", "map"}
+        NUTS (default, the one to report); the others are fast approximations whose manifest says so.
+
+    Other arguments
+    ---------------
+    settings : SamplerSettings, optional
+    gates : Gates, optional
+        Convergence gates (defaults: R-hat <= 1.01, bulk/tail ESS >= 400, no divergences).
+    data_files, data_hash : provenance recorded in the manifest.
+
+    Returns
+    -------
+    Fit
+        Its ``converged`` is False (and a ``ConvergenceWarning`` is issued) if any gate failed.
+
+    Raises
+    ------
+    ValueError
+        For an unknown method (the message lists the valid ones).
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r} (type {type(method).__name__}); valid: {', '.join(METHODS)}")
+    settings = settings or SamplerSettings()
+    gates = gates or Gates()
+    data = prepare(dataset, spec)
+    key = jax.random.PRNGKey(seed)
+    started = time.perf_counter()
+    idata, info = METHODS[method](data, spec, dataset, settings, key)
+    elapsed = time.perf_counter() - started
+    draws = population_draws(idata.posterior, spec)
+    table = parameter_table(draws)
+    diagnostics = _judge(table, info, gates, method)
+    if "phi" in idata.posterior and method == "nuts":
+        diagnostics["max_r_hat_individual"] = float(np.nanmax(az.rhat(idata, var_names=["phi"])["phi"].values))
+    manifest = {
+        "carkin_manifest_version": 1,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "method": method,
+        "seed": seed,
+        "settings": dataclasses.asdict(settings),
+        "model": {"source": spec.source, "hash": spec.hash, "spec": __import__("json").loads(spec.raw)},
+        "data": {
+            "source": dataset.source,
+            "files": data_files or {},
+            "hash": data_hash,
+            "patients": dataset.n_patients,
+            "observations": dataset.n_observations,
+            "blq": dataset.n_blq,
+        },
+        "devices": {"platform": jax.default_backend(), "count": jax.local_device_count(),
+                    "x64": bool(jax.config.read("jax_enable_x64"))},
+        "versions": _versions(),
+        "runtime_seconds": elapsed,
+        "diagnostics": diagnostics,
+    }
+    result = Fit(idata=idata, spec=spec, manifest=manifest, table=table, patient_ids=dataset.patient_ids)
+    if not diagnostics["passed"]:
+        warnings.warn(
+            "the fit FAILED its convergence gates:\n  " + "\n  ".join(diagnostics["failures"]),
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+    return result
