@@ -1,4 +1,9 @@
-"""Test configuration: float64, four host devices (parallel chains), strict rank promotion."""
+"""Test configuration: float64 and four host devices (parallel chains).
+
+Rank promotion is left at jax's default: numpyro's own samplers broadcast (patients, params) against
+(params,) internally, so `jax_numpy_rank_promotion="raise"` breaks numpyro, not carkin. carkin's own code
+broadcasts explicitly (`x[None, :]`).
+"""
 
 import os
 
@@ -10,4 +15,3 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
-jax.config.update("jax_numpy_rank_promotion", "raise")

@@ -128,8 +128,8 @@ def _effect_matrix(spec: PopulationSpec) -> np.ndarray:
 def individual_means(spec: PopulationSpec, mu, beta, covariate_z) -> Float[Array, "patients params"]:
     """Mean of each patient's transformed parameters: mu + covariate effects."""
     if len(spec.effects) == 0:
-        return jnp.broadcast_to(mu, (covariate_z.shape[0], mu.shape[-1]))
-    return mu + (covariate_z * beta) @ jnp.asarray(_effect_matrix(spec))
+        return jnp.broadcast_to(mu[None, :], (covariate_z.shape[0], mu.shape[-1]))
+    return mu[None, :] + (covariate_z * beta[None, :]) @ jnp.asarray(_effect_matrix(spec))
 
 
 def log_likelihood(spec: PopulationSpec, data: PopulationData, phi, sigma, sigma_add=None) -> Float[Array, ""]:
@@ -167,10 +167,10 @@ def population_model(data: PopulationData, spec: PopulationSpec) -> None:
     loc = individual_means(spec, mu, beta, data.covariate_z)
     with numpyro.plate("patients", data.n_patients, dim=-1):
         if spec.iiv == "centred":
-            phi = numpyro.sample("phi", dist.Normal(loc, omega).to_event(1))
+            phi = numpyro.sample("phi", dist.Normal(loc, omega[None, :]).to_event(1))
         elif spec.iiv == "noncentred":
             eta = numpyro.sample("eta", dist.Normal(jnp.zeros(n_params), 1.0).to_event(1))
-            phi = numpyro.deterministic("phi", loc + omega * eta)
+            phi = numpyro.deterministic("phi", loc + omega[None, :] * eta)
         else:  # validated in the spec; kept for a clear message if a spec is built by hand
             raise SpecError(f"unknown IIV parameterization {spec.iiv!r}")
     sigma = numpyro.sample("sigma", dist.HalfNormal(spec.sigma_scale))

@@ -156,7 +156,7 @@ def simulate_cohort(
     )
     z = jnp.asarray(covariate_design(stub, spec))
     loc = individual_means(spec, truth.mu, truth.beta, z)
-    phi = loc + truth.omega * jax.random.normal(k_eta, loc.shape)
+    phi = loc + truth.omega[None, :] * jax.random.normal(k_eta, loc.shape)
     individual = natural_parameters(spec, phi)
     log_c = spec.kinetic_model.log_concentration({k: v[:, None] for k, v in individual.items()}, times[None, :])
     if spec.residual == "combined":

@@ -1,0 +1,89 @@
+"""End to end on the command line: simulate-cohort -> fit -> artefacts; determinism; kills; bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from carkin.cli import app
+
+runner = CliRunner()
+QUICK = ["--chains", "2", "--warmup", "100", "--samples", "100", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def cohort_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sim") / "cohort"
+    result = runner.invoke(app, ["simulate-cohort", "--n", "30", "--seed", "5", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_simulated_cohort_files_say_simulated(cohort_dir):
+    for name in ("ck.csv", "covariates.csv"):
+        first = (cohort_dir / name).read_text().splitlines()[0]
+        assert first.startswith("# SIMULATED")
+    assert json.loads((cohort_dir / "truth.json").read_text())["simulated"] is True
+
+
+def fit_args(cohort_dir, out, seed="1"):
+    return ["fit", str(cohort_dir / "ck.csv"), "--covariates", str(cohort_dir / "covariates.csv"),
+            "--out", str(out), "--seed", seed, *QUICK]
+
+
+def test_fit_writes_the_artefacts_and_fails_loudly_on_its_gates(cohort_dir, tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(app, fit_args(cohort_dir, out))
+    assert result.exit_code == 1, result.output  # 2 x 100 draws cannot pass the ESS gate
+    assert "FAILED ITS CONVERGENCE GATES" in result.output
+    for name in ("posterior.nc", "parameters.csv", "manifest.json", "individual_fits.png", "input"):
+        assert (out / name).exists(), name
+    table = pd.read_csv(out / "parameters.csv")
+    assert list(table.columns) == ["parameter", "mean", "sd", "q05", "q50", "q95", "r_hat", "ess_bulk", "ess_tail"]
+    assert {"typical_tmax", "typical_alpha", "omega_cmax", "beta_tumor_burden_cmax", "sigma"} <= set(table.parameter)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["seed"] == 1 and manifest["diagnostics"]["passed"] is False
+    assert manifest["data"]["simulated"] is True and len(manifest["data"]["hash"]) == 64
+    assert manifest["settings"]["chains"] == 2
+
+
+def test_allow_unconverged_exits_zero_and_same_seed_gives_identical_numbers(cohort_dir, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out in (a, b):
+        result = runner.invoke(app, fit_args(cohort_dir, out) + ["--allow-unconverged"])
+        assert result.exit_code == 0, result.output
+    assert (a / "parameters.csv").read_bytes() == (b / "parameters.csv").read_bytes()
+
+
+def test_bad_data_exits_2_with_file_row_and_column(tmp_path):
+    ck = tmp_path / "ck.csv"
+    ck.write_text("ID,TIME,DV,EVID,AMT,MDV\n1,0,.,1,450,1\n1,-3,100,0,.,0\n")
+    result = runner.invoke(app, ["fit", str(ck), "--out", str(tmp_path / "run"), *QUICK])
+    assert result.exit_code == 2
+    assert "ck.csv" in result.output and "row 3" in result.output and "TIME" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_fit_killed_midway_leaves_no_output_directory(cohort_dir, tmp_path):
+    out = tmp_path / "killed"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "carkin", "fit", str(cohort_dir / "ck.csv"), "--covariates",
+           str(cohort_dir / "covariates.csv"), "--out", str(out), "--warmup", "5000", "--samples", "5000",
+           "--no-progress"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(12)  # well into compilation or sampling, long before the end
+        assert proc.poll() is None, "the fit ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".killed")] == []

@@ -1,0 +1,32 @@
+"""Small fixtures shared by the tests (independent numpy definitions, tiny datasets)."""
+
+import jax.numpy as jnp
+import numpy as np
+
+from carkin.data import Dataset
+
+
+def piecewise_concentration(p, t):
+    """The multiphasic curve by its two-branch definition (numpy), independent of carkin's expression."""
+    t = np.asarray(t, float)
+    dt = t - p["tmax"]
+    before = p["cmax"] * np.exp(p["rho"] * dt)
+    after = p["cmax"] * ((1 - p["fb"]) * np.exp(-p["alpha"] * dt) + p["fb"] * np.exp(-p["beta"] * dt))
+    return np.where(t < p["tmax"], before, after)
+
+
+def small_dataset(*, with_tumor_burden=True, tumor_burden=(40.0, 20.0)) -> Dataset:
+    """Two patients, ragged schedules, BLQ records early and late."""
+    times = np.array([[1.0, 4.0, 9.0, 11.0, 30.0, 200.0], [2.0, 12.0, 60.0, 365.0, 0.0, 0.0]])
+    dv = np.array([[10.0, 150.0, 9000.0, 21000.0, 900.0, 10.0], [10.0, 4000.0, 60.0, 10.0, 1.0, 1.0]])
+    blq = np.array([[True, False, False, False, False, True], [True, False, False, True, False, False]])
+    mask = np.array([[True] * 6, [True] * 4 + [False] * 2])
+    names = ("TUMOR_BURDEN",) if with_tumor_burden else ()
+    cov = np.array(tumor_burden)[:, None] if with_tumor_burden else np.zeros((2, 0))
+    return Dataset(
+        patient_ids=("A", "B"),
+        times=jnp.asarray(times), dv=jnp.asarray(dv), blq=jnp.asarray(blq), lloq=jnp.full((2, 6), 10.0),
+        obs_mask=jnp.asarray(mask), source_rows=jnp.zeros((2, 6), int),
+        dose=jnp.asarray([450.0, 300.0]), dose_time=jnp.zeros(2),
+        covariates=jnp.asarray(cov), covariate_names=names, source="<test>",
+    )

@@ -1,0 +1,129 @@
+"""fit(): dispatch, settings validation, gates, determinism, artefacts on disk."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from carkin.errors import ConvergenceWarning
+from carkin.inference import Gates, SamplerSettings, atomic_directory, fit, load_fit, save_fit
+from carkin.population import load_spec
+from carkin.simulate import simulate_cohort
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return load_spec("multiphasic")
+
+
+@pytest.fixture(scope="module")
+def cohort(spec):
+    return simulate_cohort(spec, key=jax.random.PRNGKey(11), n=40)
+
+
+QUICK = SamplerSettings(chains=2, warmup=150, samples=150, progress_bar=False)
+
+
+@pytest.fixture(scope="module")
+def quick_fit(spec, cohort):
+    with pytest.warns(ConvergenceWarning):  # 2 x 150 draws cannot reach ESS 400
+        return fit(cohort.dataset, spec, seed=3, settings=QUICK)
+
+
+def test_unknown_method_lists_the_valid_ones(spec, cohort):
+    with pytest.raises(ValueError, match="unknown method 'hmc' .*valid: nuts, laplace, svi, map"):
+        fit(cohort.dataset, spec, method="hmc")
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(chains=0), "chains must be a positive integer"),
+        (dict(warmup=-1), "warmup must be a non-negative integer"),
+        (dict(target_accept=1.2), r"target_accept must lie in \(0, 1\)"),
+        (dict(chain_method="pmap"), "chain_method = 'pmap'; choose auto, parallel, vectorized or sequential"),
+    ],
+)
+def test_invalid_sampler_settings_are_rejected(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        SamplerSettings(**kwargs)
+
+
+def test_short_run_fails_its_gates_loudly_and_says_why(quick_fit):
+    diag = quick_fit.manifest["diagnostics"]
+    assert not quick_fit.converged and not diag["passed"]
+    assert any("ESS" in failure for failure in diag["failures"])
+    assert "FAILED" in repr(quick_fit)
+
+
+def test_gates_are_judged_against_their_thresholds(quick_fit):
+    from carkin.inference._run import _judge
+
+    info = {"divergences": 0}
+    relaxed = Gates(max_r_hat=1.5, min_ess_bulk=10, min_ess_tail=10, max_divergences=10)
+    assert _judge(quick_fit.table, info, relaxed, "nuts")["passed"]
+    strict = _judge(quick_fit.table, {"divergences": 3}, Gates(max_divergences=2), "nuts")
+    assert "3 divergent transitions > 2" in strict["failures"]
+
+
+def test_same_seed_gives_identical_draws(spec, cohort, quick_fit):
+    with pytest.warns(ConvergenceWarning):
+        again = fit(cohort.dataset, spec, seed=3, settings=QUICK)
+    np.testing.assert_array_equal(again.idata.posterior["mu"].values, quick_fit.idata.posterior["mu"].values)
+
+
+def test_parameter_table_has_the_documented_columns_and_rows(spec, quick_fit):
+    table = quick_fit.summary()
+    assert list(table.columns) == ["parameter", "mean", "sd", "q05", "q50", "q95", "r_hat", "ess_bulk", "ess_tail"]
+    expected = {f"typical_{n}" for n in spec.parameter_names} | {"typical_alpha", "typical_foldx"}
+    expected |= {f"omega_{n}" for n in spec.parameter_names} | set(spec.effect_names) | {"sigma"}
+    assert set(table.parameter) == expected
+    alpha = table.set_index("parameter").loc[["typical_alpha", "typical_beta", "typical_delta"], "mean"]
+    assert alpha["typical_alpha"] == pytest.approx(alpha["typical_beta"] + alpha["typical_delta"], rel=1e-9)
+
+
+@pytest.mark.parametrize("method", ["laplace", "svi", "map"])
+def test_approximate_methods_run_and_are_flagged_as_approximations(spec, cohort, method):
+    settings = SamplerSettings(steps=1500, samples=200, learning_rate=0.02, progress_bar=False)
+    with pytest.warns(ConvergenceWarning, match="approximation"):
+        result = fit(cohort.dataset, spec, seed=0, method=method, settings=settings)
+    assert result.method == method and not result.converged
+    typical_tmax = result.table.set_index("parameter").loc["typical_tmax", "q50"]
+    assert typical_tmax == pytest.approx(11.0, rel=0.15)  # truth 11 d; optimisers get near it
+
+
+def test_save_and_load_round_trip(tmp_path, quick_fit):
+    out = save_fit(quick_fit, tmp_path / "run")
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "parameters.csv", "posterior.nc"]
+    loaded = load_fit(out)
+    np.testing.assert_allclose(loaded.table["mean"], quick_fit.table["mean"], rtol=1e-9)
+    np.testing.assert_array_equal(loaded.idata.posterior["phi"].values, quick_fit.idata.posterior["phi"].values)
+    assert loaded.patient_ids == quick_fit.patient_ids
+    manifest = json.loads((out / "manifest.json").read_text())
+    for key in ("seed", "settings", "model", "data", "versions", "diagnostics"):
+        assert key in manifest
+
+
+def test_load_fit_names_the_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="manifest.json is missing"):
+        load_fit(tmp_path)
+
+
+def test_interrupted_write_leaves_no_directory_behind(tmp_path):
+    target = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_directory(target) as tmp:
+            (tmp / "half.csv").write_text("x")
+            raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_rewrite_replaces_a_previous_run_completely(tmp_path):
+    target = tmp_path / "run"
+    with atomic_directory(target) as tmp:
+        (tmp / "old.txt").write_text("old")
+    with atomic_directory(target) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["new.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]

@@ -1,0 +1,75 @@
+"""The population log-likelihood against an independent scipy computation; sites and covariates."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from numpyro.handlers import seed, trace
+from scipy.stats import norm
+
+from carkin.data import Dataset
+from carkin.errors import SpecError
+from carkin.population import covariate_design, load_spec, log_likelihood, population_model, prepare
+
+from ..helpers import piecewise_concentration, small_dataset
+
+
+def test_log_likelihood_equals_normal_plus_m3_computed_with_scipy():
+    spec = load_spec("multiphasic")
+    ds = small_dataset()
+    phi = jnp.asarray(np.log([[2e4, 10.0, 0.8, 0.004, 0.15, 0.01], [5e3, 12.0, 0.7, 0.002, 0.2, 0.02]]))
+    phi = phi.at[:, 5].set(jnp.log(jnp.asarray([0.01, 0.02]) / (1 - jnp.asarray([0.01, 0.02]))))
+    sigma = 0.45
+    got = float(log_likelihood(spec, prepare(ds, spec), phi, sigma))
+    expected = 0.0
+    for i in range(2):
+        natural = dict(cmax=np.exp(phi[i, 0]), tmax=np.exp(phi[i, 1]), rho=np.exp(phi[i, 2]),
+                       beta=np.exp(phi[i, 3]), alpha=np.exp(phi[i, 3]) + np.exp(phi[i, 4]), fb=[0.01, 0.02][i])
+        m = np.asarray(ds.obs_mask[i])
+        t, dv, blq = np.asarray(ds.times[i])[m], np.asarray(ds.dv[i])[m], np.asarray(ds.blq[i])[m]
+        log_c = np.log(piecewise_concentration(natural, t))
+        expected += norm.logpdf(np.log(dv[~blq]), log_c[~blq], sigma).sum()
+        expected += norm.logcdf(np.log(dv[blq]), log_c[blq], sigma).sum()
+    assert got == pytest.approx(expected, rel=1e-12)
+
+
+def test_drop_method_ignores_blq_records_entirely():
+    spec = load_spec("multiphasic")
+    ds = small_dataset()
+    data_m3, data_drop = prepare(ds, spec), prepare(ds, spec.replace(blq="drop"))
+    assert int(data_m3.records.censored_index.shape[0]) == int(np.asarray(ds.blq).sum()) > 0
+    assert data_drop.records.censored_index.shape[0] == 0
+    assert data_drop.records.times.shape[0] == ds.n_observations - ds.n_blq
+
+
+def test_centred_and_noncentred_models_expose_the_same_phi_site():
+    spec = load_spec("multiphasic")
+    ds = small_dataset()
+    for iiv, latent in (("centred", "phi"), ("noncentred", "eta")):
+        s = spec.replace(iiv=iiv)
+        tr = trace(seed(population_model, jax.random.PRNGKey(0))).get_trace(prepare(ds, s), s)
+        assert tr[latent]["type"] == "sample" and not tr[latent]["is_observed"]
+        assert tr["phi"]["value"].shape == (2, 6)
+        assert tr["mu"]["value"].shape == (6,) and tr["beta"]["value"].shape == (2,)
+
+
+def test_covariate_design_standardises_dose_and_tumor_burden():
+    spec = load_spec("multiphasic")
+    ds = small_dataset()
+    z = covariate_design(ds, spec)
+    np.testing.assert_allclose(z[:, 0], np.log(np.asarray(ds.dose) / 450.0))
+    np.testing.assert_allclose(z[:, 1], np.log(np.asarray(ds.covariate("TUMOR_BURDEN")) / 30.0))
+
+
+def test_missing_covariate_column_is_a_spec_error_naming_the_column():
+    spec = load_spec("multiphasic")
+    ds = small_dataset(with_tumor_burden=False)
+    with pytest.raises(SpecError, match="uses column 'TUMOR_BURDEN', which the data"):
+        prepare(ds, spec)
+
+
+def test_log_covariate_must_be_positive():
+    spec = load_spec("multiphasic")
+    ds = small_dataset(tumor_burden=(0.0, 20.0))
+    with pytest.raises(SpecError, match="patient A has TUMOR_BURDEN = 0"):
+        prepare(ds, spec)

@@ -1,0 +1,70 @@
+"""Virtual populations: known distributions, censoring, determinism."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from carkin.errors import SpecError
+from carkin.population import load_spec
+from carkin.simulate import PopulationParameters, simulate_cohort, truth_from_spec
+
+from ..helpers import piecewise_concentration
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return load_spec("multiphasic")
+
+
+def test_same_key_gives_identical_cohorts_and_other_keys_differ(spec):
+    a = simulate_cohort(spec, key=jax.random.PRNGKey(7), n=20)
+    b = simulate_cohort(spec, key=jax.random.PRNGKey(7), n=20)
+    c = simulate_cohort(spec, key=jax.random.PRNGKey(8), n=20)
+    np.testing.assert_array_equal(a.dataset.dv, b.dataset.dv)
+    assert not np.allclose(a.dataset.dv, c.dataset.dv)
+
+
+def test_without_variability_records_are_the_typical_curve(spec):
+    truth = truth_from_spec(spec)
+    truth = PopulationParameters(mu=truth.mu, omega=jnp.zeros(6), beta=jnp.zeros(2), sigma=jnp.asarray(0.0),
+                                 sigma_add=jnp.asarray(0.0))
+    cohort = simulate_cohort(spec, key=jax.random.PRNGKey(0), n=3, truth=truth, lloq=1e-9)
+    typical = {p.name: p.typical for p in spec.parameters}
+    typical["alpha"] = typical["beta"] + typical["delta"]
+    expected = piecewise_concentration(typical, np.asarray(cohort.dataset.times[0]))
+    np.testing.assert_allclose(np.asarray(cohort.dataset.dv), np.broadcast_to(expected, (3, expected.size)), rtol=1e-10)
+
+
+def test_individual_parameters_follow_the_population_distribution(spec):
+    cohort = simulate_cohort(spec, key=jax.random.PRNGKey(1), n=4000)
+    truth = cohort.truth
+    log_tmax = np.log(cohort.individual["tmax"])  # no covariate on tmax: N(mu, omega)
+    assert log_tmax.mean() == pytest.approx(float(truth.mu[1]), abs=4 * float(truth.omega[1]) / np.sqrt(4000))
+    assert log_tmax.std() == pytest.approx(float(truth.omega[1]), rel=0.05)
+    # cmax carries two covariates: residual of log cmax after the known effects is N(mu, omega)
+    z_dose = np.log(cohort.covariates["DOSE"] / 450.0)
+    z_tb = np.log(cohort.covariates["TUMOR_BURDEN"] / 30.0)
+    resid = np.log(cohort.individual["cmax"]) - float(truth.beta[0]) * z_dose - float(truth.beta[1]) * z_tb
+    assert resid.mean() == pytest.approx(float(truth.mu[0]), abs=4 * float(truth.omega[0]) / np.sqrt(4000))
+
+
+def test_records_below_lloq_are_censored_at_the_lloq(spec):
+    cohort = simulate_cohort(spec, key=jax.random.PRNGKey(2), n=200, lloq=50.0)
+    ds = cohort.dataset
+    blq = np.asarray(ds.blq)
+    assert 0 < blq.mean() < 1
+    np.testing.assert_array_equal(np.asarray(ds.dv)[blq], 50.0)
+    assert np.all(np.asarray(ds.dv)[~blq] >= 50.0)
+
+
+def test_missing_simulation_values_are_reported(spec):
+    broken = spec.replace(covariates={"weight": {"column": "WT", "transform": "linear", "reference": 70.0,
+                                                  "parameters": ["cmax"], "prior_sd": 1.0}})
+    with pytest.raises(SpecError, match=r"\[simulation\].effects has no value for beta_weight_cmax"):
+        simulate_cohort(broken, key=jax.random.PRNGKey(0), n=5)
+
+
+def test_n_must_be_a_positive_integer(spec):
+    with pytest.raises(ValueError, match="n must be a positive integer"):
+        simulate_cohort(spec, key=jax.random.PRNGKey(0), n=0)
