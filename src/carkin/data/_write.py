@@ -1,0 +1,205 @@
+"""Writing CK records and covariate tables as CSV files that `carkin.data` reads back unchanged.
+
+Numbers are written in their shortest exact form (``repr`` of the float64; integral values without a
+decimal point), so a write followed by a read gives the same float64 values. Missing values are written
+``.`` (NONMEM). Every write is atomic: the text goes to a temporary file in the target's directory, which
+then replaces the target (`os.replace`), so a reader never sees a half-written file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from jaxtyping import ArrayLike
+
+from ._dataset import Dataset
+
+__all__ = ["write_ck", "write_covariates"]
+
+PathLike = str | os.PathLike
+
+CK_COLUMNS = ("ID", "TIME", "DV", "EVID", "AMT", "MDV", "BLQ", "LLOQ")
+"""Columns of a CK file written by carkin, in order."""
+
+_MISSING = "."
+
+
+def write_ck(path: PathLike, dataset: Dataset, *, comment: str | None = None) -> None:
+    """Write a Dataset's records as a NONMEM-style CK file.
+
+    Columns ``ID, TIME, DV, EVID, AMT, MDV, BLQ, LLOQ``. For each patient (in ``dataset.patient_ids``
+    order): the dose record first (``TIME = dose_time``, ``DV = .``, ``EVID = 1``, ``AMT = dose``,
+    ``MDV = 1``), then its observation records (``TIME = dose_time + times``, ``EVID = 0``, ``MDV = 0``;
+    on BLQ records ``DV`` holds the LLOQ). Padding is not written. ``.`` marks a missing value (AMT on
+    observations, LLOQ where the dataset has NaN). Covariates are not written: see `write_covariates`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output file; its directory must exist. An existing file is replaced atomically.
+    dataset : Dataset
+        The records. TIME is written in days, DV and LLOQ in copies/ug gDNA, AMT in 10^6 CAR+ T cells.
+    comment : str, optional
+        Written first, each of its lines as a ``# ...`` comment line (e.g. ``"SIMULATED: not trial data"``).
+
+    Raises
+    ------
+    TypeError
+        If ``dataset`` is not a Dataset.
+    ValueError
+        If a patient ID cannot be written so that it reads back (empty, ``.``, starting with ``#``, or
+        containing a line break).
+    """
+    if not isinstance(dataset, Dataset):
+        raise TypeError(f"write_ck expects a carkin Dataset, got {type(dataset).__name__}")
+    ids = [_checked_id(pid) for pid in dataset.patient_ids]
+    mask = np.asarray(dataset.obs_mask, dtype=bool)
+    times = np.asarray(dataset.times, dtype=np.float64)
+    dv = np.asarray(dataset.dv, dtype=np.float64)
+    blq = np.asarray(dataset.blq, dtype=bool)
+    lloq = np.asarray(dataset.lloq, dtype=np.float64)
+    dose = np.asarray(dataset.dose, dtype=np.float64)
+    dose_time = np.asarray(dataset.dose_time, dtype=np.float64)
+
+    records: list[list[str]] = []
+    for p, pid in enumerate(ids):
+        records.append([pid, _number(dose_time[p]), _MISSING, "1", _number(dose[p]), "1", "0", _MISSING])
+        slots = np.flatnonzero(mask[p])
+        slots = slots[np.argsort(times[p, slots], kind="stable")]
+        for j in slots:
+            records.append(
+                [
+                    pid,
+                    _number(dose_time[p] + times[p, j]),
+                    _number(dv[p, j]),
+                    "0",
+                    _MISSING,
+                    "0",
+                    "1" if blq[p, j] else "0",
+                    _number(lloq[p, j]),
+                ]
+            )
+    _write_csv(path, list(CK_COLUMNS), records, comment)
+
+
+def write_covariates(
+    path: PathLike,
+    ids: Sequence[str],
+    table: Mapping[str, ArrayLike | Sequence[Any]] | pd.DataFrame,
+    *,
+    comment: str | None = None,
+) -> None:
+    """Write a per-patient covariate table: ``ID`` then the table's columns, one row per patient.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output file; its directory must exist. An existing file is replaced atomically.
+    ids : sequence of str
+        Patient IDs, one per row (e.g. ``Dataset.patient_ids``).
+    table : mapping of column name to 1-D array, or pandas.DataFrame
+        Columns in output order, each of length ``len(ids)``, in the units the covariate is used in.
+        Names are written upper case. Numeric columns are written exactly (NaN as ``.``); other columns
+        (e.g. ``ARM``) are written as text (None/NaN as ``.``). A DataFrame's index is ignored.
+    comment : str, optional
+        Written first, each of its lines as a ``# ...`` comment line.
+
+    Raises
+    ------
+    ValueError
+        If a column's length differs from ``len(ids)``, a name is empty, repeated (case-insensitive) or is
+        ``ID``, or an ID cannot be written so that it reads back.
+
+    Examples
+    --------
+    >>> write_covariates("patients.csv", ds.patient_ids,
+    ...                  dict(zip(ds.covariate_names, np.asarray(ds.covariates).T)))  # doctest: +SKIP
+    """
+    if isinstance(ids, str):
+        raise TypeError(f"ids must be a sequence of patient IDs, got the single string {ids!r}")
+    id_texts = [_checked_id(pid) for pid in ids]
+    columns = dict(table.items()) if isinstance(table, pd.DataFrame) else dict(table)
+    header = ["ID"]
+    texts: list[list[str]] = []
+    for name, values in columns.items():
+        label = str(name).strip().upper()
+        if not label:
+            raise ValueError(f"table has a column with an empty name ({name!r}); name it")
+        if label == "ID":
+            raise ValueError("table must not contain an ID column: the IDs are given by the `ids` argument")
+        if label in header:
+            raise ValueError(f"table has the column {label} twice (names are written upper case)")
+        array = np.asarray(values)
+        if array.shape != (len(id_texts),):
+            raise ValueError(
+                f"table column {name!r} has shape {array.shape}, expected ({len(id_texts)},): one value per ID"
+            )
+        header.append(label)
+        texts.append(_column_texts(array))
+    records = [[pid, *cells] for pid, *cells in zip(id_texts, *texts)] if texts else [[pid] for pid in id_texts]
+    _write_csv(path, header, records, comment)
+
+
+def _number(x: float) -> str:
+    """Shortest text that reads back as exactly ``x``; ``.`` for NaN."""
+    x = float(x)
+    if np.isnan(x):
+        return _MISSING
+    if x.is_integer() and abs(x) < 1e15:
+        return str(int(x))
+    return repr(x)
+
+
+def _column_texts(array: np.ndarray) -> list[str]:
+    if array.dtype.kind == "b":
+        return ["1" if v else "0" for v in array]
+    if array.dtype.kind in "iu":
+        return [str(int(v)) for v in array]
+    if array.dtype.kind == "f":
+        return [_number(v) for v in array]
+    return [_MISSING if v is None or (np.ndim(v) == 0 and pd.isna(v)) else str(v) for v in array]
+
+
+def _checked_id(pid) -> str:
+    text = str(pid).strip()
+    if text in ("", ".") or text.startswith("#") or "\n" in text or "\r" in text:
+        raise ValueError(
+            f"patient ID {pid!r} cannot be written to CSV so that it reads back (empty, '.', a leading '#' "
+            "or a line break); rename the patient"
+        )
+    return text
+
+
+def _write_csv(path: PathLike, header: list[str], records: list[list[str]], comment: str | None) -> None:
+    buffer = io.StringIO()
+    if comment is not None:
+        for line in str(comment).splitlines() or [""]:
+            buffer.write(line.rstrip() + "\n" if line.lstrip().startswith("#") else f"# {line}".rstrip() + "\n")
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(records)
+    _atomic_write(Path(path), buffer.getvalue())
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then move it into place in one step."""
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    # os.open with mode 0o666 lets the umask decide the permissions, as for an ordinary new file.
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
