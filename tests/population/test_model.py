@@ -73,3 +73,21 @@ def test_log_covariate_must_be_positive():
     ds = small_dataset(tumor_burden=(0.0, 20.0))
     with pytest.raises(SpecError, match="patient A has TUMOR_BURDEN = 0"):
         prepare(ds, spec)
+
+
+def test_combined_error_log_likelihood_uses_the_delta_method_sd():
+    spec = load_spec("multiphasic").replace(residual="combined")
+    ds = small_dataset()
+    phi = jnp.asarray(np.log([[2e4, 10.0, 0.8, 0.004, 0.15, 0.01 / 0.99]] * 2))
+    sigma, sigma_add = 0.3, 25.0
+    got = float(log_likelihood(spec, prepare(ds, spec), phi, sigma, sigma_add))
+    natural = dict(cmax=2e4, tmax=10.0, rho=0.8, beta=0.004, alpha=0.154, fb=0.01)
+    expected = 0.0
+    for i in range(2):
+        m = np.asarray(ds.obs_mask[i])
+        t, dv, blq = np.asarray(ds.times[i])[m], np.asarray(ds.dv[i])[m], np.asarray(ds.blq[i])[m]
+        c = piecewise_concentration(natural, t)
+        sd = np.sqrt(sigma**2 + (sigma_add / c) ** 2)
+        expected += norm.logpdf(np.log(dv[~blq]), np.log(c[~blq]), sd[~blq]).sum()
+        expected += norm.logcdf(np.log(dv[blq]), np.log(c[blq]), sd[blq]).sum()
+    assert got == pytest.approx(expected, rel=1e-12)

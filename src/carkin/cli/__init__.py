@@ -31,3 +31,5 @@ def main() -> None:
 
 # Command modules register on `app` when imported.
 from . import _fit  # noqa: E402,F401
+from . import _survival  # noqa: E402,F401
+from . import _demo  # noqa: E402,F401

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import numpy as np
 import pandas as pd
 from jaxtyping import ArrayLike
 
+from .._atomic import atomic_write_text
 from ._dataset import Dataset
 
 __all__ = ["write_ck", "write_covariates"]
@@ -186,20 +186,4 @@ def _write_csv(path: PathLike, header: list[str], records: list[list[str]], comm
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(records)
-    _atomic_write(Path(path), buffer.getvalue())
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then move it into place in one step."""
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    # os.open with mode 0o666 lets the umask decide the permissions, as for an ordinary new file.
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    atomic_write_text(Path(path), buffer.getvalue())

@@ -6,44 +6,18 @@ Layout of ``DIR``: ``posterior.nc`` (arviz netCDF), ``parameters.csv``, ``manife
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import arviz as az
 import pandas as pd
 
+from .._atomic import atomic_directory
 from ..population import spec_from_dict
 from ._fit import Fit
 
 __all__ = ["save_fit", "load_fit", "atomic_directory"]
-
-
-@contextlib.contextmanager
-def atomic_directory(out_dir: str | Path):
-    """Yield a temporary sibling directory; on success it replaces ``out_dir``, on any error it vanishes.
-
-    The final step is a rename within one filesystem, so ``out_dir`` is either the old complete result, the
-    new complete result, or absent: never half-written.
-    """
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    try:
-        yield tmp
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-            os.replace(out_dir, old / out_dir.name)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
-    except BaseException:  # includes KeyboardInterrupt: leave nothing behind
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _json_default(value):
