@@ -26,3 +26,9 @@ from .inference import (
 from .models import Multiphasic as Multiphasic, MultiphasicParams as MultiphasicParams
 from .population import PopulationSpec as PopulationSpec, load_spec as load_spec
 from .simulate import simulate_cohort as simulate_cohort
+from .survival import (
+    analyze_trial as analyze_trial,
+    cox_ph as cox_ph,
+    kaplan_meier as kaplan_meier,
+    logrank_test as logrank_test,
+)
