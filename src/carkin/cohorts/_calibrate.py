@@ -1,0 +1,262 @@
+"""Developer tool: how the "calibrated to <target>" numbers of ``models/karmma3_cohort.toml`` were found.
+
+Not part of the API and not used by the generator. It simulates one large population (the trial
+``scale`` times over, same accrual and cut-off, one fixed key: common random numbers) and tunes blocks of
+assumptions, each against the published figure(s) it is named after in the TOML comments:
+
+1. closed form: tumour-burden Beta shape (share >= 50%), dose Beta shape (median dose);
+2. standard-arm baseline hazard pieces up to 12 months, one at a time (KM median, PFS at 6 and 12 months);
+3. ide-cel post-infusion baseline hazard pieces and the standard-arm piece beyond 12 months, jointly
+   (ide-cel ITT PFS at 6 / 12 months and median, Cox HR, events at the cut-off);
+4. response thresholds, one at a time by bisection (ITT category shares, incl. ORR and CR-or-better);
+5. the latent-factor loadings on log Cmax and log delta (responder / non-responder Cmax and AUC0-28
+   ratios), the residual log-Cmax variance following so that the total stays fixed;
+6. the assay LLOQ and the persistence rate (persistence at 6 / 12 months);
+7. the accrual shape (median follow-up).
+
+Steps 2-5 interact (response depends on early events, hazards on the exposure model), so they are
+repeated. Run ``python -m carkin.cohorts._calibrate`` and copy the printed values into the TOML; then
+check a few hundred trial-size seeds (tests/cohorts/test_karmma3.py, slow) before shipping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import numpy as np
+from scipy import optimize, stats
+
+from ._cohort import _tables
+from ._config import RESPONSE_CATEGORIES, KarMMa3Config, load_karmma3_config
+from ._simulate import simulate_arrays
+from ._summary import summarize_karmma3
+
+#: ITT shares of best response used as calibration targets. ORR (sum of sCR..PR) and CR-or-better
+#: (sCR + CR) are published (karmma3.md); the split inside them is an assumption.
+RESPONSE_TARGETS = {
+    "ide_cel": {"sCR": 0.30, "CR": 0.09, "VGPR": 0.21, "PR": 0.11, "MR": 0.03, "SD": 0.06},
+    "standard": {"sCR": 0.01, "CR": 0.04, "VGPR": 0.14, "PR": 0.23, "MR": 0.09, "SD": 0.28},
+}
+TOTAL_LOG_CMAX_VARIANCE = 1.7  # ck-models.md target 10: ~3 logs between-patient spread in expansion
+
+
+def _run(cfg: KarMMa3Config, key) -> dict:
+    with jax.enable_x64(True):
+        arrays = {k: np.asarray(v) for k, v in simulate_arrays.__wrapped__(key, cfg).items()}
+    patients, ck, truth = _tables(arrays, cfg)
+    return {"arrays": arrays, "patients": patients, "ck": ck, "truth": truth}
+
+
+def _km_at(time: np.ndarray, event: np.ndarray, points) -> np.ndarray:
+    from lifelines import KaplanMeierFitter
+
+    return KaplanMeierFitter().fit(time, event).survival_function_at_times(points).to_numpy()
+
+
+def _scaled(cfg: KarMMa3Config, scale: int) -> KarMMa3Config:
+    t = cfg.trial
+    return cfg.replace(
+        "trial", n_ide_cel=t.n_ide_cel * scale, n_standard=t.n_standard * scale, n_not_infused=t.n_not_infused * scale
+    )
+
+
+def calibrate_closed_form(cfg: KarMMa3Config) -> KarMMa3Config:
+    """Step 1: burden share >= 50% = 0.27 and median dose = 445, from the Beta distributions."""
+    tb = cfg.tumor_burden
+    share = 0.27  # karmma3.md: 28% (ide-cel) / 26% (standard) with >= 50% marrow plasma cells
+    frac = tb.high_threshold_percent / 100.0
+    b = optimize.brentq(lambda b: stats.beta.sf(frac, tb.beta_a, b) - share, 0.1, 50.0)
+    inf = cfg.infusion
+    target = (inf.dose_max - inf.dose_reference) / (inf.dose_max - inf.dose_min)
+    p = inf.dose_low_tail_prob
+    # P(dose <= reference) = 0.5, the low tail (uniform on [dose_min, reference]) lying wholly below.
+    db = optimize.brentq(lambda b: p + (1 - p) * stats.beta.sf(target, inf.dose_beta_a, b) - 0.5, 0.1, 100.0)
+    return cfg.replace("tumor_burden", beta_b=round(b, 3)).replace("infusion", dose_beta_b=round(db, 3))
+
+
+def calibrate_standard(cfg: KarMMa3Config, key, scale: int) -> KarMMa3Config:
+    """Step 2: pieces [0, 4.4), [4.4, 6), [6, 12) solved in turn for S(4.4)=0.5, S(6)=0.40, S(12)=0.30
+    (the last piece, beyond 12 months, is tuned in step 3 against the event count)."""
+    targets = [(4.4, 0.50), (6.0, 0.40), (12.0, 0.30)]
+    h = list(cfg.pfs_standard.hazard_per_month)
+    for piece, (time, surv) in enumerate(targets):
+
+        def gap(log_h, piece=piece, time=time, surv=surv):
+            trial = list(h)
+            trial[piece] = math.exp(log_h)
+            c = cfg.replace("pfs_standard", hazard_per_month=tuple(trial))
+            p = _run(c, key)["patients"]
+            std = p[p["ARM"] == "standard"]
+            return _km_at(std["PFS_MONTHS"], std["PFS_EVENT"], [time])[0] - surv
+
+        h[piece] = math.exp(optimize.brentq(gap, math.log(0.005), math.log(2.0), xtol=1e-3))
+    return cfg.replace("pfs_standard", hazard_per_month=tuple(round(v, 4) for v in h))
+
+
+def calibrate_ide_cel(cfg: KarMMa3Config, key, scale: int) -> KarMMa3Config:
+    """Step 3: ide-cel post-infusion pieces and the standard arm's piece beyond 12 months, jointly, for
+    ITT S(6)=0.73, S(12)=0.55, S(13.3)=0.5 (ide-cel), the stratified Cox HR 0.49 and 242 events at the
+    cut-off (the standard-arm tail is informed mainly by the event count)."""
+    n = len(cfg.pfs_ide_cel_infused.hazard_per_month)
+    std = list(cfg.pfs_standard.hazard_per_month)
+
+    def configure(log_h):
+        c = cfg.replace("pfs_ide_cel_infused", hazard_per_month=tuple(float(v) for v in np.exp(log_h[:n])))
+        return c.replace("pfs_standard", hazard_per_month=(*std[:-1], float(np.exp(log_h[n]))))
+
+    def residuals(log_h):
+        r = _run(configure(log_h), key)
+        s = summarize_karmma3(r["patients"], r["ck"])
+        p = r["patients"]
+        ide = p[p["ARM"] == "ide-cel"]
+        s6, s12, s133 = _km_at(ide["PFS_MONTHS"], ide["PFS_EVENT"], [6.0, 12.0, 13.3])
+        res = [
+            s6 - 0.73,
+            s12 - 0.55,
+            s133 - 0.50,
+            0.5 * (math.log(s["hazard_ratio"]) - math.log(0.49)),
+            (s["events"] / scale - 242.0) / 100.0,
+        ]
+        # Smoothness: neighbouring log hazards of the ide-cel pieces should not jump much (weak penalty).
+        res += list(0.02 * np.diff(log_h[:n]))
+        return np.asarray(res)
+
+    x0 = np.log(np.asarray([*cfg.pfs_ide_cel_infused.hazard_per_month, std[-1]]))
+    sol = optimize.least_squares(residuals, x0, diff_step=0.05, xtol=1e-3, ftol=1e-4, max_nfev=60)
+    h = [round(float(v), 4) for v in np.exp(sol.x)]
+    cfg = cfg.replace("pfs_ide_cel_infused", hazard_per_month=tuple(h[:n]))
+    return cfg.replace("pfs_standard", hazard_per_month=(*std[:-1], h[n]))
+
+
+def calibrate_thresholds(cfg: KarMMa3Config, key) -> KarMMa3Config:
+    """Step 4: each cut point by bisection so that the cumulative ITT share of categories matches."""
+    rs = cfg.response
+    out = {}
+    for arm, name in (("ide_cel", "thresholds_ide_cel"), ("standard", "thresholds_standard")):
+        thr = list(getattr(rs, name))
+        shares = RESPONSE_TARGETS[arm]
+        cum = np.cumsum([shares[c] for c in RESPONSE_CATEGORIES[:-1]])
+        label = "ide-cel" if arm == "ide_cel" else "standard"
+        for k in range(len(thr)):
+
+            def gap(value, k=k, thr=thr, cfg=cfg, name=name, label=label, cum=cum):
+                trial = list(thr)
+                trial[k] = value
+                # keep the list decreasing while searching
+                for j in range(k + 1, len(trial)):
+                    trial[j] = min(trial[j], trial[j - 1] - 1e-6)
+                c = cfg.replace("response", **{name: tuple(trial)})
+                p = _run(c, key)["patients"]
+                sub = p[p["ARM"] == label]
+                return sub["BEST_RESPONSE"].isin(RESPONSE_CATEGORIES[: k + 1]).mean() - cum[k]
+
+            lo = (thr[k - 1] if k > 0 else 0.0) - 8.0
+            hi = thr[k - 1] - 1e-6 if k > 0 else 8.0
+            thr[k] = optimize.brentq(gap, lo, hi, xtol=1e-3)
+            for j in range(k + 1, len(thr)):
+                thr[j] = min(thr[j], thr[j - 1] - 1e-6)
+        out[name] = tuple(round(v, 3) for v in thr)
+        cfg = cfg.replace("response", **{name: out[name]})
+    return cfg
+
+
+def calibrate_latent(cfg: KarMMa3Config, key) -> KarMMa3Config:
+    """Step 5: latent loadings on log Cmax and log delta for Cmax ratio 4.5 and AUC0-28 ratio 5.5."""
+    ck = cfg.ck
+    other = TOTAL_LOG_CMAX_VARIANCE - ck.latent_log_cmax**2 - ck.omega2_cmax  # burden + dose parts
+
+    def residuals(x):
+        lc, ld = x
+        omega2 = max(TOTAL_LOG_CMAX_VARIANCE - other - lc**2, 0.05)
+        c = cfg.replace("ck", latent_log_cmax=float(lc), latent_log_delta=float(ld), omega2_cmax=omega2)
+        r = _run(c, key)
+        s = summarize_karmma3(r["patients"], r["ck"], r["truth"], lloq=c.ck.lloq)
+        return np.array([math.log(s["cmax_ratio_model"] / 4.5), math.log(s["auc28_ratio_model"] / 5.5)])
+
+    sol = optimize.least_squares(
+        residuals, np.array([ck.latent_log_cmax, ck.latent_log_delta]), diff_step=0.05, xtol=1e-3, max_nfev=40
+    )
+    lc, ld = (round(float(v), 3) for v in sol.x)
+    omega2 = round(max(TOTAL_LOG_CMAX_VARIANCE - other - lc**2, 0.05), 3)
+    return cfg.replace("ck", latent_log_cmax=lc, latent_log_delta=ld, omega2_cmax=omega2)
+
+
+def calibrate_persistence(cfg: KarMMa3Config, key) -> KarMMa3Config:
+    """Step 6: LLOQ and typical beta for persistence 59% / 36% at 6 / 12 months."""
+
+    def residuals(x):
+        c = cfg.replace("ck", lloq=float(math.exp(x[0])), beta_typical=float(math.exp(x[1])))
+        r = _run(c, key)
+        s = summarize_karmma3(r["patients"], r["ck"], r["truth"], lloq=c.ck.lloq)
+        return np.array([s["persistence_6m"] - 0.59, s["persistence_12m"] - 0.36])
+
+    x0 = np.log([cfg.ck.lloq, cfg.ck.beta_typical])
+    sol = optimize.least_squares(residuals, x0, diff_step=0.05, xtol=1e-3, max_nfev=40)
+    return cfg.replace("ck", lloq=float(round(math.exp(sol.x[0]), 0)), beta_typical=round(float(math.exp(sol.x[1])), 5))
+
+
+def calibrate_accrual(cfg: KarMMa3Config, key) -> KarMMa3Config:
+    """Step 7: accrual shape for a median follow-up (reverse KM) of 18.6 months."""
+
+    def gap(shape):
+        c = cfg.replace("trial", accrual_shape=float(shape))
+        p = _run(c, key)["patients"]
+        from lifelines import KaplanMeierFitter
+
+        return KaplanMeierFitter().fit(p["PFS_MONTHS"], 1 - p["PFS_EVENT"]).median_survival_time_ - 18.6
+
+    return cfg.replace("trial", accrual_shape=round(optimize.brentq(gap, 0.5, 1.5, xtol=1e-3), 3))
+
+
+def report(cfg: KarMMa3Config, key, scale: int) -> dict[str, float]:
+    r = _run(cfg, key)
+    s = summarize_karmma3(r["patients"], r["ck"], r["truth"], lloq=cfg.ck.lloq)
+    s["events_per_trial"] = s["events"] / scale
+    return s
+
+
+def main(scale: int = 40, rounds: int = 2, seed: int = 12345) -> KarMMa3Config:
+    """Run all steps on a population ``scale`` times the trial; print the tuned sections."""
+    key = jax.random.key(seed)
+    cfg = _scaled(load_karmma3_config(), scale)
+    cfg = calibrate_closed_form(cfg)
+    for r in range(rounds):
+        cfg = calibrate_accrual(cfg, key)
+        cfg = calibrate_standard(cfg, key, scale)
+        cfg = calibrate_ide_cel(cfg, key, scale)
+        cfg = calibrate_thresholds(cfg, key)
+        cfg = calibrate_latent(cfg, key)
+        cfg = calibrate_persistence(cfg, key)
+        s = report(cfg, key, scale)
+        print(f"--- round {r + 1}")
+        for k in (
+            "median_pfs_ide_cel",
+            "median_pfs_standard",
+            "hazard_ratio",
+            "pfs6_ide_cel",
+            "pfs12_ide_cel",
+            "pfs6_standard",
+            "pfs12_standard",
+            "orr_ide_cel",
+            "orr_standard",
+            "cr_ide_cel",
+            "cr_standard",
+            "events_per_trial",
+            "median_follow_up",
+            "cmax_ratio_model",
+            "auc28_ratio_model",
+            "persistence_6m",
+            "persistence_12m",
+            "blq_fraction",
+            "tmax_median_model",
+        ):
+            print(f"  {k:24s} {s[k]:.4g}")
+    for section in ("trial", "tumor_burden", "infusion", "ck", "pfs_standard", "pfs_ide_cel_infused", "response"):
+        print(section, dataclasses.asdict(getattr(cfg, section)))
+    return cfg
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,271 @@
+"""The analysis figures of a virtual KarMMa-3 realisation, computed as the trial would (lifelines), and
+their comparison with the published targets.
+
+The figures come from the two tables a realisation writes (``patients``, ``ck``) plus, optionally, the
+noiseless per-patient truth (for model-based exposures). Definitions:
+
+- PFS medians and their 95% CI: Kaplan-Meier per arm (lifelines, log(-log) CI); PFS at 6 and 12 months
+  from the same curves.
+- Hazard ratio: Cox proportional hazards of ARM (ide-cel vs standard), stratified on age >= 65, prior
+  regimens 3-4 and high-risk cytogenetics (lifelines ``CoxPHFitter(strata=...)``), Wald 95% CI.
+- Events: PFS events in both arms at the cut-off. Median follow-up: reverse Kaplan-Meier (events
+  censored, censorings as events).
+- ORR / CR-or-better: intention to treat (never-infused and not-evaluable count as non-responders).
+- Exposure (ide-cel, infused): model-based Cmax = individual cmax, AUC0-28 = exact integral of the
+  noiseless individual curve, Tmax = individual tmax; NCA versions from the observed quantified
+  samples (Cmax = highest DV, Tmax = its time, AUC0-28 by linear trapezoids from (0, 0) with BLQ as 0;
+  truncated where sampling stopped before day 28). Responders: PR or better; non-responders: MR, SD or PD
+  (not evaluable excluded). Ratios are of group medians.
+- Observed HR per doubling of Cmax: Cox model of PFS from infusion on log2(true Cmax), burden per 10
+  points and high-risk cytogenetics (infused patients). It differs from the direct (causal) HR of the
+  config because the latent factor raises Cmax and lowers the hazard at once.
+- Persistence: fraction of infused patients still in follow-up at 6 (12) months after infusion whose
+  noiseless level is above the LLOQ.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["PUBLISHED", "SHIPPED_TARGETS", "calibration_table", "summarize_karmma3"]
+
+RESPONDER = ("sCR", "CR", "VGPR", "PR")
+NON_RESPONDER = ("MR", "SD", "PD")
+STRATA = ["AGE_GE65", "PRIOR_REGIMENS_3_4", "HIGH_RISK_CYTO"]
+#: Days per month in the files (PFS_MONTHS vs INFUSION_DAY and CK TIME): 365.25 / 12, as in the config.
+DAYS_PER_MONTH = 30.4375
+
+#: Published point figures (karmma3.md; ck-models.md section 5) that a realisation is compared with.
+PUBLISHED: dict[str, tuple[float, str]] = {
+    "median_pfs_ide_cel": (13.3, "karmma3.md: 13.3 (11.8-16.1) months"),
+    "median_pfs_standard": (4.4, "karmma3.md: 4.4 (3.4-5.9) months"),
+    "hazard_ratio": (0.49, "karmma3.md: 0.49 (0.38-0.65), stratified Cox"),
+    "pfs6_ide_cel": (0.73, "karmma3.md: 73%"),
+    "pfs6_standard": (0.40, "karmma3.md: 40%"),
+    "pfs12_ide_cel": (0.55, "karmma3.md: 55%"),
+    "pfs12_standard": (0.30, "karmma3.md: 30%"),
+    "events": (242.0, "karmma3.md: 242 events at IA2"),
+    "median_follow_up": (18.6, "karmma3.md: 18.6 months"),
+    "orr_ide_cel": (0.71, "karmma3.md: 181/254"),
+    "orr_standard": (0.42, "karmma3.md: 55/132"),
+    "cr_ide_cel": (0.39, "karmma3.md: 39%"),
+    "cr_standard": (0.05, "karmma3.md: 5%"),
+    "dose_median": (445.0, "karmma3.md: median 445 x10^6"),
+    "high_burden_ide_cel": (0.28, "karmma3.md: ~28% with >= 50% marrow plasma cells"),
+    "high_burden_standard": (0.26, "karmma3.md: ~26%"),
+    "high_risk_ide_cel": (0.42, "karmma3.md: 107/254"),
+    "high_risk_standard": (0.46, "karmma3.md: 61/132"),
+    "tmax_median_model": (11.0, "ck-models.md target 1: ~11 days"),
+    "cmax_ratio_model": (4.5, "ck-models.md target 2: ~4.5 (KarMMa, label)"),
+    "auc28_ratio_model": (5.5, "ck-models.md target 3: ~5.5 (KarMMa, label)"),
+    "persistence_6m": (0.59, "ck-models.md target 9: ~59% (recalled, soft)"),
+    "persistence_12m": (0.36, "ck-models.md target 9: ~36% (recalled, soft)"),
+}
+
+#: The acceptance rule of the shipped realisation: figure -> (low, high), inclusive. PFS, HR, ORR and
+#: events: the published 95% CIs of the medians and HR, +/-5 points for PFS rates, +/-3 points for ORR,
+#: 242 +/- 15 events. Also the CK calibration targets (model-based, so they need the truth): the
+#: responder / non-responder ratios within +/-25% of 4.5 and 5.5, and the median dose 445 +/- 10.
+SHIPPED_TARGETS: dict[str, tuple[float, float]] = {
+    "median_pfs_ide_cel": (11.8, 16.1),
+    "median_pfs_standard": (3.4, 5.9),
+    "hazard_ratio": (0.38, 0.65),
+    "pfs6_ide_cel": (0.68, 0.78),
+    "pfs6_standard": (0.35, 0.45),
+    "pfs12_ide_cel": (0.50, 0.60),
+    "pfs12_standard": (0.25, 0.35),
+    "orr_ide_cel": (0.68, 0.74),
+    "orr_standard": (0.39, 0.45),
+    "events": (227.0, 257.0),
+    "cmax_ratio_model": (3.375, 5.625),
+    "auc28_ratio_model": (4.125, 6.875),
+    "dose_median": (435.0, 455.0),
+}
+
+
+def _km(durations, events):
+    from lifelines import KaplanMeierFitter
+    from lifelines.utils import median_survival_times
+
+    kmf = KaplanMeierFitter().fit(durations, events)
+    ci = median_survival_times(kmf.confidence_interval_)
+    low, high = (float(v) for v in np.asarray(ci).ravel()[:2])
+    return kmf, float(kmf.median_survival_time_), low, high
+
+
+def _stratified_cox(patients: pd.DataFrame) -> tuple[float, float, float]:
+    from lifelines import CoxPHFitter
+
+    df = patients[["PFS_MONTHS", "PFS_EVENT", *STRATA]].copy()
+    df["IDE_CEL"] = (patients["ARM"] == "ide-cel").astype(float)
+    cph = CoxPHFitter().fit(df, duration_col="PFS_MONTHS", event_col="PFS_EVENT", strata=STRATA)
+    row = cph.summary.loc["IDE_CEL"]
+    return (float(row["exp(coef)"]), float(row["exp(coef) lower 95%"]), float(row["exp(coef) upper 95%"]))
+
+
+def _nca(ck: pd.DataFrame) -> pd.DataFrame:
+    """Per-patient NCA Cmax, Tmax, AUC0-28 from the observed samples (vectorised over records)."""
+    obs = ck[ck["EVID"] == 0]
+    quant = obs[obs["BLQ"] == 0]
+    cmax = quant.groupby("ID")["DV"].max()
+    idx = quant.groupby("ID")["DV"].idxmax()
+    tmax = pd.Series(quant.loc[idx, "TIME"].to_numpy(), index=idx.index)
+    win = obs[obs["TIME"] <= 28.0].sort_values(["ID", "TIME"])
+    conc = np.where(win["BLQ"] == 1, 0.0, win["DV"].to_numpy(dtype=float))
+    time = win["TIME"].to_numpy(dtype=float)
+    first = ~win["ID"].duplicated().to_numpy()
+    prev_t = np.where(first, 0.0, np.roll(time, 1))
+    prev_c = np.where(first, 0.0, np.roll(conc, 1))
+    area = pd.Series((time - prev_t) * (conc + prev_c) / 2.0, index=win["ID"].to_numpy())
+    auc = area.groupby(level=0).sum()
+    return pd.DataFrame({"CMAX": cmax, "TMAX": tmax, "AUC0_28": auc})
+
+
+def _exposure_cox(infused: pd.DataFrame, truth: pd.DataFrame) -> float:
+    """HR per doubling of the true Cmax from a Cox model of PFS after infusion (infused patients),
+    adjusted for marrow burden (per 10 points) and high-risk cytogenetics: what an E-R analysis that knew
+    Cmax exactly would estimate (it includes the latent factor's share, unlike the direct HR)."""
+    from lifelines import CoxPHFitter
+
+    cmax = truth.set_index("ID").loc[infused["ID"], "CMAX"].to_numpy()
+    df = pd.DataFrame(
+        {
+            "T": infused["PFS_MONTHS"].to_numpy() - infused["INFUSION_DAY"].to_numpy(dtype=float) / DAYS_PER_MONTH,
+            "E": infused["PFS_EVENT"].to_numpy(),
+            "LOG2_CMAX": np.log2(cmax),
+            "BURDEN_10": infused["TUMOR_BURDEN"].to_numpy() / 10.0,
+            "HIGH_RISK_CYTO": infused["HIGH_RISK_CYTO"].to_numpy(),
+        }
+    )
+    cph = CoxPHFitter().fit(df, duration_col="T", event_col="E")
+    return float(np.exp(cph.params_["LOG2_CMAX"]))
+
+
+def _ratio(values: pd.Series, responder: pd.Series) -> float:
+    r = values[responder].median()
+    nr = values[~responder].median()
+    return float(r / nr) if nr > 0 else math.nan
+
+
+def summarize_karmma3(
+    patients: pd.DataFrame, ck: pd.DataFrame, truth: pd.DataFrame | None = None, *, lloq: float | None = None
+) -> dict[str, float]:
+    """The analysis figures of one realisation (see the module docstring for definitions).
+
+    Parameters
+    ----------
+    patients, ck : DataFrame
+        The tables of a realisation (``KarMMa3Cohort.patients`` / ``.ck``, or the CSV files read back with
+        ``pd.read_csv(path, comment="#", na_values=".")``).
+    truth : DataFrame, optional
+        ``KarMMa3Cohort.truth`` (noiseless per-patient parameters); without it the model-based exposure
+        and persistence figures are NaN.
+    lloq : float, optional
+        Assay LLOQ (copies/ug) for the persistence figures; default: the LLOQ column of ``ck``.
+
+    Returns
+    -------
+    dict of figure name -> value (proportions as fractions, times in months, Tmax in days).
+    """
+    out: dict[str, float] = {}
+    ide = patients["ARM"] == "ide-cel"
+    out["n_randomised"] = float(len(patients))
+    out["n_ide_cel"] = float(ide.sum())
+    out["n_standard"] = float((~ide).sum())
+    out["n_infused"] = float(patients["INFUSED"].sum())
+    out["n_not_infused"] = float(ide.sum() - patients["INFUSED"].sum())
+    kms = {}
+    for arm, mask in (("ide_cel", ide), ("standard", ~ide)):
+        sub = patients[mask]
+        kmf, med, low, high = _km(sub["PFS_MONTHS"], sub["PFS_EVENT"])
+        kms[arm] = kmf
+        out[f"median_pfs_{arm}"] = med
+        out[f"median_pfs_{arm}_low"] = low
+        out[f"median_pfs_{arm}_high"] = high
+        surv = kmf.survival_function_at_times([6.0, 12.0]).to_numpy()
+        out[f"pfs6_{arm}"] = float(surv[0])
+        out[f"pfs12_{arm}"] = float(surv[1])
+        out[f"orr_{arm}"] = float(sub["BEST_RESPONSE"].isin(RESPONDER).mean())
+        out[f"cr_{arm}"] = float(sub["BEST_RESPONSE"].isin(("sCR", "CR")).mean())
+        out[f"events_{arm}"] = float(sub["PFS_EVENT"].sum())
+        out[f"high_burden_{arm}"] = float((sub["TUMOR_BURDEN"] >= 50.0).mean())
+        out[f"high_risk_{arm}"] = float(sub["HIGH_RISK_CYTO"].mean())
+    out["hazard_ratio"], out["hazard_ratio_low"], out["hazard_ratio_high"] = _stratified_cox(patients)
+    out["events"] = float(patients["PFS_EVENT"].sum())
+    _, out["median_follow_up"], _, _ = _km(patients["PFS_MONTHS"], 1 - patients["PFS_EVENT"])
+    infused = patients[patients["INFUSED"] == 1]
+    out["dose_median"] = float(infused["DOSE"].median())
+    out["dose_min"] = float(infused["DOSE"].min())
+    out["dose_max"] = float(infused["DOSE"].max())
+
+    obs = ck[ck["EVID"] == 0]
+    out["n_ck_records"] = float(len(obs))
+    out["blq_fraction"] = float(obs["BLQ"].mean())
+    nca = _nca(ck)
+    out["n_ck_evaluable"] = float(len(nca["CMAX"].dropna()))
+    evaluable = infused[infused["BEST_RESPONSE"] != "NE"].set_index("ID")
+    responder = evaluable["BEST_RESPONSE"].isin(RESPONDER)
+    nca = nca.reindex(evaluable.index)
+    has = nca["CMAX"].notna()
+    out["tmax_median_nca"] = float(nca["TMAX"].median())
+    out["cmax_ratio_nca"] = _ratio(nca["CMAX"][has], responder[has])
+    out["auc28_ratio_nca"] = _ratio(nca["AUC0_28"][has], responder[has])
+    if truth is not None:
+        tr = truth.set_index("ID").reindex(evaluable.index)
+        out["tmax_median_model"] = float(truth.set_index("ID").loc[infused["ID"], "TMAX"].median())
+        out["cmax_ratio_model"] = _ratio(tr["CMAX"], responder)
+        out["auc28_ratio_model"] = _ratio(tr["AUC0_28"], responder)
+        out["hr_per_doubling_cmax_observed"] = _exposure_cox(infused, truth)
+        lloq = float(ck["LLOQ"].dropna().iloc[0]) if lloq is None else lloq
+        tr_all = truth.set_index("ID").loc[infused["ID"]]
+        follow = infused["PFS_MONTHS"].to_numpy() - infused["INFUSION_DAY"].to_numpy(dtype=float) / DAYS_PER_MONTH
+        for months in (6, 12):
+            at_risk = follow >= months
+            level = tr_all[f"CONC_M{months}"].to_numpy()[at_risk]
+            out[f"persistence_{months}m"] = float(np.mean(level > lloq)) if at_risk.any() else math.nan
+    else:
+        for name in (
+            "tmax_median_model",
+            "cmax_ratio_model",
+            "auc28_ratio_model",
+            "persistence_6m",
+            "persistence_12m",
+            "hr_per_doubling_cmax_observed",
+        ):
+            out[name] = math.nan
+    return out
+
+
+def calibration_table(summary: dict[str, float]) -> pd.DataFrame:
+    """Target vs realisation, one row per published figure.
+
+    Returns
+    -------
+    DataFrame with columns ``figure``, ``published``, ``source``, ``simulated``, ``shipped_rule``
+    (the acceptance interval of the shipped realisation, or empty) and ``ok`` (True/False, or None
+    where there is no rule).
+    """
+    rows = []
+    for name, (value, source) in PUBLISHED.items():
+        rule = SHIPPED_TARGETS.get(name)
+        sim = summary.get(name, math.nan)
+        rows.append(
+            {
+                "figure": name,
+                "published": value,
+                "source": source,
+                "simulated": sim,
+                "shipped_rule": "" if rule is None else f"[{rule[0]:g}, {rule[1]:g}]",
+                "ok": None if rule is None else bool(rule[0] <= sim <= rule[1]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def meets_shipped_targets(summary: dict[str, float]) -> dict[str, bool]:
+    """figure -> whether the realisation meets its shipped acceptance interval (False where NaN, e.g. a
+    model-based figure computed without the truth table)."""
+    return {k: bool(lo <= summary.get(k, math.nan) <= hi) for k, (lo, hi) in SHIPPED_TARGETS.items()}
