@@ -33,3 +33,5 @@ def main() -> None:
 from . import _fit  # noqa: E402,F401
 from . import _survival  # noqa: E402,F401
 from . import _demo  # noqa: E402,F401
+from . import _simulate  # noqa: E402,F401
+from . import _trial  # noqa: E402,F401

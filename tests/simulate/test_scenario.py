@@ -1,0 +1,247 @@
+"""Dose scenarios from a fit: bands, exposure metrics, targets, the exposure-response hook, and errors."""
+
+import arviz as az
+import jax
+import numpy as np
+import pytest
+from scipy import stats
+
+from carkin.errors import ConvergenceWarning, SpecError
+from carkin.inference import Fit, parameter_table, population_draws
+from carkin.population import load_spec
+from carkin.simulate import (
+    exposure_metrics,
+    load_scenario,
+    scenario_from_dict,
+    simulate_scenario,
+    truth_from_spec,
+)
+
+from ..helpers import piecewise_concentration
+
+SMALL = {
+    "name": "test doses",
+    "doses": {"levels": [150.0, 450.0]},
+    "population": {"n_patients": 200, "draws": 0},
+    "covariates": {"TUMOR_BURDEN": {"value": 60.0}},
+    "sampling": {"times": [0.0, 4.0, 9.5, 11.0, 14.0, 28.0, 90.0, 365.0]},
+    "exposure": {"auc_windows_days": [28.0]},
+}
+
+
+def scenario(**changes):
+    data = {**SMALL, **changes}
+    return scenario_from_dict(data, source="test.toml")
+
+
+def point_mass_fit(spec, *, mu=None, omega=None, beta=None, draws=4, simulated=True) -> Fit:
+    """A Fit whose posterior puts every draw on the given population values (arrays (draws, ...) or (...))."""
+    truth = truth_from_spec(spec)
+
+    def stack(value, default):
+        value = np.asarray(default if value is None else value, dtype=float)
+        return np.broadcast_to(value, (draws, *value.shape[-1:])).copy()[None]
+
+    post = {"mu": stack(mu, truth.mu), "omega": stack(omega, truth.omega), "sigma": np.full((1, draws), 0.4)}
+    if spec.effects:
+        post["beta"] = stack(beta, truth.beta)
+    idata = az.from_dict(posterior=post)
+    import json
+
+    manifest = {
+        "method": "nuts", "seed": 0, "diagnostics": {"passed": True},
+        "data": {"simulated": simulated, "hash": None},
+        "model": {"source": spec.source, "spec": json.loads(spec.raw)},
+    }
+    table = parameter_table(population_draws(idata.posterior, spec))
+    return Fit(idata=idata, spec=spec, manifest=manifest, table=table, patient_ids=())
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return load_spec("multiphasic")
+
+
+def z_values(spec, dose, tumour_burden):
+    """Standardised covariates per coefficient (spec order): log_dose, tumor_burden (both log transforms)."""
+    return np.array([np.log(dose / 450.0), np.log(tumour_burden / 30.0)])
+
+
+class TestBands:
+    def test_zero_iiv_and_a_point_mass_collapse_every_band_to_the_typical_curve(self, spec):
+        fit = point_mass_fit(spec, omega=np.zeros(6))
+        result = simulate_scenario(fit, scenario(), key=jax.random.PRNGKey(0))
+        bands = result.bands()
+        truth = truth_from_spec(spec)
+        for i, dose in enumerate(result.doses):
+            phi = np.asarray(truth.mu) + np.array([truth.beta[0] * z_values(spec, dose, 60)[0] + truth.beta[1] * z_values(spec, dose, 60)[1], 0, 0, 0, 0, 0])
+            p = {name: (np.exp(v) if name != "fb" else 1 / (1 + np.exp(-v))) for name, v in zip(spec.parameter_names, phi)}
+            p["alpha"] = p["beta"] + p["delta"]
+            curve = piecewise_concentration(p, result.times)
+            for name, band in bands.items():
+                np.testing.assert_allclose(band[i], curve, rtol=1e-9, err_msg=name)
+
+    def test_parameter_uncertainty_and_between_patient_variability_are_kept_apart(self, spec):
+        truth = truth_from_spec(spec)
+        mu = np.asarray(truth.mu)[None, :] + np.linspace(-0.5, 0.5, 8)[:, None] * np.eye(6)[0]  # cmax varies by draw
+        fit = point_mass_fit(spec, mu=mu, omega=np.zeros(6), draws=8)
+        result = simulate_scenario(fit, scenario(), key=jax.random.PRNGKey(1))
+        bands = result.bands()
+        # no IIV: within a draw every patient has the typical curve, so the population band has no width ...
+        np.testing.assert_allclose(bands["population_lower"], bands["population_upper"], rtol=1e-9)
+        # ... while the typical curve moves with the draws: log Cmax shifts by the 5% / 95% quantiles of the shifts
+        shifts = np.linspace(-0.5, 0.5, 8)
+        ratio = bands["typical_upper"] / bands["typical_median"]
+        np.testing.assert_allclose(ratio, np.exp(np.quantile(shifts, 0.95) - np.quantile(shifts, 0.5)), rtol=1e-9)
+
+    def test_chunk_size_does_not_change_the_numbers(self, spec):
+        fit = point_mass_fit(spec, draws=6)
+        a = simulate_scenario(fit, scenario(), key=jax.random.PRNGKey(2))
+        b = simulate_scenario(fit, scenario(), key=jax.random.PRNGKey(2), chunk_size=4)
+        np.testing.assert_array_equal(a.metrics["cmax"], b.metrics["cmax"])
+        np.testing.assert_array_equal(a.population, b.population)
+
+
+class TestExposure:
+    def test_cmax_quantiles_are_the_analytic_log_normal_ones(self, spec):
+        truth = truth_from_spec(spec)
+        fit = point_mass_fit(spec)
+        result = simulate_scenario(fit, scenario(), key=jax.random.PRNGKey(3), n_patients=5000)
+        q = np.array([0.05, 0.25, 0.5, 0.75, 0.95])
+        omega = float(truth.omega[0])
+        for i, dose in enumerate(result.doses):
+            mean = float(truth.mu[0]) + np.asarray(truth.beta) @ z_values(spec, dose, 60)
+            analytic = np.exp(mean + omega * stats.norm.ppf(q))
+            np.testing.assert_allclose(result.exposure_quantiles("cmax", q)[i], analytic, rtol=0.03)
+            # the typical patient's Cmax and Tmax are exactly its parameters (closed form: peak at tmax)
+            assert result.typical_metrics["cmax"][0, i] == pytest.approx(np.exp(mean), rel=1e-9)
+            assert result.typical_metrics["tmax"][0, i] == pytest.approx(np.exp(float(truth.mu[1])), rel=1e-8)
+
+    def test_auc_is_the_closed_form_integral(self, spec):
+        rng = np.random.default_rng(0)
+        p = {"cmax": rng.lognormal(10, 1, 50), "tmax": rng.lognormal(np.log(11), 0.5, 50), "rho": rng.lognormal(-0.2, 0.3, 50),
+             "beta": rng.lognormal(np.log(0.003), 0.5, 50), "delta": rng.lognormal(np.log(0.16), 0.5, 50),
+             "fb": rng.uniform(0.001, 0.1, 50)}
+        metrics = jax.jit(lambda ind: exposure_metrics(spec.kinetic_model, ind, auc_windows=(28.0, 90.0)))
+        out = metrics({k: jax.numpy.asarray(v) for k, v in p.items()})
+        alpha = p["beta"] + p["delta"]
+        for w in (28.0, 90.0):
+            s = np.minimum(p["tmax"], w)
+            rise = p["cmax"] / p["rho"] * (np.exp(p["rho"] * (s - p["tmax"])) - np.exp(-p["rho"] * p["tmax"]))
+            tail = np.maximum(w - p["tmax"], 0.0)
+            fall = p["cmax"] * ((1 - p["fb"]) / alpha * -np.expm1(-alpha * tail) + p["fb"] / p["beta"] * -np.expm1(-p["beta"] * tail))
+            np.testing.assert_allclose(np.asarray(out[f"auc0_{w:g}"]), rise + fall, rtol=1e-10)
+        np.testing.assert_allclose(np.asarray(out["cmax"]), p["cmax"], rtol=1e-10)
+        np.testing.assert_allclose(np.asarray(out["tmax"]), p["tmax"], rtol=1e-8)
+
+    def test_target_probability_and_covariate_table(self, spec, tmp_path):
+        table = tmp_path / "cov.csv"
+        table.write_text("ID,TUMOR_BURDEN\n1,15\n2,60\n")
+        sc = scenario_from_dict({**SMALL, "covariates": {"table": "cov.csv"},
+                                 "target": {"metric": "cmax", "threshold": 20000.0}}, source="t.toml", base=tmp_path)
+        assert sc.typical_covariates() == {"TUMOR_BURDEN": 37.5}
+        truth = truth_from_spec(spec)
+        fit = point_mass_fit(spec, omega=np.zeros(6))
+        result = simulate_scenario(fit, sc, key=jax.random.PRNGKey(4), n_patients=500)
+        for i, dose in enumerate(result.doses):
+            values = np.unique(np.round(result.metrics["cmax"][:, i], 6))
+            expected = [np.exp(float(truth.mu[0]) + np.asarray(truth.beta) @ z_values(spec, dose, tb)) for tb in (15, 60)]
+            np.testing.assert_allclose(values, sorted(expected), rtol=1e-9)
+            share_high = np.mean(result.metrics["cmax"][:, i] > np.mean(expected))
+            assert share_high == pytest.approx(0.5, abs=0.05)
+            hit = np.mean(result.metrics["cmax"][:, i] >= 20000.0)
+            assert result.target_probability()["pooled"][i] == pytest.approx(hit)
+
+
+class TestExposureResponseHook:
+    def hook(self, slope):
+        return {"metric": "cmax", "log_hr_per_doubling": slope, "reference": 24000.0,
+                "breaks_months": [0.0, 6.0], "hazard_per_month": [0.05, 0.08], "landmarks_months": [6.0, 12.0]}
+
+    def test_flat_exposure_response_gives_the_baseline_pfs(self, spec):
+        fit = point_mass_fit(spec)
+        result = simulate_scenario(fit, scenario(exposure_response=self.hook(0.0)), key=jax.random.PRNGKey(5))
+        np.testing.assert_allclose(result.pfs_landmarks[..., 0], np.exp(-0.3), rtol=1e-12)
+        np.testing.assert_allclose(result.pfs_landmarks[..., 1], np.exp(-0.3 - 0.48), rtol=1e-12)
+        np.testing.assert_allclose(result.pfs_median, 6.0 + (np.log(2) - 0.3) / 0.08, rtol=1e-9)
+
+    def test_pfs_follows_the_assumed_hazard_ratio_per_doubling(self, spec):
+        truth = truth_from_spec(spec)
+        fit = point_mass_fit(spec, omega=np.zeros(6))
+        result = simulate_scenario(fit, scenario(exposure_response=self.hook(-0.2)), key=jax.random.PRNGKey(6))
+        for i, dose in enumerate(result.doses):
+            cmax = np.exp(float(truth.mu[0]) + np.asarray(truth.beta) @ z_values(spec, dose, 60))
+            hr = np.exp(-0.2 * np.log2(cmax / 24000.0))
+            assert result.pfs_landmarks[0, i, 1] == pytest.approx(np.exp(-(0.3 + 0.48) * hr), rel=1e-10)
+        summary = result.to_dict()
+        assert summary["exposure_response"]["hook"] is True
+        assert summary["doses"][1]["pfs"]["landmarks"][1]["months"] == 12.0
+
+    def test_per_draw_slopes_must_match_the_draws(self, spec):
+        fit = point_mass_fit(spec, draws=3)
+        with pytest.raises(SpecError, match="has 2 values but 3 posterior draws"):
+            simulate_scenario(fit, scenario(exposure_response=self.hook([-0.1, -0.2])), key=jax.random.PRNGKey(0))
+
+
+class TestScenarioFile:
+    def test_the_shipped_scenario_loads(self):
+        sc = load_scenario("scenarios/doses.toml")
+        assert sc.doses == (150.0, 300.0, 450.0, 540.0) and sc.auc_windows == (28.0, 90.0)
+        assert sc.target.metric == "cmax" and sc.exposure_response.log_hr_per_doubling == -0.1625
+
+    def test_a_model_without_a_dose_covariate_says_so(self, spec):
+        no_dose = spec.replace(covariates={"tumor_burden": {"column": "TUMOR_BURDEN", "transform": "log", "reference": 30.0,
+                                                           "parameters": ["cmax"], "prior_sd": 1.0}})
+        result = simulate_scenario(point_mass_fit(no_dose), scenario(), key=jax.random.PRNGKey(0))
+        assert any("no covariate on DOSE" in note for note in result.notes)
+        np.testing.assert_array_equal(result.metrics["cmax"][:, 0], result.metrics["cmax"][:, 1])
+
+    @pytest.mark.parametrize(
+        "change, message",
+        [
+            ({"doses": {}}, r"test.toml: doses: missing \[doses\] table"),
+            ({"doses": {"levels": [150, -1]}}, r"test.toml: doses.levels: = \[150, -1\] must hold positive numbers"),
+            ({"population": {"n_patients": 0}}, r"population.n_patients: = 0 must be an integer >= 1"),
+            ({"sampling": {"times": [5, 1]}}, r"sampling.times: must increase strictly"),
+            ({"sampling": {"interval": 1.5}}, r"sampling.interval: = 1.5 must lie in \(0, 1\)"),
+            ({"target": {"metric": "cmin", "threshold": 1.0}}, r"target.metric: = 'cmin' is not a computed metric; choose one of cmax, tmax, auc0_28"),
+            ({"covariates": {"TUMOR_BURDEN": {"median": 30, "low": 50, "high": 10}}}, r"covariates.TUMOR_BURDEN: low = 50.0 must be below high"),
+        ],
+    )
+    def test_bad_keys_are_named_with_the_file(self, change, message):
+        with pytest.raises(SpecError, match=message):
+            scenario(**change)
+
+    def test_missing_covariate_names_the_scenario_and_the_model(self, spec):
+        with pytest.raises(SpecError, match=r"test.toml: covariates: the model .*multiphasic.toml\) needs covariate\(s\) TUMOR_BURDEN"):
+            simulate_scenario(point_mass_fit(spec), scenario(covariates={}), key=jax.random.PRNGKey(0))
+
+    def test_missing_scenario_file(self, tmp_path):
+        with pytest.raises(SpecError, match="nope.toml: scenario file not found"):
+            load_scenario(tmp_path / "nope.toml")
+
+
+@pytest.mark.slow
+class TestWithRealFits:
+    def test_a_map_fit_to_a_simulated_cohort_runs_end_to_end(self, spec):
+        from carkin.inference import SamplerSettings, fit
+        from carkin.simulate import simulate_cohort
+
+        cohort = simulate_cohort(spec, key=jax.random.PRNGKey(0), n=30)
+        result = fit(cohort.dataset, spec, method="map", settings=SamplerSettings(steps=500, samples=1, progress_bar=False))
+        with pytest.warns(ConvergenceWarning, match="failed its convergence gates"):
+            out = simulate_scenario(result, scenario(), key=jax.random.PRNGKey(1))
+        assert out.n_draws == 1 and np.all(np.isfinite(out.metrics["cmax"]))
+        assert any("FAILED its convergence gates" in note for note in out.notes)  # MAP is an approximation
+
+    def test_the_ode_twin_gives_the_closed_form_exposures(self, spec):
+        from carkin.models import MODELS
+
+        if "effector_memory" not in MODELS:
+            pytest.skip("the effector/memory ODE model is not registered")
+        ode = load_spec("models/effector_memory.toml")
+        a = simulate_scenario(point_mass_fit(spec), scenario(), key=jax.random.PRNGKey(0), n_patients=5)
+        b = simulate_scenario(point_mass_fit(ode), scenario(), key=jax.random.PRNGKey(0), n_patients=5)
+        for name in ("cmax", "tmax", "auc0_28"):
+            np.testing.assert_allclose(b.metrics[name], a.metrics[name], rtol=1e-5)
+        np.testing.assert_allclose(b.typical, a.typical, rtol=1e-5)
