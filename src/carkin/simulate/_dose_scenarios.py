@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .._chunks import map_chunks
 from ..errors import ConvergenceWarning, SpecError
 from ..population import PopulationSpec, individual_means, natural_parameters
 from ..trial._hazards import cumulative_hazard
@@ -338,27 +339,7 @@ def simulate_scenario(
         keep = min(size, s_total - start)
         return jax.tree_util.tree_map(lambda x: np.asarray(x)[:keep], out)
 
-    starts = range(0, s_total, size)
-    if progress:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        cols = (TextColumn("simulating posterior draws"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*cols, console=Console(stderr=True), transient=True) as bar:
-            task = bar.add_task("draws", total=s_total)
-            parts = []
-            for start in starts:
-                parts.append(run(start))
-                bar.update(task, advance=min(size, s_total - start))
-    else:
-        parts = [run(start) for start in starts]
-    out = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs, axis=0), *parts)
+    out = map_chunks(run, s_total, size, label="simulating posterior draws", progress=progress)
 
     landmarks = median = None
     if scenario.exposure_response is not None:

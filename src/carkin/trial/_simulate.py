@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
+from .._chunks import map_chunks
 from ._analytic import schoenfeld_power
 from ._boundaries import GroupSequentialBounds
 from ._design import TrialDesign
@@ -426,9 +427,6 @@ def simulate_trials(
         from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
         sharding = NamedSharding(Mesh(np.asarray(devices), ("replicates",)), PartitionSpec("replicates"))
-    starts = range(0, replicates, size)
-    parts = []
-
     def run(start):
         idx = np.arange(start, start + size, dtype=np.int32)
         idx = jax.device_put(idx, sharding) if sharding is not None else jnp.asarray(idx)
@@ -436,25 +434,7 @@ def simulate_trials(
         keep = min(size, replicates - start)
         return jax.tree_util.tree_map(lambda x: np.asarray(x)[:keep], out)
 
-    if progress:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        columns = (TextColumn("simulating trials"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-            task = bar.add_task("trials", total=replicates)
-            for start in starts:
-                parts.append(run(start))
-                bar.update(task, advance=min(size, replicates - start))
-    else:
-        parts = [run(start) for start in starts]
-    looks = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs, axis=0), *parts)
+    looks = map_chunks(run, replicates, size, label="simulating trials", progress=progress)
     if hypothesis is None:
         hypothesis = "H0" if design.experimental.pfs == design.control.pfs else "H1"
     return TrialSimulation(
