@@ -87,3 +87,13 @@ def test_a_fit_killed_midway_leaves_no_output_directory(cohort_dir, tmp_path):
             proc.kill()
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".killed")] == []
+
+
+def test_fit_refuses_an_output_folder_holding_other_files_before_sampling(cohort_dir, tmp_path):
+    out = tmp_path / "notes"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    result = runner.invoke(app, fit_args(cohort_dir, out))
+    assert result.exit_code == 2
+    assert "notes.txt" in result.output and "did not write" in result.output
+    assert (out / "notes.txt").read_text() == "mine"

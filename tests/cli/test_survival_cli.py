@@ -261,7 +261,7 @@ class TestTrialAnalyze:
         (tmp_path / "keep.txt").write_text("x")
         result = invoke("trial", "analyze", patients_csv, "--out", tmp_path)
         assert result.exit_code == 2
-        assert "holds other files (keep.txt)" in result.stderr
+        assert "holds files this command did not write (keep.txt)" in result.stderr
 
     def test_an_arm_without_events(self, tmp_path):
         table = simulate_trial(n=90, seed=12)

@@ -119,11 +119,24 @@ def test_interrupted_write_leaves_no_directory_behind(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_rewrite_replaces_a_previous_run_completely(tmp_path):
+def test_rewrite_replaces_a_previous_run_of_the_same_writer(tmp_path):
     target = tmp_path / "run"
-    with atomic_directory(target) as tmp:
-        (tmp / "old.txt").write_text("old")
-    with atomic_directory(target) as tmp:
-        (tmp / "new.txt").write_text("new")
-    assert [p.name for p in target.iterdir()] == ["new.txt"]
+    for text in ("old", "new"):
+        with atomic_directory(target) as tmp:
+            (tmp / "result.txt").write_text(text)
+    assert (target / "result.txt").read_text() == "new"
     assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_a_folder_with_other_files_is_never_replaced(tmp_path):
+    target = tmp_path / "precious"
+    target.mkdir()
+    (target / "thesis.tex").write_text("years of work")
+    with pytest.raises(FileExistsError, match=r"holds files this command did not write \(thesis.tex\)"):
+        with atomic_directory(target) as tmp:
+            (tmp / "result.txt").write_text("x")
+    with pytest.raises(FileExistsError, match="thesis.tex"):
+        with atomic_directory(target, owned=("result.txt",)):
+            pass
+    assert (target / "thesis.tex").read_text() == "years of work"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["precious"]

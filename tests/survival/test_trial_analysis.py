@@ -207,7 +207,7 @@ class TestFigureAndReport:
         out = tmp_path / "mine"
         out.mkdir()
         (out / "notes.txt").write_text("keep")
-        with pytest.raises(FileExistsError, match=r"holds other files \(notes\.txt\)"):
+        with pytest.raises(FileExistsError, match=r"holds files this command did not write \(notes\.txt\)"):
             write_trial_report(analysis, out)
         assert (out / "notes.txt").read_text() == "keep"
         assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]

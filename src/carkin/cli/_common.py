@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import DataError, SpecError
 
@@ -15,11 +16,11 @@ console = Console(stderr=True)
 
 @contextlib.contextmanager
 def user_errors():
-    """Turn the errors a user can fix (bad data, bad spec, missing file) into a message and exit code 2."""
+    """Turn the errors a user can fix (bad data or spec, missing file, occupied output folder) into a message and exit code 2."""
     try:
         yield
-    except (DataError, SpecError, FileNotFoundError) as err:
-        console.print(f"[bold red]error:[/bold red] {err}", highlight=False, markup=True)
+    except (DataError, SpecError, FileNotFoundError, FileExistsError) as err:
+        console.print(f"[bold red]error:[/bold red] {escape(str(err))}", highlight=False)
         raise typer.Exit(code=2) from None
 
 

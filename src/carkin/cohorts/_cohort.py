@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 import jax
@@ -103,16 +102,7 @@ class KarMMa3Cohort:
         from ._readme import render_readme
 
         out = Path(out_dir)
-        if out.exists():
-            if not out.is_dir():
-                raise FileExistsError(f"out_dir {str(out)!r} exists and is not a folder")
-            extra = sorted(set(os.listdir(out)) - set(FILES))
-            if extra:
-                raise FileExistsError(
-                    f"out_dir {str(out)!r} holds files this writer does not own ({', '.join(extra)}); "
-                    "choose an empty or new folder, or remove them"
-                )
-        with atomic_directory(out) as tmp:
+        with atomic_directory(out, owned=FILES) as tmp:
             for name, table in (("patients.csv", self.patients), ("ck.csv", self.ck)):
                 with open(tmp / name, "w", encoding="utf-8", newline="") as fh:
                     fh.write(self.header + "\n")

@@ -2,4 +2,4 @@
 
 from ._fit import Fit as Fit, Gates as Gates, parameter_table as parameter_table, population_draws as population_draws
 from ._run import METHODS as METHODS, SamplerSettings as SamplerSettings, fit as fit
-from ._io import atomic_directory as atomic_directory, load_fit as load_fit, save_fit as save_fit
+from ._io import FIT_FILES as FIT_FILES, atomic_directory as atomic_directory, load_fit as load_fit, save_fit as save_fit

@@ -17,7 +17,10 @@ from .._atomic import atomic_directory
 from ..population import spec_from_dict
 from ._fit import Fit
 
-__all__ = ["save_fit", "load_fit", "atomic_directory"]
+__all__ = ["save_fit", "load_fit", "atomic_directory", "FIT_FILES"]
+
+# Everything a fit directory may hold; an existing folder with anything else in it is never replaced.
+FIT_FILES = ("posterior.nc", "parameters.csv", "manifest.json", "individual_fits.png", "input")
 
 
 def _json_default(value):
@@ -44,7 +47,7 @@ def save_fit(fit: Fit, out_dir: str | Path, *, figures: dict | None = None, inpu
     Path of the written directory.
     """
     out_dir = Path(out_dir)
-    with atomic_directory(out_dir) as tmp:
+    with atomic_directory(out_dir, owned=FIT_FILES) as tmp:
         fit.idata.to_netcdf(str(tmp / "posterior.nc"), engine="h5netcdf")
         fit.table.to_csv(tmp / "parameters.csv", index=False, float_format="%.10g")
         manifest = dict(fit.manifest)

@@ -97,15 +97,7 @@ def write_trial_report(analysis: TrialAnalysis, out_dir: str | os.PathLike[str])
         If ``out_dir`` exists and is not a previous report directory.
     """
     out = Path(out_dir).absolute()
-    if out.exists():
-        if not out.is_dir():
-            raise FileExistsError(f"--out {out} exists and is not a directory; choose a new directory")
-        other = sorted(set(os.listdir(out)) - set(REPORT_FILES))
-        if other:
-            raise FileExistsError(
-                f"--out {out} exists and holds other files ({', '.join(other)}); choose a new directory or empty it"
-            )
-    with atomic_directory(out) as staging:
+    with atomic_directory(out, owned=REPORT_FILES) as staging:
         (staging / "results.json").write_text(
             json.dumps(analysis.to_dict(), indent=2, allow_nan=False) + "\n", encoding="utf-8"
         )
