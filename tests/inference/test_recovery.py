@@ -16,7 +16,7 @@ from carkin.inference import SamplerSettings, fit
 from carkin.population import load_spec
 from carkin.simulate import simulate_cohort
 
-SETTINGS = SamplerSettings(chains=4, warmup=300, samples=400, progress_bar=False)
+SETTINGS = SamplerSettings(chains=4, warmup=250, samples=250, progress_bar=False)
 
 
 def typical_intervals(seed: int, n: int = 150, settings: SamplerSettings = SETTINGS):
