@@ -89,7 +89,9 @@ def run_demo(
     settings = (
         SamplerSettings(chains=2, warmup=150, samples=150, progress_bar=progress)
         if quick
-        else SamplerSettings(progress_bar=progress)
+        # 1500 draws per chain: omega_fb (persistence fraction IIV, ~22% BLQ late) mixes slowest and
+        # needs them to clear the bulk-ESS gate of 400 on this cohort.
+        else SamplerSettings(warmup=500, samples=1500, progress_bar=progress)
     )
     import warnings
 
