@@ -9,17 +9,18 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ..errors import DataError, SpecError
+from ..errors import DataError, SolverError, SpecError
 
 console = Console(stderr=True)
 
 
 @contextlib.contextmanager
 def user_errors():
-    """Turn the errors a user can fix (bad data or spec, missing file, occupied output folder) into a message and exit code 2."""
+    """Turn the errors a user can fix (bad data or spec, missing file, occupied output folder, failed ODE solve) into a
+    message and exit code 2."""
     try:
         yield
-    except (DataError, SpecError, FileNotFoundError, FileExistsError) as err:
+    except (DataError, SpecError, SolverError, FileNotFoundError, FileExistsError) as err:
         console.print(f"[bold red]error:[/bold red] {escape(str(err))}", highlight=False)
         raise typer.Exit(code=2) from None
 

@@ -42,7 +42,7 @@ def fit_command(
     with user_errors():
         check_replaceable(out, FIT_FILES)  # refuse before sampling, not after
         spec = load_spec(model)
-        columns = sorted({c.column for c in spec.covariates} - {"DOSE"})
+        columns = sorted(set(spec.data_columns) - {"DOSE"})  # covariates and model inputs
         dataset = load_dataset(
             ck, covariates, covariate_columns=columns if covariates is not None else (columns or None),
             allow_extra_ids=allow_extra_ids,

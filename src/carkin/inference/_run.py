@@ -21,8 +21,15 @@ from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO, init_to_median
 from numpyro.infer.autoguide import AutoDelta, AutoLaplaceApproximation, AutoLowRankMultivariateNormal
 
 from ..data import Dataset
-from ..errors import ConvergenceWarning
-from ..population import PopulationSpec, population_model, prepare
+from ..errors import ConvergenceWarning, SolverError
+from ..population import (
+    PopulationSpec,
+    check_solves,
+    individual_means,
+    natural_parameters,
+    population_model,
+    prepare,
+)
 from ._fit import Fit, Gates, parameter_table, population_draws
 
 __all__ = ["fit", "SamplerSettings", "METHODS"]
@@ -183,6 +190,25 @@ def _judge(table, info: dict, gates: Gates, method: str) -> dict:
     }
 
 
+def _preflight_ode(spec: PopulationSpec, dataset: Dataset, data) -> None:
+    """Solve an ODE model at the prior's typical values before sampling (raises SolverError naming patients)."""
+    mu = jnp.asarray([p.prior_loc for p in spec.parameters])
+    loc = individual_means(spec, mu, jnp.zeros((len(spec.effects),)), data.covariate_z)
+    check_solves(spec, dataset, natural_parameters(spec, loc), data=data)
+
+
+def _posterior_ode_failures(spec: PopulationSpec, dataset: Dataset, data, idata, max_sets: int = 100) -> str | None:
+    """Re-solve a thinned set of posterior draws; the SolverError message if any patient's solve fails."""
+    phi = np.asarray(idata.posterior["phi"].values)  # (chains, draws, patients, params)
+    flat = phi.reshape(-1, *phi.shape[2:])
+    take = np.linspace(0, flat.shape[0] - 1, min(max_sets, flat.shape[0])).astype(int)
+    try:
+        check_solves(spec, dataset, natural_parameters(spec, jnp.asarray(flat[take])), data=data)
+    except SolverError as err:
+        return str(err)
+    return None
+
+
 def fit(
     dataset: Dataset,
     spec: PopulationSpec,
@@ -223,12 +249,18 @@ def fit(
     ------
     ValueError
         For an unknown method (the message lists the valid ones).
+    SolverError
+        For an ODE model whose solve fails at the prior's typical values (naming the patients), before
+        any sampling. Failures on posterior draws fail the gates instead (the fit is kept).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r} (type {type(method).__name__}); valid: {', '.join(METHODS)}")
     settings = settings or SamplerSettings()
     gates = gates or Gates()
     data = prepare(dataset, spec)
+    ode = not spec.kinetic_model.elementwise
+    if ode:
+        _preflight_ode(spec, dataset, data)
     key = jax.random.PRNGKey(seed)
     started = time.perf_counter()
     idata, info = METHODS[method](data, spec, dataset, settings, key)
@@ -236,6 +268,12 @@ def fit(
     draws = population_draws(idata.posterior, spec)
     table = parameter_table(draws)
     diagnostics = _judge(table, info, gates, method)
+    if ode and "phi" in idata.posterior:
+        failure = _posterior_ode_failures(spec, dataset, data, idata)
+        diagnostics["ode_solve_failures"] = failure
+        if failure is not None:
+            diagnostics["failures"].append(failure)
+            diagnostics["passed"] = False
     if "phi" in idata.posterior and method == "nuts":
         diagnostics["max_r_hat_individual"] = float(np.nanmax(az.rhat(idata, var_names=["phi"])["phi"].values))
     manifest = {
@@ -244,7 +282,9 @@ def fit(
         "method": method,
         "seed": seed,
         "settings": dataclasses.asdict(settings),
-        "model": {"source": spec.source, "hash": spec.hash, "spec": __import__("json").loads(spec.raw)},
+        "model": {"source": spec.source, "hash": spec.hash, "spec": __import__("json").loads(spec.raw),
+                  **({"ode": {**spec.ode.to_dict(), "resolved_batching": spec.ode.resolved_batching}}
+                     if spec.ode is not None else {})},
         "data": {
             "source": dataset.source,
             "files": data_files or {},

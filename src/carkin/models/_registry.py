@@ -2,23 +2,53 @@
 
 from __future__ import annotations
 
+from ._cart_tumor import CarTumor
+from ._effector_memory import EffectorMemory
 from ._multiphasic import Multiphasic
+from ._ode import ODEOptions
 
-MODELS = {"multiphasic": Multiphasic}
+MODELS = {"multiphasic": Multiphasic, "effector_memory": EffectorMemory, "cart_tumor": CarTumor}
 
 
-def get_model(name: str):
+def is_ode_model(name: str) -> bool:
+    """True if the model registered under ``name`` is solved numerically (takes ``[ode]`` options)."""
+    return not getattr(MODELS[name], "elementwise", True)
+
+
+def get_model(name: str, *, ode: ODEOptions | None = None, constants: dict[str, float] | None = None):
     """Return the kinetic model registered under ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A key of ``MODELS``.
+    ode : ODEOptions, optional
+        Solver options of an ODE model (default: the model's own defaults).
+    constants : dict of str -> float, optional
+        Overrides of an ODE model's fixed constants (``MODELS[name].constants``).
 
     Raises
     ------
     ValueError
-        If ``name`` is not registered; the message lists the valid names.
+        If ``name`` is not registered (the message lists the valid names), or options/constants are given
+        for a model that does not take them.
     """
     try:
-        return MODELS[name]()
-    except KeyError:
+        cls = MODELS[name]
+    except (KeyError, TypeError):
         raise ValueError(
             f"unknown kinetic model {name!r} (type {type(name).__name__}); valid models: "
             f"{', '.join(sorted(MODELS))}"
         ) from None
+    constants = dict(constants or {})
+    if not is_ode_model(name):
+        if ode is not None or constants:
+            raise ValueError(f"the {name} model is a closed form: it takes no ODE options or constants")
+        return cls()
+    unknown = [k for k in constants if k not in cls.constants]
+    if unknown:
+        raise ValueError(
+            f"the {name} model has no constant(s) {', '.join(map(repr, unknown))}; its constants: "
+            f"{', '.join(cls.constants) or '(none)'}"
+        )
+    return cls(options=ode if ode is not None else cls.default_options, **constants)

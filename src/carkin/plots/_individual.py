@@ -5,13 +5,12 @@ from __future__ import annotations
 import math
 
 import jax.numpy as jnp
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from ..data import Dataset  # noqa: E402
+from ..data import Dataset
+from ..models import log_concentration_grid
+from ..population import model_inputs
 
 __all__ = ["plot_individual_fits"]
 
@@ -54,7 +53,9 @@ def plot_individual_fits(
     t_end = max(float(times[mask].max()) * 1.05, 30.0)
     grid = np.concatenate([[0.0], np.geomspace(0.5, t_end, grid_points - 1)])
     params = {k: jnp.asarray(v[take][:, chosen][..., None]) for k, v in flat.items()}  # (draws, sel, 1)
-    curves = np.exp(np.asarray(fit.spec.kinetic_model.log_concentration(params, jnp.asarray(grid)[None, None, :])))
+    # ODE models also take per-patient inputs from the data (e.g. baseline tumour burden): (1, sel, 1)
+    params.update({k: jnp.asarray(v[chosen])[None, :, None] for k, v in model_inputs(dataset, fit.spec).items()})
+    curves = np.exp(np.asarray(log_concentration_grid(fit.spec.kinetic_model, params, jnp.asarray(grid)[None, None, :])))
     lo, med, hi = np.quantile(curves, [0.05, 0.5, 0.95], axis=0)
 
     cols = min(4, len(chosen))

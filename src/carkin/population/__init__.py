@@ -2,15 +2,19 @@
 
 from ._model import (
     PopulationData as PopulationData,
+    check_solves as check_solves,
     covariate_design as covariate_design,
     individual_means as individual_means,
     log_likelihood as log_likelihood,
+    model_inputs as model_inputs,
     natural_parameters as natural_parameters,
+    padded_schedule as padded_schedule,
     population_model as population_model,
     prepare as prepare,
 )
 from ._spec import (
     CovariateEffect as CovariateEffect,
+    InputSpec as InputSpec,
     ParameterSpec as ParameterSpec,
     PopulationSpec as PopulationSpec,
     load_spec as load_spec,

@@ -5,6 +5,16 @@ log-likelihood is computed on flat arrays of the real records: the kinetic model
 record with the patient's parameters gathered, and the M3 term only on censored records (gathered
 indices), which the prototype measured as the cheapest layout on CPU.
 
+ODE models (``kinetic_model.elementwise`` False) cannot be evaluated record by record: they are solved
+once per patient on the padded (patients, obs) schedule ``PopulationData.padded_times`` (sorted times,
+padded with the patient's last time) and the flat records are gathered from it (``record_slot``). A
+patient whose solve fails (diffrax result code != 0) makes the log-likelihood of that draw -inf, so the
+sampler rejects the draw (it counts as a divergence) instead of carrying a NaN into the posterior;
+``check_solves`` names such patients in a ``SolverError``.
+
+Model inputs (e.g. baseline tumour burden of the mechanistic model, ``[inputs.<name>]`` in the spec) are
+per-patient values from data columns, passed to the kinetic model with the individual parameters.
+
 Sample sites (a stable contract with arviz and the manifest):
 
 =========  ======================  ============================================================
@@ -23,6 +33,8 @@ sigma_add  ()                      additive residual SD, copies/ug ("combined" e
 
 from __future__ import annotations
 
+import functools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -32,10 +44,14 @@ import numpyro.distributions as dist
 from jaxtyping import Array, Bool, Float, Int
 
 from ..data import Dataset, FlatObservations
-from ..errors import SpecError
+from ..errors import SolverError, SpecError
+from ..models import result_message
 from ._spec import PopulationSpec
 
-__all__ = ["PopulationData", "prepare", "population_model", "natural_parameters", "covariate_design"]
+__all__ = [
+    "PopulationData", "prepare", "population_model", "natural_parameters", "covariate_design", "model_inputs",
+    "padded_schedule", "check_solves",
+]
 
 
 class PopulationData(eqx.Module):
@@ -48,11 +64,20 @@ class PopulationData(eqx.Module):
     covariate_z : Float[Array, "patients effects"]
         Standardised covariate value for each coefficient of the spec (``spec.effects`` order).
     n_patients : int, static
+    inputs : dict of str -> Float[Array, " patients"]
+        The kinetic model's inputs (``spec.inputs``), in the model's units; empty for the closed form.
+    padded_times : Float[Array, "patients obs"]
+        Each patient's record times in days, sorted, padded with the patient's last time (ODE models).
+    record_slot : Int[Array, " records"]
+        Flat index of each record of ``records`` into ``padded_times`` (row-major).
     """
 
     records: FlatObservations
     covariate_z: Float[Array, "patients effects"]
     n_patients: int = eqx.field(static=True)
+    inputs: dict = eqx.field(default_factory=dict)
+    padded_times: Float[Array, "patients obs"] | None = None
+    record_slot: Int[Array, " records"] | None = None
 
 
 def covariate_design(dataset: Dataset, spec: PopulationSpec) -> np.ndarray:
@@ -88,11 +113,65 @@ def covariate_design(dataset: Dataset, spec: PopulationSpec) -> np.ndarray:
     return np.stack(columns, axis=1)
 
 
+def model_inputs(dataset: Dataset, spec: PopulationSpec) -> dict[str, np.ndarray]:
+    """The kinetic model's per-patient inputs (``spec.inputs``) from the dataset's columns: name -> (patients,).
+
+    Raises
+    ------
+    SpecError
+        If an input's column is missing from the data, or a value is negative or not finite (naming the
+        patient).
+    """
+    out = {}
+    for inp in spec.inputs:
+        try:
+            x = np.asarray(dataset.covariate(inp.column), dtype=float)
+        except KeyError as err:
+            raise SpecError(
+                f"{spec.source}: inputs.{inp.name} uses column {inp.column!r}, which the data ({dataset.source}) "
+                f"does not have: {err.args[0]}. Give a covariate table with that column (--covariates)."
+            ) from None
+        bad = np.flatnonzero(~(np.isfinite(x) & (x >= 0)))
+        if bad.size:
+            i = int(bad[0])
+            raise SpecError(
+                f"{spec.source}: inputs.{inp.name} takes {inp.column}, but patient {dataset.patient_ids[i]} has "
+                f"{inp.column} = {x[i]:g} (must be a finite number >= 0; {bad.size} patient(s) affected) "
+                f"({dataset.source})"
+            )
+        out[inp.name] = inp.scale * x
+    return out
+
+
+def padded_schedule(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Each patient's record times sorted and padded with its last time, and the slot of every real record.
+
+    Returns
+    -------
+    padded_times : (patients, obs) days, non-decreasing along each row (diffrax ``SaveAt(ts=...)`` needs it)
+    slot : (records,) flat index into ``padded_times`` of each real record, in ``dataset.flat()`` order
+    """
+    times = np.asarray(dataset.times, dtype=float)
+    mask = np.asarray(dataset.obs_mask)
+    n, m = times.shape
+    order = np.argsort(np.where(mask, times, np.inf), axis=1, kind="stable")  # real records first, by time
+    count = mask.sum(axis=1)
+    position = np.arange(m)[None, :]
+    ordered = np.take_along_axis(times, order, axis=1)
+    last = np.where(count > 0, ordered[np.arange(n), np.maximum(count - 1, 0)], 0.0)
+    padded = np.where(position < count[:, None], ordered, last[:, None])
+    slot_of = np.zeros((n, m), dtype=np.int64)
+    np.put_along_axis(slot_of, order, np.arange(n)[:, None] * m + position, axis=1)
+    return padded, slot_of[mask]
+
+
 def prepare(dataset: Dataset, spec: PopulationSpec) -> PopulationData:
     """Build the model's arrays from a dataset and a spec (outside ``jit``; concrete index sets)."""
     records = dataset.flat()
+    padded_times, record_slot = padded_schedule(dataset)
     if spec.blq == "drop":
         keep = np.flatnonzero(~np.asarray(records.blq))
+        record_slot = record_slot[keep]
         records = FlatObservations(
             patient=records.patient[keep],
             times=records.times[keep],
@@ -105,6 +184,9 @@ def prepare(dataset: Dataset, spec: PopulationSpec) -> PopulationData:
         records=records,
         covariate_z=jnp.asarray(covariate_design(dataset, spec)),
         n_patients=dataset.n_patients,
+        inputs={k: jnp.asarray(v) for k, v in model_inputs(dataset, spec).items()},
+        padded_times=jnp.asarray(padded_times),
+        record_slot=jnp.asarray(record_slot, dtype=jnp.int32),
     )
 
 
@@ -133,10 +215,29 @@ def individual_means(spec: PopulationSpec, mu, beta, covariate_z) -> Float[Array
 
 
 def log_likelihood(spec: PopulationSpec, data: PopulationData, phi, sigma, sigma_add=None) -> Float[Array, ""]:
-    """Sum of the record log-likelihoods: normal on log DV for quantified records, M3 for censored ones."""
+    """Sum of the record log-likelihoods: normal on log DV for quantified records, M3 for censored ones.
+
+    For ODE models, -inf if any patient's solve failed (see the module docstring).
+    """
     rec = data.records
-    individual = natural_parameters(spec, phi[rec.patient])
-    log_pred = spec.kinetic_model.log_concentration(individual, rec.times)
+    model = spec.kinetic_model
+    if model.elementwise:
+        individual = natural_parameters(spec, phi[rec.patient])
+        individual.update({k: v[rec.patient] for k, v in data.inputs.items()})
+        log_pred = model.log_concentration(individual, rec.times)
+        return _record_log_likelihood(spec, rec, log_pred, sigma, sigma_add)
+    individual = natural_parameters(spec, phi)
+    individual.update(data.inputs)
+    sol = model.solve(individual, data.padded_times)
+    ok = sol.ok[rec.patient]
+    # Failed patients get a finite placeholder so that no NaN reaches the sum or its gradient; the draw
+    # itself is rejected below.
+    log_pred = jnp.where(ok, sol.log_concentration.reshape(-1)[data.record_slot], 0.0)
+    ll = _record_log_likelihood(spec, rec, log_pred, sigma, sigma_add)
+    return jnp.where(jnp.all(sol.ok), ll, -jnp.inf)
+
+
+def _record_log_likelihood(spec: PopulationSpec, rec: FlatObservations, log_pred, sigma, sigma_add):
     if spec.residual == "combined":
         sd = jnp.sqrt(sigma**2 + (sigma_add * jnp.exp(-log_pred)) ** 2)
     else:
@@ -149,6 +250,76 @@ def log_likelihood(spec: PopulationSpec, data: PopulationData, phi, sigma, sigma
         sd_c = sd if jnp.ndim(sd) == 0 else sd[c]
         ll = ll + jnp.sum(jax.scipy.special.log_ndtr((rec.log_dv[c] - log_pred[c]) / sd_c))
     return ll
+
+
+@functools.partial(jax.jit, static_argnames=("model", "batching"))
+def _solve_codes(model, individual, times, batching=None):
+    """Result codes of an ODE model's solve (jitted once per model, batching and shapes)."""
+    return model.solve(individual, times, batching=batching).code
+
+
+def check_solves(spec: PopulationSpec, dataset: Dataset, individual: dict, *, data: PopulationData | None = None) -> None:
+    """Solve an ODE model for every patient of ``dataset`` and raise if any solve fails.
+
+    Parameters
+    ----------
+    spec : PopulationSpec
+    dataset : Dataset
+        Supplies each patient's times and the model inputs.
+    individual : dict of name -> array (..., patients)
+        Natural-scale individual parameters; leading axes (e.g. draws) are all checked.
+    data : PopulationData, optional
+        ``prepare(dataset, spec)``, if already built.
+
+    Raises
+    ------
+    SolverError
+        Naming every patient ID whose solve failed (with the number of failed parameter sets and diffrax's
+        message) and what to try. Does nothing for a closed-form model.
+    """
+    model = spec.kinetic_model
+    if model.elementwise:
+        return
+    data = data if data is not None else prepare(dataset, spec)
+    values = {k: jnp.asarray(individual[k]) for k in spec.parameter_names}
+    batch = jnp.broadcast_shapes(*[v.shape for v in values.values()])
+    if not batch or batch[-1] != dataset.n_patients:
+        raise ValueError(
+            f"check_solves: individual parameters must have shape (..., patients) with patients = "
+            f"{dataset.n_patients}; got {batch}"
+        )
+    flat = {k: jnp.broadcast_to(v, batch).reshape(-1) for k, v in values.items()}
+    n_sets = int(np.prod(batch[:-1], dtype=int))
+    flat.update({k: jnp.tile(v, n_sets) for k, v in data.inputs.items()})
+    times = jnp.tile(data.padded_times, (n_sets, 1))
+    code = np.asarray(_solve_codes(model, flat, times)).reshape(n_sets, dataset.n_patients)
+    joint = None
+    if (code != 0).any() and spec.ode is not None and spec.ode.resolved_batching == "population":
+        # One joint solve per parameter set: re-solve patient by patient to find who fails.
+        joint = int(code[code != 0][0])
+        code = np.asarray(_solve_codes(model, flat, times, batching="patient")).reshape(n_sets, dataset.n_patients)
+    failed = np.flatnonzero((code != 0).any(axis=0))
+    if failed.size == 0:
+        if joint is None:
+            return
+        raise SolverError(
+            f"ODE solve failed for the joint solve of all {dataset.n_patients} patients of {dataset.source} with "
+            f"the {spec.model} model ({spec.source}) ({result_message(joint)}), although each patient solves "
+            'alone: the shared steps need more than [ode] max_steps. Increase max_steps or use batching = "patient".'
+        )
+    lines = []
+    for i in failed:
+        codes = code[:, i][code[:, i] != 0]
+        first = int(codes[0])
+        lines.append(
+            f"patient {dataset.patient_ids[i]}: {codes.size} of {n_sets} parameter set(s) failed "
+            f"({result_message(first)})"
+        )
+    raise SolverError(
+        f"ODE solve failed for {failed.size} patient(s) of {dataset.source} with the {spec.model} model "
+        f"({spec.source}):\n  " + "\n  ".join(lines) + "\nTry a larger [ode] max_steps, looser rtol/atol, "
+        'solver = "kvaerno5" if the system is stiff, or check these patients\' data and the priors.'
+    )
 
 
 def population_model(data: PopulationData, spec: PopulationSpec) -> None:

@@ -18,9 +18,11 @@ import equinox as eqx
 import numpy as np
 
 from ..errors import SpecError
-from ..models import MODELS, get_model
+from ..models import MODELS, ODEOptions, get_model, is_ode_model
 
-__all__ = ["ParameterSpec", "CovariateEffect", "PopulationSpec", "load_spec", "spec_from_dict", "TRANSFORMS"]
+__all__ = [
+    "ParameterSpec", "CovariateEffect", "InputSpec", "PopulationSpec", "load_spec", "spec_from_dict", "TRANSFORMS",
+]
 
 Transform = Literal["log", "logit"]
 TRANSFORMS: tuple[str, ...] = ("log", "logit")
@@ -65,8 +67,25 @@ class CovariateEffect(eqx.Module):
         return (x - self.reference) / self.scale
 
 
+class InputSpec(eqx.Module):
+    """A per-patient model input taken from a data column, not estimated (e.g. baseline tumour burden).
+
+    The model receives ``scale * x`` for the column's value ``x`` (``scale`` converts units).
+    """
+
+    name: str = eqx.field(static=True)
+    column: str = eqx.field(static=True)
+    scale: float = eqx.field(static=True, default=1.0)
+    unit: str = eqx.field(static=True, default="")
+
+
 class PopulationSpec(eqx.Module):
-    """A validated population-model specification (immutable; every field is static)."""
+    """A validated population-model specification (immutable; every field is static).
+
+    ODE models also carry ``ode`` (solver options, the ``[ode]`` table), ``constants`` (overrides of the
+    model's fixed constants, ``[constants]``) and ``inputs`` (per-patient inputs from data columns,
+    ``[inputs.<name>]``); for the closed form these are None / empty.
+    """
 
     model: str = eqx.field(static=True)
     parameters: tuple[ParameterSpec, ...] = eqx.field(static=True)
@@ -78,6 +97,9 @@ class PopulationSpec(eqx.Module):
     blq: str = eqx.field(static=True, default="m3")
     source: str = eqx.field(static=True, default="<dict>")
     raw: str = eqx.field(static=True, default="{}")  # the spec as JSON, for manifests
+    ode: ODEOptions | None = eqx.field(static=True, default=None)
+    constants: tuple[tuple[str, float], ...] = eqx.field(static=True, default=())
+    inputs: tuple[InputSpec, ...] = eqx.field(static=True, default=())
 
     @property
     def simulation(self) -> dict:
@@ -99,7 +121,12 @@ class PopulationSpec(eqx.Module):
 
     @property
     def kinetic_model(self):
-        return get_model(self.model)
+        return get_model(self.model, ode=self.ode, constants=dict(self.constants))
+
+    @property
+    def data_columns(self) -> tuple[str, ...]:
+        """Every data column the spec reads: covariate columns and input columns (sorted, upper case)."""
+        return tuple(sorted({c.column for c in self.covariates} | {i.column for i in self.inputs}))
 
     def replace(self, **changes) -> "PopulationSpec":
         """A copy with some fields changed (e.g. ``spec.replace(iiv="noncentred")``), re-validated."""
@@ -113,8 +140,13 @@ class PopulationSpec(eqx.Module):
                 data.setdefault("blq", {})["method"] = value
             elif key == "covariates":
                 data["covariates"] = value
+            elif key in ("ode", "constants"):  # dicts merged into the [ode] / [constants] tables
+                data[key] = {**(data.get(key) or {}), **value}
             else:
-                raise TypeError(f"PopulationSpec.replace got unknown field {key!r}; valid: iiv, residual, blq, covariates")
+                raise TypeError(
+                    f"PopulationSpec.replace got unknown field {key!r}; valid: iiv, residual, blq, covariates, "
+                    "ode, constants"
+                )
         return spec_from_dict(data, source=self.source)
 
     @property
@@ -224,6 +256,7 @@ def spec_from_dict(data: dict, *, source: str = "<dict>") -> PopulationSpec:
                 prior_sd=_positive(_require(table, "prior_sd", where, float, source), f"{where}.prior_sd", source),
             )
         )
+    ode, constants, inputs = _ode_tables(data, model_name, kinetic, source)
     iiv = _choice((data.get("iiv") or {}).get("parameterization", "centred"), IIV_PARAMETERIZATIONS,
                   "iiv.parameterization", source)
     residual_table = data.get("residual") or {}
@@ -240,7 +273,65 @@ def spec_from_dict(data: dict, *, source: str = "<dict>") -> PopulationSpec:
         blq=blq,
         source=source,
         raw=json.dumps(data, sort_keys=True),
+        ode=ode,
+        constants=constants,
+        inputs=inputs,
     )
+
+
+def _ode_tables(data: dict, model_name: str, kinetic, source: str):
+    """Validate the ODE-only tables: [ode] (solver options), [constants] and [inputs.<name>]."""
+    if not is_ode_model(model_name):
+        for table in ("ode", "constants", "inputs"):
+            if table in data:
+                raise SpecError(
+                    f"{source}: [{table}] is only for ODE models; the {model_name} model is a closed form "
+                    f"(ODE models: {', '.join(m for m in MODELS if is_ode_model(m))})"
+                )
+        return None, (), ()
+    ode_table = data.get("ode") or {}
+    if not isinstance(ode_table, dict):
+        raise SpecError(f"{source}: [ode] must be a table of solver options")
+    try:
+        ode = ODEOptions.from_dict(ode_table, defaults=type(kinetic).default_options)
+    except (ValueError, TypeError) as err:
+        raise SpecError(f"{source}: {err}") from None
+    constants = []
+    for name, value in (data.get("constants") or {}).items():
+        if name not in kinetic.constants:
+            raise SpecError(
+                f"{source}: constants.{name} is not a constant of the {model_name} model; its constants: "
+                f"{', '.join(kinetic.constants) or '(none)'}"
+            )
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
+            raise SpecError(f"{source}: constants.{name} = {value!r} must be a non-negative finite number")
+        constants.append((name, float(value)))
+    try:
+        get_model(model_name, ode=ode, constants=dict(constants))
+    except ValueError as err:
+        raise SpecError(f"{source}: {err}") from None
+    inputs_table = data.get("inputs") or {}
+    expected = tuple(kinetic.inputs)
+    if set(inputs_table) != set(expected):
+        raise SpecError(
+            f"{source}: the {model_name} model needs input(s) {', '.join(expected) or '(none)'} mapped to data "
+            f"columns ([inputs.<name>] column = ...); the spec has {', '.join(inputs_table) or '(none)'}"
+        )
+    inputs = []
+    for name in expected:
+        table = inputs_table[name]
+        where = f"inputs.{name}"
+        if not isinstance(table, dict):
+            raise SpecError(f'{source}: [{where}] must be a table, e.g. column = "TUMOR_BURDEN"')
+        inputs.append(
+            InputSpec(
+                name=name,
+                column=_require(table, "column", where, str, source).upper(),
+                scale=_positive(float(table.get("scale", 1.0)), f"{where}.scale", source),
+                unit=str(table.get("unit", "")),
+            )
+        )
+    return ode, tuple(constants), tuple(inputs)
 
 
 def default_models_dir() -> Path:

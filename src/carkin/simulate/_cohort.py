@@ -1,6 +1,8 @@
 """Virtual populations from a population model: individual parameters, CK records, LLOQ censoring.
 
-Everything is vectorised over patients and driven by an explicit ``jax.random`` key.
+Everything is vectorised over patients and driven by an explicit ``jax.random`` key. Closed-form and ODE
+models are both supported; an ODE model's inputs (e.g. baseline tumour burden) come from the simulated
+covariates, and a failed solve raises ``SolverError`` naming the simulated patients.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ..data import Dataset
-from ..errors import SpecError
-from ..population import PopulationSpec, individual_means, natural_parameters
+from ..errors import SolverError, SpecError
+from ..models import result_message
+from ..population import PopulationSpec, individual_means, model_inputs, natural_parameters
 from ..population._spec import to_transformed
 
 __all__ = ["PopulationParameters", "SimulatedCohort", "simulate_cohort", "truth_from_spec"]
@@ -82,7 +85,7 @@ class SimulatedCohort:
 
 def _draw_covariates(spec: PopulationSpec, key: PRNGKeyArray, n: int) -> dict[str, np.ndarray]:
     table = spec.simulation.get("covariates", {})
-    needed = sorted({c.column for c in spec.covariates} | set(table))
+    needed = sorted(set(spec.data_columns) | set(table))
     out = {}
     for column, k in zip(needed, jax.random.split(key, max(len(needed), 1))):
         if column not in table:
@@ -93,6 +96,31 @@ def _draw_covariates(spec: PopulationSpec, key: PRNGKeyArray, n: int) -> dict[st
         draw = float(d["median"]) * jnp.exp(float(d.get("log_sd", 0.0)) * jax.random.normal(k, (n,)))
         out[column] = np.clip(np.asarray(draw), float(d.get("low", -np.inf)), float(d.get("high", np.inf)))
     return out
+
+
+def _log_concentration(spec: PopulationSpec, stub: Dataset, individual: dict, times) -> Array:
+    """log C (patients, obs) at the common sampling ``times``, for a closed-form or an ODE model."""
+    model = spec.kinetic_model
+    if model.elementwise:
+        return model.log_concentration({k: v[:, None] for k, v in individual.items()}, times[None, :])
+    values = {**individual, **{k: jnp.asarray(v) for k, v in model_inputs(stub, spec).items()}}
+    n = next(iter(individual.values())).shape[0]
+    order = jnp.argsort(times)
+    sol = model.solve(values, jnp.broadcast_to(times[order], (n, times.shape[0])))
+    failed = np.flatnonzero(~np.asarray(sol.ok))
+    if failed.size:
+        code = int(np.asarray(sol.code)[failed[0]])
+        if spec.ode is not None and spec.ode.resolved_batching == "population":  # joint solve: find who fails
+            alone = model.solve(values, jnp.broadcast_to(times[order], (n, times.shape[0])), batching="patient")
+            if not np.all(np.asarray(alone.ok)):
+                failed = np.flatnonzero(~np.asarray(alone.ok))
+                code = int(np.asarray(alone.code)[failed[0]])
+        shown = ", ".join(stub.patient_ids[i] for i in failed[:20]) + (" ..." if failed.size > 20 else "")
+        raise SolverError(
+            f"simulating {spec.model} ({spec.source}): the ODE solve failed for {failed.size} simulated "
+            f"patient(s): {shown} ({result_message(code)}). Check [simulation] (omega, covariates) or [ode]."
+        )
+    return sol.log_concentration[:, jnp.argsort(order)]
 
 
 def simulate_cohort(
@@ -158,7 +186,7 @@ def simulate_cohort(
     loc = individual_means(spec, truth.mu, truth.beta, z)
     phi = loc + truth.omega[None, :] * jax.random.normal(k_eta, loc.shape)
     individual = natural_parameters(spec, phi)
-    log_c = spec.kinetic_model.log_concentration({k: v[:, None] for k, v in individual.items()}, times[None, :])
+    log_c = _log_concentration(spec, stub, individual, times)
     if spec.residual == "combined":
         sd = jnp.sqrt(truth.sigma**2 + (truth.sigma_add * jnp.exp(-log_c)) ** 2)
     else:
