@@ -1,0 +1,198 @@
+"""``carkin exposure`` and ``carkin er``: thin layers over `carkin.exposure` and `carkin.er`."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import enum
+import json
+import warnings
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ._app import app
+from ._common import console, is_simulated, user_errors
+
+
+class ERMethod(enum.StrEnum):
+    plugin = "plugin"
+    two_stage = "two-stage"
+    joint = "joint"
+
+
+class Scheme(enum.StrEnum):
+    resample = "resample"
+    cut = "cut"
+
+
+class BaselineOption(enum.StrEnum):
+    piecewise = "piecewise"
+    weibull = "weibull"
+
+
+class ExposureMethod(enum.StrEnum):
+    auto = "auto"
+    closed_form = "closed-form"
+    numerical = "numerical"
+
+
+@contextlib.contextmanager
+def _errors():
+    """User-fixable problems (bad data, spec, file, argument value) -> a message and exit code 2."""
+    with user_errors():
+        try:
+            yield
+        except ValueError as err:  # DataError/SpecError are ValueErrors too, but user_errors sees them first
+            console.print(f"[bold red]error:[/bold red] {err}", highlight=False, markup=True)
+            raise typer.Exit(code=2) from None
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def _banner(simulated: bool) -> None:
+    if simulated:
+        console.print("[bold yellow]SIMULATED data[/bold yellow]: a virtual cohort, not trial data")
+
+
+@app.command("exposure")
+def exposure_command(
+    fit_dir: Path = typer.Argument(..., help="Fit directory written by `carkin fit`."),
+    metrics: list[str] | None = typer.Option(
+        None, "--metrics", help="Metrics (repeat or comma-separate): cmax, tmax, auc28, auc90, c_m3, c_m6, c_m12, "
+        "persistence, auc:A-B, c:D, persistence:H. Default: all presets.",
+    ),
+    out: Path | None = typer.Option(None, "--out", help="Output directory (default FIT_DIR/exposure; replaced atomically)."),
+    method: ExposureMethod = typer.Option(ExposureMethod.auto, "--method", help="auto | closed-form | numerical"),
+    max_draws: int | None = typer.Option(None, "--max-draws", help="Keep at most this many draws per chain (thinning)."),
+    nca_window: float = typer.Option(28.0, "--nca-window", help="End of the NCA AUC window, days."),
+    ck: Path | None = typer.Option(None, "--ck", help="CK file to use instead of the fit's copy (FIT_DIR/input/)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON index to standard output."),
+) -> None:
+    """Per-patient exposure metrics as posterior draws (mean, sd, 90% interval), quartiles with uncertainty, NCA."""
+    from ..exposure import load_fit_dataset, nca, posterior_exposures, write_exposure_report
+    from ..inference import load_fit
+
+    with _errors():
+        fit = load_fit(fit_dir)
+        dataset = load_fit_dataset(fit_dir, fit, ck=ck)
+        exposure = posterior_exposures(fit, dataset, metrics=_split(metrics), method=str(method), max_draws=max_draws)
+        nca_table = nca(dataset, window_days=nca_window)
+    copy = fit_dir / "input" / "ck.csv"
+    simulated = exposure.simulated or is_simulated(ck if ck is not None else (copy if copy.exists() else None))
+    if simulated and not exposure.simulated:
+        exposure = dataclasses.replace(exposure, simulated=True)
+    target = out if out is not None else fit_dir / "exposure"
+    write_exposure_report(exposure, target, nca_table=nca_table, extra={"fit_dir": str(fit_dir)})
+    if as_json:
+        Console().print_json((target / "exposure.json").read_text())
+        return
+    _banner(simulated)
+    summary = exposure.summary()
+    table = Table(title=f"Exposure across {len(exposure.patient_ids)} patients (posterior medians)", title_justify="left")
+    for name in ("metric", "unit", "median", "IQR", "median 90% width (x)"):
+        table.add_column(name, justify="left" if name in ("metric", "unit") else "right")
+    for metric in exposure.metrics:
+        rows = summary[summary["metric"] == metric.name]
+        q50 = rows["q50"]
+        ratio = (rows["q95"] / rows["q05"].where(rows["q05"] > 0)).median()
+        table.add_row(metric.name, metric.unit, f"{q50.median():.4g}", f"{q50.quantile(0.25):.4g}-{q50.quantile(0.75):.4g}",
+                      "-" if ratio != ratio else f"{ratio:.3g}")
+    console.print(table)
+    console.print(f"wrote {target}/ ({', '.join(json.loads((target / 'exposure.json').read_text())['files'])}, exposure.json)")
+
+
+@app.command("er")
+def er_command(
+    fit_dir: Path = typer.Argument(..., help="Fit directory written by `carkin fit`."),
+    patients: Path = typer.Argument(..., help="Patients table (CSV): ID, PFS_MONTHS, PFS_EVENT, INFUSED, INFUSION_DAY, "
+                                    "TUMOR_BURDEN, stratification factors."),
+    metric: str = typer.Option("cmax", "--metric", help="Exposure metric: cmax | auc28 | auc90 | tmax | c_m3 | c_m6 | "
+                               "c_m12 | persistence | auc:A-B | c:D."),
+    landmark: float | None = typer.Option(None, "--landmark", help="Landmark, days after infusion (default: end of the "
+                                          "metric's window, 28 for cmax/auc28; 0 = none)."),
+    method: ERMethod = typer.Option(ERMethod.plugin, "--method", help="plugin | two-stage | joint"),
+    scheme: Scheme = typer.Option(Scheme.resample, "--scheme", help="Two-stage scheme: resample | cut."),
+    baseline: BaselineOption = typer.Option(BaselineOption.piecewise, "--baseline", help="Bayesian PH baseline."),
+    adjust_burden: bool = typer.Option(True, "--adjust-burden/--no-adjust-burden", help="Adjust for TUMOR_BURDEN."),
+    strata: list[str] | None = typer.Option(None, "--strata", help="Stratification factors adjusted for (default "
+                                            "AGE_GE65, PRIOR_REGIMENS_3_4, HIGH_RISK_CYTO); 'none' for none."),
+    level: float = typer.Option(0.9, "--level", help="Interval level."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the Bayesian methods' jax.random key (recorded)."),
+    draws: int | None = typer.Option(None, "--draws", help="CK posterior draws used by two-stage (default 1000 "
+                                     "resample / 40 cut)."),
+    chains: int = typer.Option(2, "--chains"),
+    warmup: int = typer.Option(500, "--warmup"),
+    samples: int = typer.Option(500, "--samples"),
+    ck: Path | None = typer.Option(None, "--ck", help="CK file to use instead of the fit's copy (FIT_DIR/input/)."),
+    out: Path | None = typer.Option(None, "--out", help="Output directory (default FIT_DIR/er-METRIC-METHOD)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result JSON to standard output."),
+) -> None:
+    """PFS by exposure: KM by quartile, log-rank trend, Cox on log2 exposure, Bayesian PH with CK uncertainty."""
+    from ..er import ExposureWindowWarning, analyze_exposure_response, write_er_report
+    from ..er._analysis_set import STRATIFICATION_FACTORS
+    from ..exposure import get_metric, load_fit_dataset, posterior_exposures
+    from ..inference import SamplerSettings, load_fit
+    from ..survival import read_table
+
+    strata_columns = _split(strata)
+    if strata_columns is None:
+        strata_columns = list(STRATIFICATION_FACTORS)
+    elif [s.lower() for s in strata_columns] == ["none"]:
+        strata_columns = []
+    with _errors(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ExposureWindowWarning)
+        chosen = get_metric(metric)
+        fit = load_fit(fit_dir)
+        dataset = load_fit_dataset(fit_dir, fit, ck=ck)
+        exposure = posterior_exposures(fit, dataset, metrics=[chosen])
+        table, rows = read_table(patients)
+        settings = SamplerSettings(chains=chains, warmup=warmup, samples=samples, max_tree_depth=8, progress_bar=False)
+        analysis = analyze_exposure_response(
+            exposure, table, metric=chosen, method=str(method), landmark_days=landmark, fit=fit, dataset=dataset,
+            adjust_burden=adjust_burden, strata=strata_columns, level=level, seed=seed, baseline=str(baseline),
+            n_exposure_draws=draws, scheme=str(scheme), settings=settings, source=str(patients), rows=rows,
+        )
+    if not analysis.simulated and is_simulated(patients, ck):
+        analysis = dataclasses.replace(analysis, simulated=True)
+    target = out if out is not None else fit_dir / f"er-{chosen.name.replace(':', '_')}-{method}"
+    extra = {"fit_dir": str(fit_dir), "patients": str(patients), "out_dir": str(target)}
+    write_er_report(analysis, target, extra=extra)
+    result = json.loads((target / "er.json").read_text())
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    _banner(analysis.simulated)
+    for w in caught:
+        if issubclass(w.category, ExposureWindowWarning):
+            console.print(f"[bold yellow]warning:[/bold yellow] {w.message}", highlight=False)
+    out_table = Table(title=f"PFS by {chosen.label} ({method}); landmark day {result['landmark_days']:g}", title_justify="left")
+    for name in ("quantity", "value"):
+        out_table.add_column(name, justify="left" if name == "quantity" else "right")
+    pct = f"{100 * level:g}%"
+    out_table.add_row(f"HR per doubling ({pct})",
+                      f"{result['hr_per_doubling']:.3f} ({result['hr_ci_low']:.3f}-{result['hr_ci_high']:.3f})")
+    p = result["plugin"]
+    out_table.add_row("plug-in Cox, adjusted", f"{p['hr_per_doubling']:.3f} ({p['hr_ci_low']:.3f}-{p['hr_ci_high']:.3f})")
+    u = p["unadjusted"]
+    out_table.add_row("plug-in Cox, unadjusted", f"{u['hr_per_doubling']:.3f} ({u['hr_ci_low']:.3f}-{u['hr_ci_high']:.3f})")
+    if result["width_ratio"] is not None:
+        out_table.add_row("interval width vs plug-in (Bayesian / Cox)",
+                          f"x{result['width_ratio']:.2f} / x{result['width_ratio_vs_cox']:.2f}")
+    out_table.add_row("log-rank trend across quartiles", f"z {result['trend_z']:.2f}, p {result['trend_p']:.3g}")
+    for q, median in result["median_pfs_by_quartile"].items():
+        out_table.add_row(f"median PFS {q} (months from landmark)", "NR" if median is None else f"{median:.1f}")
+    c = result["counts"]
+    out_table.add_row("analysed / events", f"{c['analysed']} / {c['events']}")
+    out_table.add_row("excluded: not infused, not CK-evaluable",
+                      f"{c['not_infused']}, {c['not_ck_evaluable']}")
+    out_table.add_row("excluded: event, censored by landmark",
+                      f"{c['event_before_landmark']}, {c['censored_before_landmark']}")
+    console.print(out_table)
+    console.print(f"wrote {target}/ (er.json, report.md, tables, km_by_quartile.png, forest.png)")
