@@ -36,3 +36,4 @@ from . import _demo  # noqa: E402,F401
 from . import _simulate  # noqa: E402,F401
 from . import _trial  # noqa: E402,F401
 from . import _er  # noqa: E402,F401
+from . import _report  # noqa: E402,F401

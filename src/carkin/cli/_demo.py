@@ -13,11 +13,11 @@ from ._common import user_errors
 @app.command("demo")
 def demo_command(
     out: Path = typer.Option(Path("fits/demo"), "--out", help="Output folder."),
-    quick: bool = typer.Option(False, "--quick", help="Short chains (for tests and smoke runs; the fit fails its gates)."),
+    quick: bool = typer.Option(False, "--quick", help="Short chains and small simulations (for tests and smoke runs; the fit fails its gates)."),
     seed: int = typer.Option(1, "--seed", help="Seed of the NUTS run."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
-    """Primary trial analysis and a hierarchical CK fit on the shipped SIMULATED KarMMa-3 cohort."""
+    """Trial analysis, CK fit, diagnostics/VPC, exposure + E-R, a dose scenario and the HTML report (SIMULATED cohort)."""
     from ..demo import run_demo
 
     with user_errors():
