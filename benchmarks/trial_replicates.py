@@ -16,6 +16,13 @@ find the calendar time of each look's event count, and compute the log-rank Z at
 
 Prints one JSON line. Wall-clock numbers depend on the machine and its load; the ratio, measured in one
 run, is the number to quote.
+
+Scaling (``--scaling 100 1000 10000 100000``): afterwards, for each replicate count, one warm-up call that
+compiles the batch shape that count uses (``min(count, --batch-size)`` replicates), then the timed call;
+one JSON line per count (``"benchmark": "trial_scaling"``) with the seconds, replicates/s and peak memory:
+XLA's memory analysis of one compiled batch (temporaries + arguments + outputs, per device), the bytes of
+the (replicates x looks) results gathered on the host, and the process's peak resident set during the
+timed call (``VmHWM`` reset before it where the kernel allows, else ``ru_maxrss`` since the start).
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--baseline", type=int, default=200, help="replicates of the lifelines loop")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--devices", type=int, default=os.cpu_count() or 1, help="host devices to shard over")
+    parser.add_argument("--scaling", type=int, nargs="*", default=[], help="replicate counts to time one by one")
+    parser.add_argument("--batch-size", type=int, default=2000, help="replicates per compiled call")
     return parser.parse_args()
 
 
@@ -49,6 +58,9 @@ import numpy as np
 from lifelines.statistics import logrank_test
 
 from carkin.trial import load_design, simulate_trials
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gradient_scaling import _reset_peak_rss, peak_rss_bytes  # noqa: E402
 
 
 def lifelines_loop(design, replicates: int, seed: int) -> tuple[float, np.ndarray]:
@@ -79,16 +91,53 @@ def lifelines_loop(design, replicates: int, seed: int) -> tuple[float, np.ndarra
     return time.perf_counter() - start, z
 
 
+def batch_memory(design, key, count: int) -> dict:
+    """XLA's memory analysis of the compiled batch that ``simulate_trials`` runs for ``count`` replicates."""
+    from carkin.trial._simulate import DesignArrays, _replicate_function
+
+    devices = jax.local_devices()
+    size = min(ARGS.batch_size, count)
+    size = -(-size // len(devices)) * len(devices)
+    idx = jax.numpy.arange(size, dtype=jax.numpy.int32)
+    if len(devices) > 1:
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+        idx = jax.device_put(idx, NamedSharding(Mesh(np.asarray(devices), ("replicates",)), PartitionSpec("replicates")))
+    batch = _replicate_function(design.stratified, None)
+    stats = batch.lower(DesignArrays.from_design(design), jax.numpy.asarray(design.look_events), key, idx).compile().memory_analysis()
+    out = {"batch_replicates": size}
+    if stats is not None:
+        out["batch_peak_bytes_per_device"] = int(stats.temp_size_in_bytes + stats.argument_size_in_bytes + stats.output_size_in_bytes)
+    return out
+
+
+def scaling(design, key) -> None:
+    for count in ARGS.scaling:
+        simulate_trials(design, key=key, replicates=min(count, ARGS.batch_size), batch_size=ARGS.batch_size)  # compile
+        reset = _reset_peak_rss()
+        start = time.perf_counter()
+        sim = simulate_trials(design, key=jax.random.fold_in(key, 2), replicates=count, batch_size=ARGS.batch_size)
+        seconds = time.perf_counter() - start
+        rss, rss_kind = peak_rss_bytes(reset)
+        results = int(sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(sim.looks)))
+        print(json.dumps({
+            "benchmark": "trial_scaling", "design": design.name, "n_patients": design.n_patients,
+            "replicates": count, "seconds": seconds, "replicates_per_second": count / seconds,
+            **batch_memory(design, key, count), "result_bytes": results, "max_rss_bytes": rss,
+            "max_rss_kind": rss_kind, "devices": jax.local_device_count(), "device": str(jax.devices()[0].device_kind),
+        }), flush=True)
+
+
 def main() -> None:
     design = load_design(ARGS.design)
     key = jax.random.PRNGKey(ARGS.seed)
     timings = {}
     for label, d in (("stratified", design), ("unstratified", design.replace(stratified=False))):
         start = time.perf_counter()
-        simulate_trials(d, key=key, replicates=ARGS.replicates)
+        simulate_trials(d, key=key, replicates=ARGS.replicates, batch_size=ARGS.batch_size)
         first = time.perf_counter() - start
         start = time.perf_counter()
-        sim = simulate_trials(d, key=jax.random.fold_in(key, 1), replicates=ARGS.replicates)
+        sim = simulate_trials(d, key=jax.random.fold_in(key, 1), replicates=ARGS.replicates, batch_size=ARGS.batch_size)
         timings[label] = {"first_call_seconds": first, "seconds": time.perf_counter() - start, "power": sim.summary()["power"]}
     base_seconds, _ = lifelines_loop(design, ARGS.baseline, ARGS.seed)
     per_replicate = base_seconds / ARGS.baseline
@@ -121,6 +170,7 @@ def main() -> None:
     }
     print(json.dumps(record))
     sys.stdout.flush()
+    scaling(design, key)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,18 @@ def test_same_key_gives_identical_cohorts_and_other_keys_differ(spec):
     assert not np.allclose(a.dataset.dv, c.dataset.dv)
 
 
+def test_a_patient_draws_the_same_values_whatever_the_cohort_size(spec):
+    """Per-patient keys (fold_in of the patient index): the first 10 of 25 patients are the 10-patient cohort."""
+    small = simulate_cohort(spec, key=jax.random.PRNGKey(7), n=10)
+    large = simulate_cohort(spec, key=jax.random.PRNGKey(7), n=25)
+    np.testing.assert_array_equal(np.asarray(large.dataset.dv)[:10], np.asarray(small.dataset.dv))
+    np.testing.assert_array_equal(np.asarray(large.dataset.dose)[:10], np.asarray(small.dataset.dose))
+    np.testing.assert_array_equal(np.asarray(large.dataset.covariates)[:10], np.asarray(small.dataset.covariates))
+    for name, values in small.individual.items():
+        np.testing.assert_array_equal(large.individual[name][:10], values)
+    assert not np.allclose(np.asarray(large.dataset.dv)[10:20], np.asarray(small.dataset.dv))
+
+
 def test_without_variability_records_are_the_typical_curve(spec):
     truth = truth_from_spec(spec)
     truth = PopulationParameters(mu=truth.mu, omega=jnp.zeros(6), beta=jnp.zeros(2), sigma=jnp.asarray(0.0),

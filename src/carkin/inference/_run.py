@@ -29,6 +29,7 @@ from ..population import (
     natural_parameters,
     population_model,
     prepare,
+    shard_records,
 )
 from ._fit import Fit, Gates, parameter_table, population_draws
 
@@ -43,6 +44,9 @@ class SamplerSettings:
 
     Main settings: ``chains``, ``warmup``, ``samples``. NUTS: ``target_accept``, ``max_tree_depth``,
     ``chain_method`` ("auto": parallel over host devices when there are enough, else vectorized).
+    ``shard``: split the records (blocks of patients) across the local devices with ``jax.sharding``
+    (`carkin.population.shard_records`) and run the chains vectorized; for many patients on several
+    GPUs, or for one chain's gradient spread over host devices. Results equal the unsharded run to rounding.
     Optimisation methods (laplace, svi, map): ``steps``, ``learning_rate``, and ``samples`` draws from
     the approximation.
     """
@@ -56,6 +60,7 @@ class SamplerSettings:
     steps: int = 5000
     learning_rate: float = 0.01
     progress_bar: bool = True
+    shard: bool = False
 
     def __post_init__(self):
         for name in ("chains", "samples", "max_tree_depth", "steps"):
@@ -70,11 +75,18 @@ class SamplerSettings:
             raise ValueError(
                 f"SamplerSettings.chain_method = {self.chain_method!r}; choose auto, parallel, vectorized or sequential"
             )
+        if self.shard and self.chain_method == "parallel":
+            raise ValueError(
+                "SamplerSettings: shard=True uses the devices for the records, so chains cannot also run in "
+                "parallel over them; use chain_method 'vectorized' (or 'auto')"
+            )
 
 
 def _resolve_chain_method(settings: SamplerSettings) -> str:
     if settings.chain_method != "auto":
         return settings.chain_method
+    if settings.shard:
+        return "vectorized"
     if settings.chains == 1:
         return "sequential"
     return "parallel" if jax.local_device_count() >= settings.chains else "vectorized"
@@ -263,7 +275,8 @@ def fit(
         _preflight_ode(spec, dataset, data)
     key = jax.random.PRNGKey(seed)
     started = time.perf_counter()
-    idata, info = METHODS[method](data, spec, dataset, settings, key)
+    sampled_data = shard_records(data) if settings.shard else data
+    idata, info = METHODS[method](sampled_data, spec, dataset, settings, key)
     elapsed = time.perf_counter() - started
     draws = population_draws(idata.posterior, spec)
     table = parameter_table(draws)

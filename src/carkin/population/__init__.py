@@ -12,6 +12,7 @@ from ._model import (
     population_model as population_model,
     prepare as prepare,
 )
+from ._sharding import shard_records as shard_records
 from ._spec import (
     CovariateEffect as CovariateEffect,
     InputSpec as InputSpec,

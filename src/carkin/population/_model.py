@@ -70,6 +70,8 @@ class PopulationData(eqx.Module):
         Each patient's record times in days, sorted, padded with the patient's last time (ODE models).
     record_slot : Int[Array, " records"]
         Flat index of each record of ``records`` into ``padded_times`` (row-major).
+    record_weight : Float[Array, " records"] or None
+        1 for real records, 0 for the padding records `shard_records` adds; None when unpadded.
     """
 
     records: FlatObservations
@@ -78,6 +80,7 @@ class PopulationData(eqx.Module):
     inputs: dict = eqx.field(default_factory=dict)
     padded_times: Float[Array, "patients obs"] | None = None
     record_slot: Int[Array, " records"] | None = None
+    record_weight: Float[Array, " records"] | None = None
 
 
 def covariate_design(dataset: Dataset, spec: PopulationSpec) -> np.ndarray:
@@ -225,7 +228,7 @@ def log_likelihood(spec: PopulationSpec, data: PopulationData, phi, sigma, sigma
         individual = natural_parameters(spec, phi[rec.patient])
         individual.update({k: v[rec.patient] for k, v in data.inputs.items()})
         log_pred = model.log_concentration(individual, rec.times)
-        return _record_log_likelihood(spec, rec, log_pred, sigma, sigma_add)
+        return _record_log_likelihood(spec, rec, log_pred, sigma, sigma_add, data.record_weight)
     individual = natural_parameters(spec, phi)
     individual.update(data.inputs)
     sol = model.solve(individual, data.padded_times)
@@ -233,22 +236,26 @@ def log_likelihood(spec: PopulationSpec, data: PopulationData, phi, sigma, sigma
     # Failed patients get a finite placeholder so that no NaN reaches the sum or its gradient; the draw
     # itself is rejected below.
     log_pred = jnp.where(ok, sol.log_concentration.reshape(-1)[data.record_slot], 0.0)
-    ll = _record_log_likelihood(spec, rec, log_pred, sigma, sigma_add)
+    ll = _record_log_likelihood(spec, rec, log_pred, sigma, sigma_add, data.record_weight)
     return jnp.where(jnp.all(sol.ok), ll, -jnp.inf)
 
 
-def _record_log_likelihood(spec: PopulationSpec, rec: FlatObservations, log_pred, sigma, sigma_add):
+def _record_log_likelihood(spec: PopulationSpec, rec: FlatObservations, log_pred, sigma, sigma_add, weight=None):
     if spec.residual == "combined":
         sd = jnp.sqrt(sigma**2 + (sigma_add * jnp.exp(-log_pred)) ** 2)
     else:
         sd = sigma
+
+    def total(terms, index):  # padding records (weight 0) of shard_records add nothing
+        return jnp.sum(terms if weight is None else weight[index] * terms)
+
     q = rec.quantified_index
     sd_q = sd if jnp.ndim(sd) == 0 else sd[q]
-    ll = jnp.sum(dist.Normal(log_pred[q], sd_q).log_prob(rec.log_dv[q]))
+    ll = total(dist.Normal(log_pred[q], sd_q).log_prob(rec.log_dv[q]), q)
     c = rec.censored_index
     if c.shape[0] > 0:
         sd_c = sd if jnp.ndim(sd) == 0 else sd[c]
-        ll = ll + jnp.sum(jax.scipy.special.log_ndtr((rec.log_dv[c] - log_pred[c]) / sd_c))
+        ll = ll + total(jax.scipy.special.log_ndtr((rec.log_dv[c] - log_pred[c]) / sd_c), c)
     return ll
 
 

@@ -1,11 +1,15 @@
 """Virtual populations from a population model: individual parameters, CK records, LLOQ censoring.
 
-Everything is vectorised over patients and driven by an explicit ``jax.random`` key. Closed-form and ODE
+Everything is vectorised over patients and driven by an explicit ``jax.random`` key. Patient ``i`` (0-based)
+draws from keys folded with ``i`` (`per_patient_normal`), so a patient's covariates, random effects and
+residuals do not depend on how many patients are simulated, nor on the device count or sharding. Closed-form and ODE
 models are both supported; an ODE model's inputs (e.g. baseline tumour burden) come from the simulated
 covariates, and a failed solve raises ``SolverError`` naming the simulated patients.
 """
 
 from __future__ import annotations
+
+import zlib
 
 import dataclasses
 
@@ -83,17 +87,23 @@ class SimulatedCohort:
     seed: int | None = None
 
 
+def per_patient_normal(key: PRNGKeyArray, n: int, shape: tuple[int, ...] = ()) -> Float[Array, "n ..."]:
+    """Standard normal draws (n, *shape); row i comes from ``jax.random.fold_in(key, i)`` alone."""
+    return jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i), shape))(jnp.arange(n))
+
+
 def _draw_covariates(spec: PopulationSpec, key: PRNGKeyArray, n: int) -> dict[str, np.ndarray]:
     table = spec.simulation.get("covariates", {})
     needed = sorted(set(spec.data_columns) | set(table))
     out = {}
-    for column, k in zip(needed, jax.random.split(key, max(len(needed), 1))):
+    for column in needed:
+        k = jax.random.fold_in(key, zlib.crc32(column.encode()) & 0x7FFFFFFF)  # one stream per column, by name
         if column not in table:
             raise SpecError(
                 f"{spec.source}: covariate column {column} has no distribution in [simulation.covariates.{column}]"
             )
         d = table[column]
-        draw = float(d["median"]) * jnp.exp(float(d.get("log_sd", 0.0)) * jax.random.normal(k, (n,)))
+        draw = float(d["median"]) * jnp.exp(float(d.get("log_sd", 0.0)) * per_patient_normal(k, n))
         out[column] = np.clip(np.asarray(draw), float(d.get("low", -np.inf)), float(d.get("high", np.inf)))
     return out
 
@@ -184,14 +194,14 @@ def simulate_cohort(
     )
     z = jnp.asarray(covariate_design(stub, spec))
     loc = individual_means(spec, truth.mu, truth.beta, z)
-    phi = loc + truth.omega[None, :] * jax.random.normal(k_eta, loc.shape)
+    phi = loc + truth.omega[None, :] * per_patient_normal(k_eta, n, loc.shape[1:])
     individual = natural_parameters(spec, phi)
     log_c = _log_concentration(spec, stub, individual, times)
     if spec.residual == "combined":
         sd = jnp.sqrt(truth.sigma**2 + (truth.sigma_add * jnp.exp(-log_c)) ** 2)
     else:
         sd = truth.sigma
-    log_y = log_c + sd * jax.random.normal(k_eps, log_c.shape)
+    log_y = log_c + sd * per_patient_normal(k_eps, n, log_c.shape[1:])
     blq = log_y < jnp.log(lloq)
     dv = jnp.where(blq, lloq, jnp.exp(log_y))
     m = times.shape[0]
