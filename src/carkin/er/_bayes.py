@@ -42,10 +42,10 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
-from numpyro.infer import MCMC, NUTS, HMCGibbs, init_to_value
+from numpyro.infer import NUTS, HMCGibbs, init_to_value
 
 from ..exposure._quartiles import quartile_of
-from ..inference import SamplerSettings
+from ..inference import SamplerSettings, make_mcmc, resolve_chain_method
 from ._analysis_set import ERData
 from ._ph_model import (
     BASELINES,
@@ -121,15 +121,6 @@ class BayesianPH:
             "seed": self.seed,
             "runtime_seconds": self.runtime_seconds,
         }
-
-
-def resolve_chain_method(settings: SamplerSettings) -> str:
-    """Parallel chains when there are enough host devices, else vectorized (as carkin.inference.fit)."""
-    if settings.chain_method != "auto":
-        return settings.chain_method
-    if settings.chains == 1:
-        return "sequential"
-    return "parallel" if jax.local_device_count() >= settings.chains else "vectorized"
 
 
 def reliability(log2_draws: np.ndarray) -> float:
@@ -304,14 +295,7 @@ def two_stage(
     draws = jnp.asarray(candidates) if resample else None
     kernel = HMCGibbs(nuts, gibbs_fn=_gibbs_index(arrays, baseline, draws, copies - 1),
                       gibbs_sites=["draw_index"]) if resample else nuts
-    mcmc = MCMC(
-        kernel,
-        num_warmup=settings.warmup,
-        num_samples=settings.samples,
-        num_chains=settings.chains,
-        chain_method=resolve_chain_method(settings),
-        progress_bar=settings.progress_bar,
-    )
+    mcmc = make_mcmc(kernel, settings)
     start = _time.perf_counter()
     diverging = "hmc_state.diverging" if resample else "diverging"
     mcmc.run(mcmc_key, jnp.asarray(x), arrays, baseline, exposure_prior_sd, draws, extra_fields=(diverging,))

@@ -23,13 +23,13 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 from numpyro import handlers
-from numpyro.infer import MCMC, NUTS, init_to_value
+from numpyro.infer import NUTS, init_to_value
 
 from ..exposure import exposure_metrics, patient_lloq
-from ..inference import SamplerSettings
+from ..inference import SamplerSettings, make_mcmc, resolve_chain_method
 from ..population import natural_parameters, population_model, prepare
 from ._analysis_set import ERData
-from ._bayes import DEFAULT_SETTINGS, BayesianPH, _diagnostics, _summaries, quartile_contrasts, resolve_chain_method
+from ._bayes import DEFAULT_SETTINGS, BayesianPH, _diagnostics, _summaries, quartile_contrasts
 from ._ph_model import SurvivalArrays, check_baseline, ph_log_likelihood, survival_arrays
 
 __all__ = ["joint_ph", "joint_model"]
@@ -133,14 +133,7 @@ def joint_ph(
         max_tree_depth=settings.max_tree_depth,
         init_strategy=init_to_value(values=init),
     )
-    mcmc = MCMC(
-        kernel,
-        num_warmup=settings.warmup,
-        num_samples=settings.samples,
-        num_chains=settings.chains,
-        chain_method=resolve_chain_method(settings),
-        progress_bar=settings.progress_bar,
-    )
+    mcmc = make_mcmc(kernel, settings)
     start = _time.perf_counter()
     mcmc.run(key, ck_data, spec, arrays, index, lloq, metric, centre, baseline, exposure_prior_sd,
              extra_fields=("diverging",))

@@ -33,7 +33,7 @@ from ..population import (
 )
 from ._fit import Fit, Gates, parameter_table, population_draws
 
-__all__ = ["fit", "SamplerSettings", "METHODS"]
+__all__ = ["fit", "SamplerSettings", "METHODS", "make_mcmc", "resolve_chain_method"]
 
 Method = Literal["nuts", "laplace", "svi", "map"]
 
@@ -82,7 +82,8 @@ class SamplerSettings:
             )
 
 
-def _resolve_chain_method(settings: SamplerSettings) -> str:
+def resolve_chain_method(settings: SamplerSettings) -> str:
+    """The chain method a run with these settings uses ("auto": parallel over enough host devices, else vectorized)."""
     if settings.chain_method != "auto":
         return settings.chain_method
     if settings.shard:
@@ -90,6 +91,18 @@ def _resolve_chain_method(settings: SamplerSettings) -> str:
     if settings.chains == 1:
         return "sequential"
     return "parallel" if jax.local_device_count() >= settings.chains else "vectorized"
+
+
+def make_mcmc(kernel, settings: SamplerSettings) -> MCMC:
+    """A numpyro MCMC driver for ``kernel`` with the warm-up, draws, chains, chain method and progress bar of ``settings``."""
+    return MCMC(
+        kernel,
+        num_warmup=settings.warmup,
+        num_samples=settings.samples,
+        num_chains=settings.chains,
+        chain_method=resolve_chain_method(settings),
+        progress_bar=settings.progress_bar,
+    )
 
 
 def _dims(spec: PopulationSpec, dataset: Dataset) -> tuple[dict, dict]:
@@ -102,21 +115,14 @@ def _dims(spec: PopulationSpec, dataset: Dataset) -> tuple[dict, dict]:
 
 
 def _run_nuts(data, spec, dataset, settings: SamplerSettings, key) -> tuple[az.InferenceData, dict]:
-    chain_method = _resolve_chain_method(settings)
+    chain_method = resolve_chain_method(settings)
     kernel = NUTS(
         population_model,
         target_accept_prob=settings.target_accept,
         max_tree_depth=settings.max_tree_depth,
         init_strategy=init_to_median(num_samples=15),
     )
-    mcmc = MCMC(
-        kernel,
-        num_warmup=settings.warmup,
-        num_samples=settings.samples,
-        num_chains=settings.chains,
-        chain_method=chain_method,
-        progress_bar=settings.progress_bar,
-    )
+    mcmc = make_mcmc(kernel, settings)
     mcmc.run(key, data, spec, extra_fields=("diverging", "num_steps"))
     coords, dims = _dims(spec, dataset)
     samples = mcmc.get_samples(group_by_chain=True)
