@@ -83,6 +83,17 @@ class PopulationData(eqx.Module):
     record_weight: Float[Array, " records"] | None = None
 
 
+def _data_column(dataset: Dataset, spec: PopulationSpec, column: str, key: str, remedy: str = "") -> np.ndarray:
+    """Per-patient values of a data column the spec's ``key`` uses; a SpecError naming both if it is missing."""
+    try:
+        return np.asarray(dataset.covariate(column), dtype=float)
+    except KeyError as err:
+        raise SpecError(
+            f"{spec.source}: {key} uses column {column!r}, which the data ({dataset.source}) does not have: "
+            f"{err.args[0]}. Give a covariate table with that column (--covariates){remedy}."
+        ) from None
+
+
 def covariate_design(dataset: Dataset, spec: PopulationSpec) -> np.ndarray:
     """Standardised covariates, one column per coefficient (``spec.effects`` order): shape (patients, effects).
 
@@ -94,14 +105,8 @@ def covariate_design(dataset: Dataset, spec: PopulationSpec) -> np.ndarray:
     """
     columns = []
     for cov in spec.covariates:
-        try:
-            x = np.asarray(dataset.covariate(cov.column), dtype=float)
-        except KeyError as err:
-            raise SpecError(
-                f"{spec.source}: covariates.{cov.name} uses column {cov.column!r}, which the data "
-                f"({dataset.source}) does not have: {err.args[0]}. Give a covariate table with that column "
-                f"(--covariates) or remove [covariates.{cov.name}] from the spec."
-            ) from None
+        x = _data_column(dataset, spec, cov.column, f"covariates.{cov.name}",
+                         f" or remove [covariates.{cov.name}] from the spec")
         if cov.transform == "log" and np.any(x <= 0):
             bad = int(np.flatnonzero(x <= 0)[0])
             raise SpecError(
@@ -127,13 +132,7 @@ def model_inputs(dataset: Dataset, spec: PopulationSpec) -> dict[str, np.ndarray
     """
     out = {}
     for inp in spec.inputs:
-        try:
-            x = np.asarray(dataset.covariate(inp.column), dtype=float)
-        except KeyError as err:
-            raise SpecError(
-                f"{spec.source}: inputs.{inp.name} uses column {inp.column!r}, which the data ({dataset.source}) "
-                f"does not have: {err.args[0]}. Give a covariate table with that column (--covariates)."
-            ) from None
+        x = _data_column(dataset, spec, inp.column, f"inputs.{inp.name}")
         bad = np.flatnonzero(~(np.isfinite(x) & (x >= 0)))
         if bad.size:
             i = int(bad[0])
