@@ -62,11 +62,13 @@ def test_allow_unconverged_exits_zero_and_same_seed_gives_identical_numbers(coho
 
 
 def test_bad_data_exits_2_with_file_row_and_column(tmp_path):
-    ck = tmp_path / "ck.csv"
+    # A long path: the message must not be wrapped at the terminal width (that once split "row 3" in CI).
+    (tmp_path / ("deep" * 20)).mkdir()
+    ck = tmp_path / ("deep" * 20) / "ck.csv"
     ck.write_text("ID,TIME,DV,EVID,AMT,MDV\n1,0,.,1,450,1\n1,-3,100,0,.,0\n")
     result = runner.invoke(app, ["fit", str(ck), "--out", str(tmp_path / "run"), *QUICK])
     assert result.exit_code == 2
-    assert "ck.csv" in result.output and "row 3" in result.output and "TIME" in result.output
+    assert f"{ck}, row 3, column TIME" in result.output
     assert not (tmp_path / "run").exists()
 
 

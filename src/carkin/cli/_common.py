@@ -21,8 +21,14 @@ def user_errors():
     try:
         yield
     except (DataError, SpecError, SolverError, FileNotFoundError, FileExistsError) as err:
-        console.print(f"[bold red]error:[/bold red] {escape(str(err))}", highlight=False)
+        print_error(err)
         raise typer.Exit(code=2) from None
+
+
+def print_error(err: object) -> None:
+    """One error message on stderr, never re-wrapped: a terminal-width wrap can split "row 3" or a path in two,
+    and users (and scripts) grep these messages."""
+    console.print(f"[bold red]error:[/bold red] {escape(str(err))}", highlight=False, soft_wrap=True)
 
 
 def is_simulated(*paths: str | Path | None) -> bool:

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ._app import app
-from ._common import console, is_simulated, user_errors
+from ._common import console, is_simulated, print_error, user_errors
 
 
 class ERMethod(enum.StrEnum):
@@ -46,7 +46,7 @@ def _errors():
         try:
             yield
         except ValueError as err:  # DataError/SpecError are ValueErrors too, but user_errors sees them first
-            console.print(f"[bold red]error:[/bold red] {err}", highlight=False, markup=True)
+            print_error(err)
             raise typer.Exit(code=2) from None
 
 

@@ -70,7 +70,7 @@ def fit_command(
             f"min tail ESS {diag['min_ess_tail']:.0f}, divergences {diag['divergences']}"
         )
     else:
-        console.print("[bold red]FIT FAILED ITS CONVERGENCE GATES[/bold red]:\n  " + "\n  ".join(diag["failures"]))
+        console.print("[bold red]FIT FAILED ITS CONVERGENCE GATES[/bold red]:\n  " + "\n  ".join(diag["failures"]), soft_wrap=True)
     console.print(f"wrote {out}/ (posterior.nc, parameters.csv, manifest.json, individual_fits.png)")
     if not result.converged and not allow_unconverged:
         raise typer.Exit(code=1)
