@@ -124,7 +124,7 @@ class TestSolves:
     def test_a_failed_solve_gives_nan_rows_and_a_result_code_not_an_exception(self):
         model = EffectorMemory(options=ODEOptions(max_steps=200, batching="patient"))
         ind = {k: jnp.asarray([v, v]) for k, v in STEIN.items()}
-        ind["delta"] = jnp.asarray([0.1568, 500.0])  # absurdly fast contraction: needs far more steps
+        ind["beta"] = jnp.asarray([0.0032, 5000.0])  # absurdly fast memory decay: a stiff mode, far more steps
         sol = model.solve(ind, jnp.asarray([[20.0, 300.0], [20.0, 300.0]]))
         assert list(np.asarray(sol.ok)) == [True, False]
         out = model.log_concentration(ind, jnp.asarray([[20.0, 300.0], [20.0, 300.0]]))
@@ -157,7 +157,7 @@ class TestPopulationLayout:
     def test_a_failed_solve_makes_the_log_density_minus_infinity_with_a_finite_gradient(self):
         ds = small_dataset()
         spec = load_spec("effector_memory").replace(ode={"max_steps": 200})
-        phi = _phi(spec, [STEIN, dict(STEIN, delta=500.0)])
+        phi = _phi(spec, [STEIN, dict(STEIN, beta=5000.0)])
         data = prepare(ds, spec)
         value, grad = jax.value_and_grad(lambda p: log_likelihood(spec, data, p, 0.4))(phi)
         assert float(value) == -np.inf
@@ -168,7 +168,7 @@ class TestPopulationLayout:
         spec = load_spec("effector_memory").replace(ode={"max_steps": 200})
         good = natural_parameters(spec, _phi(spec, [STEIN, STEIN]))
         check_solves(spec, ds, good)  # passes quietly
-        bad = natural_parameters(spec, _phi(spec, [STEIN, dict(STEIN, delta=500.0)]))
+        bad = natural_parameters(spec, _phi(spec, [STEIN, dict(STEIN, beta=5000.0)]))
         draws = {k: jnp.stack([good[k], bad[k]]) for k in bad}  # (draws, patients)
         with pytest.raises(SolverError, match=r"1 patient\(s\).*\n  patient B: 1 of 2 parameter set\(s\) failed "
                                               r"\(The maximum number of solver steps was reached"):

@@ -22,9 +22,17 @@ Segment 1 is linear growth with a known solution, E(t) = cmax exp(rho (t - tmax)
 patient (measured: about half the cost; benchmarks/ode_vs_closed_form.py). ``expansion="ode"`` integrates
 it with diffrax as well (kept for the benchmark and the tests). Segment 2 is always integrated with diffrax.
 
-Scaling: segment 2 is solved relative to cmax and in time since tmax (e = E / cmax, m = M / cmax,
-s = t - tmax), so every patient starts it at (e, m) = (1, 0) and the tolerances mean the same for every
-patient; log C = log cmax + log(e + m). An integrated segment 1 is solved relative to E(0).
+Scaling: segment 2 is solved relative to cmax and in time since tmax, with the effector on the log scale
+(u = log(E / cmax), m = M / cmax, s = t - tmax):
+
+    du/ds = -alpha,   dm/ds = k exp(u) - beta m,   (u, m)(0) = (0, 0),   log C = log cmax + log(exp(u) + m)
+
+so every patient starts it at the same state and the tolerances mean the same for every patient. The log
+scale matters for speed: on the linear scale the decaying effector is a stiff mode (eigenvalue -alpha)
+that caps an explicit solver's step at about 3.5 / alpha for as long as the solve runs, even after E is
+negligible, and the population solve shares the fastest patient's cap (measured on 250 patients: 100
+steps); on the log scale u is integrated exactly and the system's only eigenvalue is -beta (31 steps,
+gradient 2.4x cheaper). An integrated segment 1 is solved relative to E(0), on the linear scale.
 """
 
 from __future__ import annotations
@@ -46,8 +54,8 @@ def _expansion_field(t, y, args):
 
 
 def _contraction_field(t, y, args):
-    e, m = y
-    return (-args["alpha"] * e, args["k"] * e - args["beta"] * m)
+    u, m = y  # u = log(E / cmax), m = M / cmax
+    return (-args["alpha"] * jnp.ones_like(u), args["k"] * jnp.exp(u) - args["beta"] * m)
 
 
 class EffectorMemory(ODEModel):
@@ -102,7 +110,7 @@ class EffectorMemory(ODEModel):
         ones = jnp.ones_like(args["tmax"])
         if self.expansion == "analytic":
             log_before = args["rho"][:, None] * (before - tmax)  # log(E / cmax) on [0, tmax], exact
-            y_start = (ones, jnp.zeros_like(ones))
+            y_start = (jnp.zeros_like(ones), jnp.zeros_like(ones))  # (u, m) = (log 1, 0)
             code1 = jnp.zeros(ts.shape[:1], jnp.int32)
         else:
             # Segment 1 relative to E(0) = cmax exp(-rho tmax): e(0) = 1 grows to ~exp(rho tmax), so the
@@ -112,9 +120,10 @@ class EffectorMemory(ODEModel):
             ys1, code1 = solve(_expansion_field, y0, args, jnp.concatenate([before, tmax], axis=1))
             level = ys1[0] + ys1[1]
             log_before = jnp.log(level[:, :-1]) - (args["rho"] * args["tmax"])[:, None]
-            y_start = (ys1[0][:, -1] / level[:, -1], ys1[1][:, -1] / level[:, -1])  # level carried by log_before
+            # (u, m) at tmax relative to C(tmax), whose level log_before carries
+            y_start = (jnp.log(ys1[0][:, -1] / level[:, -1]), ys1[1][:, -1] / level[:, -1])
         ys2, code2 = solve(_contraction_field, y_start, args, since)
-        log_after = jnp.log(ys2[0] + ys2[1])  # log(C(max(t, tmax)) / C(tmax)); 0 for t <= tmax
+        log_after = jnp.log(jnp.exp(ys2[0]) + ys2[1])  # log(C(max(t, tmax)) / C(tmax)); 0 for t <= tmax
         # log C(t) = log C(min(t, tmax)) + log[C(max(t, tmax)) / C(tmax)]: one of the two terms is 0 at every
         # t, so no branch is taken and d/dtmax at t = tmax averages both sides, as in the closed form.
         log_c = jnp.log(args["cmax"])[:, None] + log_before + log_after

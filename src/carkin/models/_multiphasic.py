@@ -81,13 +81,35 @@ def multiphasic_log_concentration(
     >>> float(jnp.exp(multiphasic_log_concentration(p, 9.3)))  # doctest: +ELLIPSIS
     24000.0...
     """
+    return log_concentration_from_terms(log_terms(params), t)
+
+
+def log_terms(params: MultiphasicParams) -> dict[str, Float[Array, "..."]]:
+    """The per-patient logarithms of the closed form (log cmax, log fb, log(1 - fb)) and its rates.
+
+    Computing these once per patient and gathering them to the records (``log_concentration_from_terms``)
+    keeps the transcendental math per record to one logaddexp (the gradient's main cost).
+    """
+    fb = jnp.asarray(params.fb)
+    return {
+        "log_cmax": jnp.log(params.cmax),
+        "tmax": jnp.asarray(params.tmax),
+        "rho": jnp.asarray(params.rho),
+        "alpha": jnp.asarray(params.alpha),
+        "beta": jnp.asarray(params.beta),
+        "log_fb": jnp.log(fb),
+        "log_1m_fb": jnp.log1p(-fb),
+    }
+
+
+def log_concentration_from_terms(terms: dict[str, Float[ArrayLike, "..."]], t: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
+    """log C(t) from ``log_terms`` (fields broadcastable against ``t``)."""
     t = jnp.asarray(t)
-    dt = t - params.tmax
+    dt = t - terms["tmax"]
     before = jnp.minimum(dt, 0.0)
     after = jnp.maximum(dt, 0.0)
-    fb = jnp.asarray(params.fb)
-    decline = jnp.logaddexp(jnp.log1p(-fb) - params.alpha * after, jnp.log(fb) - params.beta * after)
-    return jnp.log(params.cmax) + params.rho * before + decline
+    decline = jnp.logaddexp(terms["log_1m_fb"] - terms["alpha"] * after, terms["log_fb"] - terms["beta"] * after)
+    return terms["log_cmax"] + terms["rho"] * before + decline
 
 
 class Multiphasic(eqx.Module):
@@ -132,7 +154,16 @@ class Multiphasic(eqx.Module):
         self, individual: dict[str, Float[Array, "..."]], t: Float[ArrayLike, "..."]
     ) -> Float[Array, "..."]:
         """log C(t) (log copies/ug) from individual parameters broadcastable against ``t`` (days)."""
-        return multiphasic_log_concentration(self.structural(individual), t)
+        return log_concentration_from_terms(self.patient_terms(individual), t)
+
+    def patient_terms(self, individual: dict[str, Float[Array, "..."]]) -> dict[str, Float[Array, "..."]]:
+        """Per-patient quantities that ``log_concentration_from_terms`` needs (see ``log_terms``): the population
+        likelihood computes them per patient and gathers them to the records."""
+        return log_terms(self.structural(individual))
+
+    @staticmethod
+    def log_concentration_from_terms(terms: dict, t: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
+        return log_concentration_from_terms(terms, t)
 
     def derived(self, individual: dict[str, Float[Array, "..."]]) -> dict[str, Float[Array, "..."]]:
         """Quantities users report that are not sampled directly: alpha (1/day) and foldx."""
