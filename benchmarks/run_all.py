@@ -1,6 +1,7 @@
 """Run every benchmark in one go and rewrite benchmarks/RESULTS.md from what this run measured.
 
-Usage:  python benchmarks/run_all.py [--quick] [--only nuts gradient trial ode er] [--with-ode-nuts]
+Usage:  python benchmarks/run_all.py [--quick] [--only nuts gradient trial ode er]
+                                     [--with-ode-nuts [--ode-nuts-models multiphasic effector_memory cart_tumor]]
                                      [--out benchmarks/RESULTS.md] [--results-dir benchmarks/results]
         python benchmarks/run_all.py --render-from benchmarks/results/run-DATE-KIND.jsonl [--out ...]
 
@@ -69,7 +70,8 @@ CONTAMINATION_SHARE = 0.10  # other processes' share of the CPU time above which
 # ----------------------------------------------------------------------------------------------- plan
 
 
-def plan(name: str, quick: bool, accelerator: bool, with_ode_nuts: bool) -> list[tuple[str, list[str]]]:
+def plan(name: str, quick: bool, accelerator: bool, with_ode_nuts: bool,
+         ode_nuts_models: list[str] | None = None) -> list[tuple[str, list[str]]]:
     """(label, argv after the script path) for each subprocess of one benchmark."""
     if name == "nuts":
         size = ["--patients", "100", "--chains", "2", "--warmup", "100", "--samples", "100"] if quick else ["--patients", "250"]
@@ -100,6 +102,8 @@ def plan(name: str, quick: bool, accelerator: bool, with_ode_nuts: bool) -> list
             args = ["--patients", "250", "--rounds", "15"]
         if with_ode_nuts:
             args.append("--nuts")
+            if ode_nuts_models:
+                args += ["--nuts-models", *ode_nuts_models]
         return [("gradients" + (" + NUTS" if with_ode_nuts else ""), ["ode_vs_closed_form.py", *args])]
     if name == "er":
         return [("two-stage", ["er_two_stage.py", "--patients", "100" if quick else "225"])]
@@ -541,6 +545,9 @@ def _ode(rows: list[dict], steps) -> list[str]:
                    [[r["model"], r["chain_method"], r["wall_s"], r["min_ess_bulk"], r["ess_per_s"],
                      ratio(r["ess_per_s"], cf["ess_per_s"]) if cf else "-", r["max_r_hat"], r["divergences"],
                      r["mean_leapfrog_steps"], r["typical_values_in_90pct_interval"]] for r in nuts])
+        missing = [m for m in ("multiphasic", "effector_memory", "cart_tumor") if m not in {r["model"] for r in nuts}]
+        if missing:
+            L += [f"Not run in this run (`--ode-nuts-models`): {', '.join(missing)}.", ""]
     else:
         L += ["NUTS fits of the ODE models were not run (opt-in: `--with-ode-nuts`, >20 min on 2 cores).", ""]
     return L
@@ -689,6 +696,9 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run, not a measurement")
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, default=None, help="run only these benchmarks")
     parser.add_argument("--with-ode-nuts", action="store_true", help="also run the ODE NUTS fits (>20 min on 2 cores)")
+    parser.add_argument("--ode-nuts-models", nargs="+", default=None,
+                        choices=["multiphasic", "effector_memory", "cart_tumor"],
+                        help="with --with-ode-nuts: which models' NUTS fits to run (default all three)")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("--results-dir", type=Path, default=RECORDED_DIR, help="where the run's JSON lines and plot go")
     parser.add_argument("--step-timeout", type=float, default=None, help="kill a step after this many seconds")
@@ -725,7 +735,7 @@ def main(argv=None) -> int:
 
         emit(head)
         for name in names:
-            for label, script_argv in plan(name, args.quick, accelerator, args.with_ode_nuts):
+            for label, script_argv in plan(name, args.quick, accelerator, args.with_ode_nuts, args.ode_nuts_models):
                 print(f"[{name}] {label}: python benchmarks/{' '.join(script_argv)}", flush=True)
                 step, records = run_step(script_argv, args.step_timeout)
                 step = {"benchmark": "run_all_step", "name": name, "label": label, **step}
