@@ -97,7 +97,7 @@ def test_nuts_recovers_the_identifiable_parameters_of_the_mechanistic_model():
     for name in ("kexp", "ec50", "delta"):  # the expansion and contraction are sharply identified
         truth, row = typical[name]
         assert abs(np.log(row.q50 / truth)) < 0.3, (name, row.q50, truth)
-    assert result.manifest["diagnostics"]["max_r_hat"] < 1.05
+    assert result.manifest["diagnostics"]["max_r_hat"] < 1.05, result.table[["parameter", "q50", "r_hat", "ess_bulk"]]
 
 
 @pytest.mark.slow

@@ -670,7 +670,7 @@ def _population_segment(options: ODEOptions, vector_field: Callable) -> Callable
         dy_leaves = y_def.flatten_up_to(dy0) if not _is_zero(dy0) else [dy0] * len(y_leaves)
         da_leaves = a_def.flatten_up_to(dargs) if not _is_zero(dargs) else [dargs] * len(a_leaves)
         read = _field_inputs(vector_field, y0, args, ts)
-        # The chosen inputs: (leaves, tangents, leaf index) of the state and of the args the field reads.
+        # The inputs to differentiate: state leaves with a nonzero tangent, args leaves the field reads.
         y_chosen = [i for i, dx in enumerate(dy_leaves) if not _is_zero(dx)]
         a_chosen = [i for i, (dx, r) in enumerate(zip(da_leaves, read)) if r and not _is_zero(dx)]
         chosen = [y_leaves[i] for i in y_chosen] + [a_leaves[i] for i in a_chosen]
