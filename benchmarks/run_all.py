@@ -539,7 +539,7 @@ def _ode(rows: list[dict], steps) -> list[str]:
     nuts = [r for r in rows if r.get("what") == "nuts"]
     if nuts:
         cf = next((r for r in nuts if r["model"] == "multiphasic"), None)
-        L += ["NUTS (same patients and settings for the three models):", ""]
+        L += ["NUTS (same patients and settings for every model run):", ""]
         L += table(["model", "chain method", "wall s", "min bulk ESS", "ESS/s", "ESS/s vs closed form", "max R-hat",
                     "divergences", "leapfrog steps", "typical values in 90% CI"],
                    [[r["model"], r["chain_method"], r["wall_s"], r["min_ess_bulk"], r["ess_per_s"],
