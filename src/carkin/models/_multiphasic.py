@@ -102,7 +102,9 @@ def log_terms(params: MultiphasicParams) -> dict[str, Float[Array, "..."]]:
     }
 
 
-def log_concentration_from_terms(terms: dict[str, Float[ArrayLike, "..."]], t: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
+def log_concentration_from_terms(
+    terms: dict[str, Float[ArrayLike, "..."]], t: Float[ArrayLike, "..."]
+) -> Float[Array, "..."]:
     """log C(t) from ``log_terms`` (fields broadcastable against ``t``)."""
     t = jnp.asarray(t)
     dt = t - terms["tmax"]
@@ -163,6 +165,7 @@ class Multiphasic(eqx.Module):
 
     @staticmethod
     def log_concentration_from_terms(terms: dict, t: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
+        """log C(t) from ``patient_terms`` gathered to the records (elementwise models provide both)."""
         return log_concentration_from_terms(terms, t)
 
     def derived(self, individual: dict[str, Float[Array, "..."]]) -> dict[str, Float[Array, "..."]]:

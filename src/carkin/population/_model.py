@@ -3,7 +3,9 @@
 One function serves the prior predictive, the fit and the posterior predictive (house rule 8). The
 log-likelihood is computed on flat arrays of the real records: the kinetic model is evaluated once per
 record with the patient's parameters gathered, and the M3 term only on censored records (gathered
-indices), which the prototype measured as the cheapest layout on CPU.
+indices), which the prototype measured as the cheapest layout on CPU. An elementwise (closed-form) model
+provides ``patient_terms`` (per-patient quantities, e.g. logarithms of its parameters, computed once per
+patient) and ``log_concentration_from_terms`` (the per-record part), so that the per-record math is small.
 
 ODE models (``kinetic_model.elementwise`` False) cannot be evaluated record by record: they are solved
 once per patient on the padded (patients, obs) schedule ``PopulationData.padded_times`` (sorted times,
