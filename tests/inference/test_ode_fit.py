@@ -52,16 +52,21 @@ def test_a_model_that_cannot_be_solved_at_its_prior_fails_before_sampling_naming
 
 
 @pytest.mark.slow
-def test_map_recovers_the_effector_memory_typical_values():
+def test_map_of_the_effector_memory_twin_equals_the_closed_form_map():
+    """The twin's MAP equals the closed form's on the same data and optimiser (an independent check of the ODE
+    fit); both are near the simulation truth, loosely: with 40 patients, both MAPs put the typical cmax ~0.4 log
+    below the truth for this seed (a joint MAP of a hierarchical model is not the posterior median)."""
     spec = load_spec("effector_memory")
     cohort = simulate_cohort(spec, key=jax.random.PRNGKey(21), n=40)
+    settings = SamplerSettings(steps=1500, learning_rate=0.02, progress_bar=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # approximate methods never pass the MCMC gates
-        result = fit(cohort.dataset, spec, method="map", seed=0,
-                     settings=SamplerSettings(steps=1500, learning_rate=0.02, progress_bar=False))
-    for name, (truth, row) in _typical(result, spec).items():
-        tolerance = 0.5 if name in ("fb", "beta") else 0.25  # the persistence phase is the least informed
-        assert abs(np.log(row.q50 / truth)) < tolerance, f"{name}: MAP {row.q50:.4g} vs truth {truth:.4g}"
+        ode = fit(cohort.dataset, spec, method="map", seed=0, settings=settings)
+        closed = fit(cohort.dataset, load_spec("multiphasic"), method="map", seed=0, settings=settings)
+    closed_typical = _typical(closed, spec)
+    for name, (truth, row) in _typical(ode, spec).items():
+        assert row.q50 == pytest.approx(closed_typical[name][1].q50, rel=1e-3), name
+        assert abs(np.log(row.q50 / truth)) < 0.5, f"{name}: MAP {row.q50:.4g} vs truth {truth:.4g}"
 
 
 # --- slow: NUTS recovery ----------------------------------------------------------------------------------
