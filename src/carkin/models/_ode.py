@@ -554,21 +554,6 @@ def _flags(tree, value: bool):
     return _tree_map(lambda _: value, tree)
 
 
-def _any_batched(tree) -> bool:
-    return any(jax.tree_util.tree_leaves(tree))
-
-
-def _to_last(tree, in_batched, axis_size):
-    """Batched tangent leaves (B, P, ..., D) -> (P, ..., D B); unbatched ones broadcast first."""
-
-    def move(x, batched):
-        x = x if batched else jnp.broadcast_to(x, (axis_size,) + x.shape)
-        x = jnp.moveaxis(x, 0, -1)
-        return x.reshape(x.shape[:-2] + (x.shape[-2] * x.shape[-1],))
-
-    return _tree_map(move, tree, in_batched)
-
-
 def _population_plain(options: ODEOptions, vector_field: Callable) -> Callable:
     """``(y0, args, ts) -> (ys, code)``; under ``vmap`` the batch joins the population (one shared solve)."""
 
@@ -588,9 +573,9 @@ def _population_plain(options: ODEOptions, vector_field: Callable) -> Callable:
 def _population_sensitivities(options: ODEOptions, vector_field: Callable) -> Callable:
     """``(y0, args, ts, dY0, dA) -> (ys, Vs, code)``: the state and D forward sensitivities in one loop.
 
-    The D directions sit on the last axis of every tangent leaf. Under ``vmap`` over directions only (the
-    Jacobian's forward passes), the batch joins that axis, so the state is still solved once; under
-    ``vmap`` over states too, the batch joins the population.
+    The D directions sit on the last axis of every tangent leaf (``_population_segment`` passes a fixed basis
+    over the segment's inputs, so they are never batched by ``vmap``); under ``vmap`` over states the batch
+    joins the population.
     """
     field = _sensitivity_field(vector_field)
 
@@ -602,16 +587,9 @@ def _population_sensitivities(options: ODEOptions, vector_field: Callable) -> Ca
 
     @solve.def_vmap
     def rule(axis_size, in_batched, y0, args, ts, dy0, dargs):
-        in_batched = tuple(in_batched)
-        if _any_batched(in_batched[:3]):
-            ys, vs, code = solve(*_fold((y0, args, ts, dy0, dargs), in_batched, axis_size))
-            out = (_unfold(ys, axis_size), _unfold(vs, axis_size), jnp.broadcast_to(code, (axis_size,)))
-            return out, _flags(out, True)
-        d = jax.tree_util.tree_leaves(dargs)[0].shape[-1]  # directions already there
-        dy0, dargs = _to_last((dy0, dargs), in_batched[3:], axis_size)
-        ys, vs, code = solve(y0, args, ts, dy0, dargs)
-        vs = _tree_map(lambda v: jnp.moveaxis(v.reshape(v.shape[:-1] + (d, axis_size)), -1, 0), vs)
-        return (ys, vs, code), (_flags(ys, False), _flags(vs, True), False)
+        ys, vs, code = solve(*_fold((y0, args, ts, dy0, dargs), tuple(in_batched), axis_size))
+        out = (_unfold(ys, axis_size), _unfold(vs, axis_size), jnp.broadcast_to(code, (axis_size,)))
+        return out, _flags(out, True)
 
     return solve
 
