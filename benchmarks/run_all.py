@@ -1,7 +1,8 @@
 """Run every benchmark in one go and rewrite benchmarks/RESULTS.md from what this run measured.
 
 Usage:  python benchmarks/run_all.py [--quick] [--only nuts gradient trial ode er]
-                                     [--with-ode-nuts [--ode-nuts-models multiphasic effector_memory cart_tumor]]
+                                     [--with-ode-nuts [--ode-nuts-models multiphasic effector_memory cart_tumor]
+                                                      [--mechanistic-length CHAINS WARMUP SAMPLES]]
                                      [--out benchmarks/RESULTS.md] [--results-dir benchmarks/results]
         python benchmarks/run_all.py --render-from benchmarks/results/run-DATE-KIND.jsonl [--out ...]
 
@@ -29,7 +30,9 @@ What runs (full run; ``--quick`` in brackets):
   curve at 10^2..10^5 replicates [1,000 vs 20; scaling 10^2, 10^3]: time and peak memory.
 - ode: ``ode_vs_closed_form.py`` 250 patients, 15 interleaved rounds, all variants [100 patients, 1 round,
   closed form / E-M default / mechanistic default]; ``--with-ode-nuts`` adds its NUTS fits (closed form,
-  E/M, mechanistic), which take more than 20 minutes on 2 CPU cores and are therefore opt-in.
+  E/M, mechanistic), which take more than 20 minutes on 2 CPU cores and are therefore opt-in;
+  ``--mechanistic-length`` runs the mechanistic model's fit with shorter chains (its gradient costs ~50x
+  the closed form's), and the table lists every fit's chain lengths.
 - er: ``er_two_stage.py`` 225 patients [100]: CK fit, plug-in, two-stage resample and cut.
 
 Duration (estimated from the parts, not timed end to end yet): the full run takes roughly 15-25 minutes on
@@ -71,7 +74,8 @@ CONTAMINATION_SHARE = 0.10  # other processes' share of the CPU time above which
 
 
 def plan(name: str, quick: bool, accelerator: bool, with_ode_nuts: bool,
-         ode_nuts_models: list[str] | None = None) -> list[tuple[str, list[str]]]:
+         ode_nuts_models: list[str] | None = None,
+         mechanistic_length: list[int] | None = None) -> list[tuple[str, list[str]]]:
     """(label, argv after the script path) for each subprocess of one benchmark."""
     if name == "nuts":
         size = ["--patients", "100", "--chains", "2", "--warmup", "100", "--samples", "100"] if quick else ["--patients", "250"]
@@ -104,6 +108,8 @@ def plan(name: str, quick: bool, accelerator: bool, with_ode_nuts: bool,
             args.append("--nuts")
             if ode_nuts_models:
                 args += ["--nuts-models", *ode_nuts_models]
+            if mechanistic_length:
+                args += ["--mechanistic-length", *map(str, mechanistic_length)]
         return [("gradients" + (" + NUTS" if with_ode_nuts else ""), ["ode_vs_closed_form.py", *args])]
     if name == "er":
         return [("two-stage", ["er_two_stage.py", "--patients", "100" if quick else "225"])]
@@ -539,10 +545,12 @@ def _ode(rows: list[dict], steps) -> list[str]:
     nuts = [r for r in rows if r.get("what") == "nuts"]
     if nuts:
         cf = next((r for r in nuts if r["model"] == "multiphasic"), None)
-        L += ["NUTS (same patients and settings for every model run):", ""]
-        L += table(["model", "chain method", "wall s", "min bulk ESS", "ESS/s", "ESS/s vs closed form", "max R-hat",
-                    "divergences", "leapfrog steps", "typical values in 90% CI"],
-                   [[r["model"], r["chain_method"], r["wall_s"], r["min_ess_bulk"], r["ess_per_s"],
+        L += ["NUTS (same patients and sampler settings for every model; chain lengths as listed):", ""]
+        L += table(["model", "IIV", "chain method", "chains x draws (warm-up)", "wall s", "min bulk ESS", "ESS/s",
+                    "ESS/s vs closed form", "max R-hat", "divergences", "leapfrog steps", "typical values in 90% CI"],
+                   [[r["model"], r.get("iiv", "centred"), r["chain_method"],
+                     f"{r.get('chains', '?')} x {r.get('samples', '?')} ({r.get('warmup', '?')})", r["wall_s"],
+                     r["min_ess_bulk"], r["ess_per_s"],
                      ratio(r["ess_per_s"], cf["ess_per_s"]) if cf else "-", r["max_r_hat"], r["divergences"],
                      r["mean_leapfrog_steps"], r["typical_values_in_90pct_interval"]] for r in nuts])
         missing = [m for m in ("multiphasic", "effector_memory", "cart_tumor") if m not in {r["model"] for r in nuts}]
@@ -699,6 +707,8 @@ def main(argv=None) -> int:
     parser.add_argument("--ode-nuts-models", nargs="+", default=None,
                         choices=["multiphasic", "effector_memory", "cart_tumor"],
                         help="with --with-ode-nuts: which models' NUTS fits to run (default all three)")
+    parser.add_argument("--mechanistic-length", nargs=3, type=int, metavar=("CHAINS", "WARMUP", "SAMPLES"),
+                        default=None, help="with --with-ode-nuts: shorter chains for the mechanistic model only")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("--results-dir", type=Path, default=RECORDED_DIR, help="where the run's JSON lines and plot go")
     parser.add_argument("--step-timeout", type=float, default=None, help="kill a step after this many seconds")
@@ -735,7 +745,8 @@ def main(argv=None) -> int:
 
         emit(head)
         for name in names:
-            for label, script_argv in plan(name, args.quick, accelerator, args.with_ode_nuts, args.ode_nuts_models):
+            for label, script_argv in plan(name, args.quick, accelerator, args.with_ode_nuts, args.ode_nuts_models,
+                                          args.mechanistic_length):
                 print(f"[{name}] {label}: python benchmarks/{' '.join(script_argv)}", flush=True)
                 step, records = run_step(script_argv, args.step_timeout)
                 step = {"benchmark": "run_all_step", "name": name, "label": label, **step}

@@ -15,3 +15,10 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
+
+
+def pytest_xdist_auto_num_workers(config):
+    """Workers for ``-n auto`` (pyproject's default): one per CPU available, at most 4. Each worker is a jax
+    process with its own 4 host devices and compiled functions (~1-2 GiB), and a file's tests share its
+    module fixtures, so more workers than files-in-flight gain little."""
+    return max(1, min(4, len(os.sched_getaffinity(0))))

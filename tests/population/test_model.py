@@ -91,3 +91,48 @@ def test_combined_error_log_likelihood_uses_the_delta_method_sd():
         expected += norm.logpdf(np.log(dv[~blq]), np.log(c[~blq]), sd[~blq]).sum()
         expected += norm.logcdf(np.log(dv[blq]), np.log(c[blq]), sd[blq]).sum()
     assert got == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_mixed_parameterization_samples_the_listed_parameters_non_centred_with_the_same_density():
+    """phi_raw holds phi's columns for centred parameters and eta's for non-centred ones; the density of phi
+    is the same model: the log joint of the mixed and the centred parameterizations differ by the Jacobian
+    of phi = loc + omega eta on the non-centred columns only (sum of log omega over them)."""
+    from numpyro.infer.util import log_density
+
+    spec = load_spec("multiphasic")
+    ds = small_dataset()
+    mixed = spec.replace(iiv={"parameterization": "centred", "noncentred": ["cmax", "tmax"]})
+    assert mixed.iiv == "mixed" and mixed.noncentred == ("cmax", "tmax") and mixed.individual_site == "phi_raw"
+    data = prepare(ds, mixed)
+    tr = trace(seed(population_model, jax.random.PRNGKey(3))).get_trace(data, mixed)
+    assert tr["phi_raw"]["type"] == "sample" and tr["phi"]["type"] == "deterministic"
+    phi, mu, omega, beta = (tr[k]["value"] for k in ("phi", "mu", "omega", "beta"))
+    columns = np.isin(spec.parameter_names, ["cmax", "tmax"])
+    raw = np.asarray(tr["phi_raw"]["value"])
+    np.testing.assert_allclose(raw[:, ~columns], np.asarray(phi)[:, ~columns])
+    loc = np.asarray(phi) - np.asarray(omega) * raw  # on the non-centred columns phi = loc + omega eta
+    np.testing.assert_allclose(
+        raw[:, columns], (np.asarray(phi)[:, columns] - loc[:, columns]) / np.asarray(omega)[columns], rtol=1e-12
+    )
+    values = {k: tr[k]["value"] for k in ("mu", "omega", "beta", "sigma", "phi_raw")}
+    centred = {**{k: v for k, v in values.items() if k != "phi_raw"}, "phi": phi}
+    lp_mixed, _ = log_density(population_model, (data, mixed), {}, values)
+    lp_centred, _ = log_density(population_model, (prepare(ds, spec), spec), {}, centred)
+    n_patients = phi.shape[0]
+    jacobian = n_patients * float(np.sum(np.log(np.asarray(omega)[columns])))
+    assert float(lp_mixed) == pytest.approx(float(lp_centred) + jacobian, rel=1e-10)
+    assert mu.shape == (6,) and beta.shape == (2,)
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"parameterization": "centred", "noncentred": ["kdeath"]}, "iiv.noncentred names 'kdeath', which is not"),
+        ({"parameterization": "noncentred", "noncentred": ["cmax"]}, "already samples every parameter non-centred"),
+        ({"parameterization": "centred", "noncentred": "cmax"}, "must be a list of parameter names"),
+        ({"parameterization": "centred", "partial": True}, r"\[iiv\] has unknown key\(s\) partial"),
+    ],
+)
+def test_bad_iiv_tables_are_spec_errors(table, message):
+    with pytest.raises(SpecError, match=message):
+        load_spec("multiphasic").replace(iiv=table)

@@ -59,7 +59,7 @@ def joint_model(ck_data, spec, arrays: SurvivalArrays, index, lloq, metric, cent
 
 def _ck_init(fit) -> dict:
     """Posterior medians of the CK fit's sampled sites, as starting values."""
-    sampled = {"mu", "omega", "beta", "sigma", "sigma_add", "phi" if fit.spec.iiv == "centred" else "eta"}
+    sampled = {"mu", "omega", "beta", "sigma", "sigma_add", fit.spec.individual_site}
     out = {}
     for name in sampled:
         if name in fit.idata.posterior:

@@ -107,7 +107,8 @@ def make_mcmc(kernel, settings: SamplerSettings) -> MCMC:
 
 def _dims(spec: PopulationSpec, dataset: Dataset) -> tuple[dict, dict]:
     coords = {"patient": list(dataset.patient_ids), "parameter": list(spec.parameter_names)}
-    dims = {"mu": ["parameter"], "omega": ["parameter"], "phi": ["patient", "parameter"], "eta": ["patient", "parameter"]}
+    dims = {"mu": ["parameter"], "omega": ["parameter"], "phi": ["patient", "parameter"], "eta": ["patient", "parameter"],
+            "phi_raw": ["patient", "parameter"]}
     if spec.effects:
         coords["effect"] = list(spec.effect_names)
         dims["beta"] = ["effect"]

@@ -28,6 +28,8 @@ beta       (effects,)              covariate coefficients (only if the spec has 
 phi        (patients, params)      individual parameters, transformed scale (centred IIV)
 eta        (patients, params)      standardised random effects (non-centred IIV; phi is then
                                    a deterministic site)
+phi_raw    (patients, params)      mixed IIV ([iiv] noncentred = [...]): phi's column for a centred
+                                   parameter, eta's for a non-centred one; phi is deterministic
 sigma      ()                      residual SD on the log scale
 sigma_add  ()                      additive residual SD, copies/ug ("combined" error only)
 =========  ======================  ============================================================
@@ -350,6 +352,12 @@ def population_model(data: PopulationData, spec: PopulationSpec) -> None:
         elif spec.iiv == "noncentred":
             eta = numpyro.sample("eta", dist.Normal(jnp.zeros(n_params), 1.0).to_event(1))
             phi = numpyro.deterministic("phi", loc + omega[None, :] * eta)
+        elif spec.iiv == "mixed":
+            noncentred = jnp.asarray([p in spec.noncentred for p in spec.parameter_names])
+            raw_loc = jnp.where(noncentred, 0.0, loc)
+            raw_scale = jnp.where(noncentred, 1.0, omega[None, :])
+            raw = numpyro.sample("phi_raw", dist.Normal(raw_loc, raw_scale).to_event(1))
+            phi = numpyro.deterministic("phi", jnp.where(noncentred, loc + omega[None, :] * raw, raw))
         else:  # validated in the spec; kept for a clear message if a spec is built by hand
             raise SpecError(f"unknown IIV parameterization {spec.iiv!r}")
     sigma = numpyro.sample("sigma", dist.HalfNormal(spec.sigma_scale))

@@ -90,7 +90,8 @@ class PopulationSpec(eqx.Module):
     model: str = eqx.field(static=True)
     parameters: tuple[ParameterSpec, ...] = eqx.field(static=True)
     covariates: tuple[CovariateEffect, ...] = eqx.field(static=True)
-    iiv: str = eqx.field(static=True, default="centred")
+    iiv: str = eqx.field(static=True, default="centred")  # "centred", "noncentred" or "mixed"
+    noncentred: tuple[str, ...] = eqx.field(static=True, default=())  # parameters sampled non-centred
     residual: str = eqx.field(static=True, default="additive_log")
     sigma_scale: float = eqx.field(static=True, default=1.0)
     sigma_add_scale: float = eqx.field(static=True, default=10.0)
@@ -109,6 +110,12 @@ class PopulationSpec(eqx.Module):
     @property
     def parameter_names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.parameters)
+
+    @property
+    def individual_site(self) -> str:
+        """The sampled site of the individual parameters: ``phi`` (centred), ``eta`` (non-centred) or
+        ``phi_raw`` (mixed: phi's column for a centred parameter, eta's for a non-centred one)."""
+        return {"centred": "phi", "noncentred": "eta", "mixed": "phi_raw"}[self.iiv]
 
     @property
     def effects(self) -> tuple[tuple[str, str], ...]:
@@ -132,8 +139,10 @@ class PopulationSpec(eqx.Module):
         """A copy with some fields changed (e.g. ``spec.replace(iiv="noncentred")``), re-validated."""
         data = json.loads(self.raw)
         for key, value in changes.items():
-            if key == "iiv":
-                data.setdefault("iiv", {})["parameterization"] = value
+            if key == "iiv" and isinstance(value, dict):  # the whole [iiv] table
+                data["iiv"] = value
+            elif key == "iiv":  # one scheme for every parameter
+                data["iiv"] = {"parameterization": value}
             elif key == "residual":
                 data.setdefault("residual", {})["model"] = value
             elif key == "blq":
@@ -257,8 +266,7 @@ def spec_from_dict(data: dict, *, source: str = "<dict>") -> PopulationSpec:
             )
         )
     ode, constants, inputs = _ode_tables(data, model_name, kinetic, source)
-    iiv = _choice((data.get("iiv") or {}).get("parameterization", "centred"), IIV_PARAMETERIZATIONS,
-                  "iiv.parameterization", source)
+    iiv, noncentred = _iiv_table(data.get("iiv") or {}, [p.name for p in parameters], source)
     residual_table = data.get("residual") or {}
     residual = _choice(residual_table.get("model", "additive_log"), RESIDUAL_MODELS, "residual.model", source)
     blq = _choice((data.get("blq") or {}).get("method", "m3"), BLQ_METHODS, "blq.method", source)
@@ -267,6 +275,7 @@ def spec_from_dict(data: dict, *, source: str = "<dict>") -> PopulationSpec:
         parameters=tuple(parameters),
         covariates=tuple(covariates),
         iiv=iiv,
+        noncentred=noncentred,
         residual=residual,
         sigma_scale=_positive(float(residual_table.get("sigma_scale", 1.0)), "residual.sigma_scale", source),
         sigma_add_scale=_positive(float(residual_table.get("sigma_add_scale", 10.0)), "residual.sigma_add_scale", source),
@@ -277,6 +286,33 @@ def spec_from_dict(data: dict, *, source: str = "<dict>") -> PopulationSpec:
         constants=constants,
         inputs=inputs,
     )
+
+
+def _iiv_table(table: dict, names: list[str], source: str) -> tuple[str, tuple[str, ...]]:
+    """[iiv]: ``parameterization`` for every parameter, and ``noncentred`` = [names] to sample some of them
+    non-centred in a centred model (e.g. those the data inform weakly: a mixed parameterization)."""
+    if not isinstance(table, dict):
+        raise SpecError(f"{source}: [iiv] must be a table")
+    unknown = set(table) - {"parameterization", "noncentred"}
+    if unknown:
+        raise SpecError(f"{source}: [iiv] has unknown key(s) {', '.join(sorted(unknown))}; valid: parameterization, "
+                        "noncentred")
+    scheme = _choice(table.get("parameterization", "centred"), IIV_PARAMETERIZATIONS, "iiv.parameterization", source)
+    listed = table.get("noncentred", [])
+    if not isinstance(listed, list) or not all(isinstance(n, str) for n in listed):
+        raise SpecError(f"{source}: iiv.noncentred = {listed!r} must be a list of parameter names")
+    for name in listed:
+        if name not in names:
+            raise SpecError(f"{source}: iiv.noncentred names {name!r}, which is not a parameter ({', '.join(names)})")
+    if scheme == "noncentred":
+        if listed:
+            raise SpecError(f"{source}: iiv.noncentred lists parameters, but parameterization = \"noncentred\" "
+                            "already samples every parameter non-centred")
+        return "noncentred", tuple(names)
+    noncentred = tuple(n for n in names if n in listed)  # in parameter order
+    if not noncentred:
+        return "centred", ()
+    return ("noncentred" if len(noncentred) == len(names) else "mixed"), noncentred
 
 
 def _ode_tables(data: dict, model_name: str, kinetic, source: str):

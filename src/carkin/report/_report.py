@@ -202,7 +202,8 @@ def build_report(
     spec_text = json.dumps(manifest.get("model", {}).get("spec", {}), indent=2)
     sections.append(("model", "Model", h.kv_table({"model": fit.spec.model, "spec file": manifest.get("model", {}).get("source"),
                                                     "spec hash": manifest.get("model", {}).get("hash"),
-                                                    "IIV": fit.spec.iiv, "residual": fit.spec.residual, "BLQ": fit.spec.blq,
+                                                    "IIV": fit.spec.iiv + (f" (non-centred: {', '.join(fit.spec.noncentred)})" if fit.spec.iiv == "mixed" else ""),
+                                                    "residual": fit.spec.residual, "BLQ": fit.spec.blq,
                                                     "method": fit.method, "seed": manifest.get("seed"),
                                                     "settings": manifest.get("settings")})
                      + "<details><summary>full model specification</summary>" + h.pre(spec_text) + "</details>"))
