@@ -93,7 +93,13 @@ def test_nuts_recovers_the_effector_memory_typical_values():
 
 @pytest.mark.slow
 def test_nuts_recovers_the_identifiable_parameters_of_the_mechanistic_model():
-    """e0, kexp, ec50 and the decline (beta, delta, fb) are estimated; the tumour-side constants are fixed."""
+    """e0, kexp, ec50 and the decline (beta, delta, fb) are estimated; the tumour-side constants are fixed.
+
+    Open (issue 6): the R-hat gate fails. Measured on this test's data (2 x (300 + 300), depth 6, 2026-12-06):
+    max R-hat of the population parameters 1.41 with centred IIV, 1.14 non-centred, 1.12 with the shipped mixed
+    IIV (e0 and kexp non-centred); coverage and the kexp/ec50/delta accuracy checks pass in all three. Every
+    draw uses the full 63 leapfrog steps: longer trajectories (depth 7-8) or a better-conditioned e0 (the
+    level is extrapolated from day 2 back to t = 0) are the next things to try."""
     spec = load_spec("cart_tumor")
     result = _nuts(spec, 100, 41)
     typical = _typical(result, spec)
