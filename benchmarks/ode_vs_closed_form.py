@@ -180,7 +180,7 @@ def nuts_benchmark(args) -> None:
             "max_tree_depth": args.max_tree_depth, "target_accept": args.target_accept,
             "chain_method": d["chain_method"], "wall_s": round(wall, 1),
             "min_ess_bulk": round(float(core.ess_bulk.min()), 1),
-            "ess_per_s": round(float(core.ess_bulk.min()) / wall, 2),
+            "ess_per_s": float(f"{float(core.ess_bulk.min()) / wall:.4g}"),
             "max_r_hat": round(float(core.r_hat.max()), 4), "divergences": d["divergences"],
             "mean_leapfrog_steps": d["mean_leapfrog_steps"],
             "typical_values_in_90pct_interval": f"{covered}/{len(truth)}",

@@ -308,12 +308,21 @@ def generic_tables(records: list[dict]) -> list[str]:
         groups.setdefault(kind, []).append(r)
     lines: list[str] = []
     for kind, rows in groups.items():
+        # ESS/s from its own fields: ode_vs_closed_form.py rounded it to 2 decimals before 2026-12-06 (0.0033 -> 0)
+        rows = [{**r, "ess_per_s": _ess_rate(r)} if "ess_per_s" in r else r for r in rows]
         keys: list[str] = []
         for r in rows:
             keys += [k for k in r if k not in keys]
         lines += [f"*{kind}*", ""]
         lines += table(keys, [[r.get(k) for k in keys] for r in rows])
     return lines
+
+
+def _ess_rate(r: dict):
+    """min bulk ESS / wall seconds of a NUTS row (its recorded ess_per_s when the fields are missing)."""
+    if r.get("min_ess_bulk") is not None and r.get("wall_s"):
+        return float(r["min_ess_bulk"]) / float(r["wall_s"])
+    return r.get("ess_per_s")
 
 
 def ratio(a, b) -> str:
@@ -550,12 +559,13 @@ def _ode(rows: list[dict], steps) -> list[str]:
                     "ESS/s vs closed form", "max R-hat", "divergences", "leapfrog steps", "typical values in 90% CI"],
                    [[r["model"], r.get("iiv", "centred"), r["chain_method"],
                      f"{r.get('chains', '?')} x {r.get('samples', '?')} ({r.get('warmup', '?')})", r["wall_s"],
-                     r["min_ess_bulk"], r["ess_per_s"],
-                     ratio(r["ess_per_s"], cf["ess_per_s"]) if cf else "-", r["max_r_hat"], r["divergences"],
+                     r["min_ess_bulk"], _ess_rate(r),
+                     ratio(_ess_rate(r), _ess_rate(cf)) if cf else "-", r["max_r_hat"], r["divergences"],
                      r["mean_leapfrog_steps"], r["typical_values_in_90pct_interval"]] for r in nuts])
         missing = [m for m in ("multiphasic", "effector_memory", "cart_tumor") if m not in {r["model"] for r in nuts}]
         if missing:
-            L += [f"Not run in this run (`--ode-nuts-models`): {', '.join(missing)}.", ""]
+            L += [f"Not run in this run (`--ode-nuts-models`): {', '.join(missing)} (later partial runs, if any, are "
+                  "under *Recorded on other machines or in earlier runs*).", ""]
     else:
         L += ["NUTS fits of the ODE models were not run (opt-in: `--with-ode-nuts`, >20 min on 2 cores).", ""]
     return L
