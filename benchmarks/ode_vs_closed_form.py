@@ -76,6 +76,7 @@ def _variants():
         "em_per_patient_reverse_checkpoint": ("effector_memory", {"adjoint": "recursive_checkpoint"}, None),
         "cart_tumor_default": ("cart_tumor", {}, None),
         "cart_tumor_atol1e-9": ("cart_tumor", {"atol": 1e-9}, None),  # the default before 2026-12-06
+        "cart_tumor_per_patient_forward": ("cart_tumor", {"batching": "patient"}, None),
         "cart_tumor_rtol1e-5_atol1e-5": ("cart_tumor", {"rtol": 1e-5, "atol": 1e-5}, None),
     }
 
