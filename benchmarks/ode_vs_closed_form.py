@@ -51,7 +51,7 @@ def _args(argv):
     parser.add_argument("--max-tree-depth", type=int, default=6)
     parser.add_argument("--target-accept", type=float, default=0.7)
     parser.add_argument("--mechanistic-length", nargs=3, type=int, metavar=("CHAINS", "WARMUP", "SAMPLES"),
-                        default=None, help="shorter chains for cart_tumor (its gradient is ~100x the closed form's: "
+                        default=None, help="shorter chains for cart_tumor (its gradient is ~70x the closed form's: "
                         "4 x 1,300 iterations take hours on 2 cores); ESS/s stays a per-second rate")
     parser.add_argument("--progress", action="store_true", help="show the sampler's progress bar (stderr)")
     parser.add_argument("--chain-method", default="auto", choices=["auto", "parallel", "vectorized", "sequential"],

@@ -31,7 +31,7 @@ What runs (full run; ``--quick`` in brackets):
 - ode: ``ode_vs_closed_form.py`` 250 patients, 15 interleaved rounds, all variants [100 patients, 1 round,
   closed form / E-M default / mechanistic default]; ``--with-ode-nuts`` adds its NUTS fits (closed form,
   E/M, mechanistic), which take more than 20 minutes on 2 CPU cores and are therefore opt-in;
-  ``--mechanistic-length`` runs the mechanistic model's fit with shorter chains (its gradient costs ~50x
+  ``--mechanistic-length`` runs the mechanistic model's fit with shorter chains (its gradient costs ~70x
   the closed form's), and the table lists every fit's chain lengths.
 - er: ``er_two_stage.py`` 225 patients [100]: CK fit, plug-in, two-stage resample and cut.
 

@@ -554,20 +554,27 @@ def _flags(tree, value: bool):
     return _tree_map(lambda _: value, tree)
 
 
-def _population_plain(options: ODEOptions, vector_field: Callable) -> Callable:
-    """``(y0, args, ts) -> (ys, code)``; under ``vmap`` the batch joins the population (one shared solve)."""
-
-    @jax.custom_batching.custom_vmap
-    def solve(y0, args, ts):
-        return _population_loop(options, vector_field, y0, args, ts)
+def _batch_joins_population(solve: Callable) -> Callable:
+    """``solve(*inputs) -> (*outputs, code)`` (patient-leading arrays, one code) with a ``vmap`` rule that folds
+    the batch into the population: one shared solve of axis_size x patients, outputs unfolded, the code repeated."""
+    solve = jax.custom_batching.custom_vmap(solve)
 
     @solve.def_vmap
-    def rule(axis_size, in_batched, y0, args, ts):
-        ys, code = solve(*_fold((y0, args, ts), tuple(in_batched), axis_size))
-        out = (_unfold(ys, axis_size), jnp.broadcast_to(code, (axis_size,)))
+    def rule(axis_size, in_batched, *inputs):
+        *outputs, code = solve(*_fold(inputs, tuple(in_batched), axis_size))
+        out = (*(_unfold(o, axis_size) for o in outputs), jnp.broadcast_to(code, (axis_size,)))
         return out, _flags(out, True)
 
     return solve
+
+
+def _population_plain(options: ODEOptions, vector_field: Callable) -> Callable:
+    """``(y0, args, ts) -> (ys, code)``; under ``vmap`` the batch joins the population (one shared solve)."""
+
+    def solve(y0, args, ts):
+        return _population_loop(options, vector_field, y0, args, ts)
+
+    return _batch_joins_population(solve)
 
 
 def _population_sensitivities(options: ODEOptions, vector_field: Callable) -> Callable:
@@ -579,19 +586,12 @@ def _population_sensitivities(options: ODEOptions, vector_field: Callable) -> Ca
     """
     field = _sensitivity_field(vector_field)
 
-    @jax.custom_batching.custom_vmap
     def solve(y0, args, ts, dy0, dargs):
         n_state = jax.flatten_util.ravel_pytree(_tree_map(lambda y: y[0], y0))[0].shape[0]
         (ys, vs), code = _population_loop(options, field, (y0, dy0), (args, dargs), ts, n_state=n_state)
         return ys, vs, code
 
-    @solve.def_vmap
-    def rule(axis_size, in_batched, y0, args, ts, dy0, dargs):
-        ys, vs, code = solve(*_fold((y0, args, ts, dy0, dargs), tuple(in_batched), axis_size))
-        out = (_unfold(ys, axis_size), _unfold(vs, axis_size), jnp.broadcast_to(code, (axis_size,)))
-        return out, _flags(out, True)
-
-    return solve
+    return _batch_joins_population(solve)
 
 
 def _field_inputs(vector_field: Callable, y0, args, ts) -> list[bool]:
