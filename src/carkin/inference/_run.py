@@ -27,6 +27,8 @@ from ..population import (
     check_solves,
     individual_means,
     natural_parameters,
+    Whitening,
+    likelihood_whitening,
     population_model,
     prepare,
     shard_records,
@@ -47,6 +49,11 @@ class SamplerSettings:
     ``shard``: split the records (blocks of patients) across the local devices with ``jax.sharding``
     (`carkin.population.shard_records`) and run the chains vectorized; for many patients on several
     GPUs, or for one chain's gradient spread over host devices. Results equal the unsharded run to rounding.
+    ``whitening`` (NUTS, default True): warm up in two stages. The first half of the warm-up runs in the
+    spec's IIV parameterisation; the rest and the draws run with each patient's parameters whitened by a
+    Gaussian approximation of that patient's likelihood at the first stage's posterior mean
+    (`carkin.population.Whitening`): same posterior, several times the ESS per gradient
+    (benchmarks/RESULTS.md). False: one stage, in the spec's parameterisation.
     Optimisation methods (laplace, svi, map): ``steps``, ``learning_rate``, and ``samples`` draws from
     the approximation.
     """
@@ -61,6 +68,7 @@ class SamplerSettings:
     learning_rate: float = 0.01
     progress_bar: bool = True
     shard: bool = False
+    whitening: bool = True
 
     def __post_init__(self):
         for name in ("chains", "samples", "max_tree_depth", "steps"):
@@ -108,23 +116,60 @@ def make_mcmc(kernel, settings: SamplerSettings) -> MCMC:
 def _dims(spec: PopulationSpec, dataset: Dataset) -> tuple[dict, dict]:
     coords = {"patient": list(dataset.patient_ids), "parameter": list(spec.parameter_names)}
     dims = {"mu": ["parameter"], "omega": ["parameter"], "phi": ["patient", "parameter"], "eta": ["patient", "parameter"],
-            "phi_raw": ["patient", "parameter"]}
+            "phi_raw": ["patient", "parameter"], "phi_z": ["patient", "parameter"]}
     if spec.effects:
         coords["effect"] = list(spec.effect_names)
         dims["beta"] = ["effect"]
     return coords, dims
 
 
+MIN_FIRST_STAGE = 20  # warm-up iterations below which a first stage could not place the whitening
+
+
+def _whitened_start(first: MCMC, spec: PopulationSpec, data, whitening: Whitening, chains: int) -> dict:
+    """Unconstrained starting values of the second stage: each chain's last first-stage draw, phi whitened."""
+    last = {name: np.asarray(values)[:, -1] for name, values in first.get_samples(group_by_chain=True).items()}
+    start = {name: last[name] for name in ("mu", "beta") if name in last}
+    start.update({name: np.log(last[name]) for name in ("omega", "sigma", "sigma_add") if name in last})
+    beta = last.get("beta", np.zeros((chains, 0)))
+
+    def whiten(mu, beta, omega, sigma, phi):
+        return whitening.whiten(individual_means(spec, mu, beta, data.covariate_z), omega, sigma, phi)
+
+    start["phi_z"] = np.asarray(jax.jit(jax.vmap(whiten))(last["mu"], beta, last["omega"], last["sigma"], last["phi"]))
+    return start if chains > 1 else {name: value[0] for name, value in start.items()}
+
+
 def _run_nuts(data, spec, dataset, settings: SamplerSettings, key) -> tuple[az.InferenceData, dict]:
     chain_method = resolve_chain_method(settings)
-    kernel = NUTS(
-        population_model,
-        target_accept_prob=settings.target_accept,
-        max_tree_depth=settings.max_tree_depth,
-        init_strategy=init_to_median(num_samples=15),
-    )
-    mcmc = make_mcmc(kernel, settings)
-    mcmc.run(key, data, spec, extra_fields=("diverging", "num_steps"))
+
+    def kernel():
+        return NUTS(
+            population_model,
+            target_accept_prob=settings.target_accept,
+            max_tree_depth=settings.max_tree_depth,
+            init_strategy=init_to_median(num_samples=15),
+        )
+
+    first_stage = settings.warmup // 2 if settings.whitening else 0
+    model_args, init_params, stages = (data, spec), None, {}
+    if first_stage >= MIN_FIRST_STAGE:
+        # Stage 1: warm up in the spec's parameterisation; its second half places each patient's Gaussian.
+        key, first_key = jax.random.split(key)
+        first = make_mcmc(kernel(), dataclasses.replace(settings, warmup=first_stage))
+        first.warmup(first_key, data, spec, collect_warmup=True, extra_fields=("num_steps",))
+        settled = {k: np.asarray(v)[:, first_stage // 2:] for k, v in first.get_samples(group_by_chain=True).items()}
+        whitening = likelihood_whitening(
+            spec, data, settled["phi"].mean(axis=(0, 1)), float(settled["sigma"].mean()),
+            float(settled["sigma_add"].mean()) if "sigma_add" in settled else None,
+        )
+        init_params = _whitened_start(first, spec, data, whitening, settings.chains)
+        model_args = (data, spec, whitening)
+        stages = {"whitening": True, "warmup_stages": [first_stage, settings.warmup - first_stage],
+                  "first_stage_mean_leapfrog_steps": float(np.asarray(first.get_extra_fields()["num_steps"]).mean())}
+        settings = dataclasses.replace(settings, warmup=settings.warmup - first_stage)
+    mcmc = make_mcmc(kernel(), settings)
+    mcmc.run(key, *model_args, init_params=init_params, extra_fields=("diverging", "num_steps"))
     coords, dims = _dims(spec, dataset)
     samples = mcmc.get_samples(group_by_chain=True)
     extra = mcmc.get_extra_fields(group_by_chain=True)
@@ -139,6 +184,8 @@ def _run_nuts(data, spec, dataset, settings: SamplerSettings, key) -> tuple[az.I
         "chain_method": chain_method,
         "divergences": int(np.asarray(extra["diverging"]).sum()),
         "mean_leapfrog_steps": float(np.asarray(extra["num_steps"]).mean()),
+        "whitening": False,
+        **stages,
     }
     return idata, info
 

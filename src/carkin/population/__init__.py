@@ -22,3 +22,4 @@ from ._spec import (
     spec_from_dict as spec_from_dict,
     to_transformed as to_transformed,
 )
+from ._whitening import Whitening as Whitening, likelihood_whitening as likelihood_whitening

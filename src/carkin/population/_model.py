@@ -32,6 +32,8 @@ phi_raw    (patients, params)      mixed IIV ([iiv] noncentred = [...]): phi's c
                                    parameter, eta's for a non-centred one; phi is deterministic
 sigma      ()                      residual SD on the log scale
 sigma_add  ()                      additive residual SD, copies/ug ("combined" error only)
+phi_z      (patients, params)      whitened individual parameters (NUTS after its first warm-up
+                                   stage, see `Whitening`); phi and the spec's site deterministic
 =========  ======================  ============================================================
 """
 
@@ -51,6 +53,7 @@ from ..data import Dataset, FlatObservations
 from ..errors import SolverError, SpecError
 from ..models import result_message
 from ._spec import PopulationSpec
+from ._whitening import Whitening
 
 __all__ = [
     "PopulationData", "prepare", "population_model", "natural_parameters", "covariate_design", "model_inputs",
@@ -332,8 +335,13 @@ def check_solves(spec: PopulationSpec, dataset: Dataset, individual: dict, *, da
     )
 
 
-def population_model(data: PopulationData, spec: PopulationSpec) -> None:
-    """numpyro model of the hierarchical CK population (see the module docstring for the sites)."""
+def population_model(data: PopulationData, spec: PopulationSpec, whitening: Whitening | None = None) -> None:
+    """numpyro model of the hierarchical CK population (see the module docstring for the sites).
+
+    With ``whitening`` (a `Whitening`, built by NUTS's first warm-up stage), the individual parameters are
+    sampled as ``phi_z`` and ``phi`` (and the spec's own individual site, ``eta`` or ``phi_raw``) become
+    deterministic; the posterior is the same.
+    """
     n_params = len(spec.parameters)
     prior_loc = jnp.asarray([p.prior_loc for p in spec.parameters])
     prior_sd = jnp.asarray([p.prior_sd for p in spec.parameters])
@@ -346,6 +354,9 @@ def population_model(data: PopulationData, spec: PopulationSpec) -> None:
     else:
         beta = jnp.zeros((0,))
     loc = individual_means(spec, mu, beta, data.covariate_z)
+    if whitening is not None:
+        _whitened_individuals(data, spec, whitening, loc, omega)
+        return
     with numpyro.plate("patients", data.n_patients, dim=-1):
         if spec.iiv == "centred":
             phi = numpyro.sample("phi", dist.Normal(loc, omega[None, :]).to_event(1))
@@ -360,6 +371,31 @@ def population_model(data: PopulationData, spec: PopulationSpec) -> None:
             phi = numpyro.deterministic("phi", jnp.where(noncentred, loc + omega[None, :] * raw, raw))
         else:  # validated in the spec; kept for a clear message if a spec is built by hand
             raise SpecError(f"unknown IIV parameterization {spec.iiv!r}")
+    sigma, sigma_add = _residual_sds(spec)
+    numpyro.factor("log_likelihood", log_likelihood(spec, data, phi, sigma, sigma_add))
+
+
+def _residual_sds(spec: PopulationSpec):
     sigma = numpyro.sample("sigma", dist.HalfNormal(spec.sigma_scale))
     sigma_add = numpyro.sample("sigma_add", dist.HalfNormal(spec.sigma_add_scale)) if spec.residual == "combined" else None
+    return sigma, sigma_add
+
+
+def _whitened_individuals(data: PopulationData, spec: PopulationSpec, whitening: Whitening, loc, omega) -> None:
+    """The individual parameters and the likelihood in the whitened parameterisation (see `Whitening`)."""
+    sigma, sigma_add = _residual_sds(spec)
+    standard = dist.Normal(jnp.zeros(len(spec.parameters)), 1.0).to_event(1)
+    with numpyro.plate("patients", data.n_patients, dim=-1):
+        z = numpyro.sample("phi_z", standard)  # its N(0, 1) density is replaced by the model's just below
+    phi, log_jacobian = whitening.individuals(loc, omega, sigma, z)
+    numpyro.factor(
+        "phi_density", dist.Normal(loc, omega).log_prob(phi).sum() + log_jacobian - standard.log_prob(z).sum()
+    )
+    numpyro.deterministic("phi", phi)
+    if spec.individual_site != "phi":  # what the spec's own parameterisation would have sampled
+        eta = (phi - loc) / omega
+        if spec.iiv == "mixed":
+            noncentred = jnp.asarray([p in spec.noncentred for p in spec.parameter_names])
+            eta = jnp.where(noncentred, eta, phi)
+        numpyro.deterministic(spec.individual_site, eta)
     numpyro.factor("log_likelihood", log_likelihood(spec, data, phi, sigma, sigma_add))
