@@ -368,7 +368,8 @@ def run_carkin(spec, dataset, settings: dict, seed: int, compile_estimate: bool)
         warnings.simplefilter("ignore", ConvergenceWarning)
         if compile_estimate:
             # A 2-iteration run of the same sampler: its wall time is essentially the JIT compilation that the
-            # full fit below repeats (numpyro compiles anew for every MCMC object).
+            # full fit below repeats (numpyro compiles anew for every MCMC object). With whitening the full fit
+            # compiles a second sampler for its second stage, which this one-stage estimate does not count.
             arviz_log = logging.getLogger("arviz")
             level = arviz_log.level
             arviz_log.setLevel(logging.ERROR)  # arviz and numpy complain about 1-draw diagnostics
@@ -390,6 +391,8 @@ def run_carkin(spec, dataset, settings: dict, seed: int, compile_estimate: bool)
     arrays["diverging"] = np.asarray(stats["diverging"].values)
     arrays["n_leapfrog"] = np.asarray(stats["n_steps"].values)
     report["chain_method"] = result.manifest["diagnostics"]["chain_method"]
+    report["whitening"] = result.manifest["diagnostics"].get("whitening", False)  # two-stage warm-up (carkin default)
+    report["warmup_stages"] = result.manifest["diagnostics"].get("warmup_stages")
     return report, arrays
 
 

@@ -51,6 +51,16 @@ def test_fit_writes_the_artefacts_and_fails_loudly_on_its_gates(cohort_dir, tmp_
     assert manifest["seed"] == 1 and manifest["diagnostics"]["passed"] is False
     assert manifest["data"]["simulated"] is True and len(manifest["data"]["hash"]) == 64
     assert manifest["settings"]["chains"] == 2
+    assert manifest["settings"]["whitening"] and manifest["diagnostics"]["warmup_stages"] == [50, 50]
+
+
+def test_no_whitening_runs_one_warm_up_stage(cohort_dir, tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(app, fit_args(cohort_dir, out) + ["--no-whitening", "--allow-unconverged"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["settings"]["whitening"] is False and manifest["diagnostics"]["whitening"] is False
+    assert "warmup_stages" not in manifest["diagnostics"]
 
 
 def test_allow_unconverged_exits_zero_and_same_seed_gives_identical_numbers(cohort_dir, tmp_path):

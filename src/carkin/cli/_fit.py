@@ -29,6 +29,10 @@ def fit_command(
     allow_extra_ids: bool = typer.Option(False, "--allow-extra-ids", help="Accept covariate rows without CK records (e.g. patients never infused)."),
     allow_unconverged: bool = typer.Option(False, "--allow-unconverged", help="Exit 0 even if the fit fails its convergence gates."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    whitening: bool = typer.Option(
+        True, "--whitening/--no-whitening",
+        help="NUTS: two-stage warm-up, then whitened individual parameters (same posterior, faster mixing).",
+    ),
 ) -> None:
     """Fit a hierarchical population model with NUTS (or a fast approximation) and write its artefacts."""
     from ..data import data_hash, load_dataset
@@ -49,7 +53,7 @@ def fit_command(
         )
         settings = SamplerSettings(
             chains=chains, warmup=warmup, samples=samples, target_accept=target_accept,
-            max_tree_depth=max_tree_depth, steps=steps, progress_bar=progress,
+            max_tree_depth=max_tree_depth, steps=steps, progress_bar=progress, whitening=whitening,
         )
         files = [p for p in (ck, covariates) if p is not None]
         result = fit(
