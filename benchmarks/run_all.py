@@ -21,9 +21,9 @@ The exit status is 1 when a step failed (its stderr tail is in the Failures sect
 What runs (full run; ``--quick`` in brackets):
 
 - nuts: ``nuts_ess.py`` carkin defaults, 250 patients, 4 x 1000 draws [100 patients, 2 x 100 draws after
-  100 warm-up], three fits: centred IIV with the default chain method (parallel over 4 host devices on
-  CPU, vectorized on an accelerator), non-centred IIV, and centred with the other chain method
-  (vectorized on CPU, sequential on an accelerator).
+  100 warm-up], four fits: centred IIV with the default chain method (parallel over 4 host devices on
+  CPU, vectorized on an accelerator), non-centred IIV, centred with the other chain method (vectorized on
+  CPU, sequential on an accelerator), and centred with one warm-up stage (``--no-whitening``).
 - gradient: ``gradient_scaling.py`` at 10^2, 10^3, 10^4, 10^5 patients [10^2, 10^3], float64 (and float32
   on an accelerator): time and peak memory.
 - trial: ``trial_replicates.py`` 10,000 replicates vs a 200-replicate lifelines loop, then the scaling
@@ -85,6 +85,7 @@ def plan(name: str, quick: bool, accelerator: bool, with_ode_nuts: bool,
             ("centred, default chain method", [*base, "--iiv", "centred", "--chain-method", "auto"]),
             ("non-centred, default chain method", [*base, "--iiv", "noncentred", "--chain-method", "auto"]),
             (f"centred, {other} chains", [*base, "--iiv", "centred", "--chain-method", other]),
+            ("centred, one warm-up stage", [*base, "--iiv", "centred", "--chain-method", "auto", "--no-whitening"]),
         ]
     if name == "gradient":
         sizes = ["100", "1000"] if quick else ["100", "1000", "10000", "100000"]
@@ -521,13 +522,20 @@ def _nuts(rows: list[dict], steps) -> list[str]:
          "parameters / wall seconds of the whole fit (warm-up, sampling and compilation: what a user waits for).", ""]
     if not rows:
         return L + ["No results (see *Failures*).", ""]
-    L += table(["IIV", "chain method", "patients", "chains x draws (warm-up)", "wall s", "min bulk ESS", "ESS/s",
-                "max R-hat", "divergences", "mean leapfrog steps"],
-               [[r["iiv"], r["chain_method"], r["patients"], f"{r.get('chains', 4)} x {r.get('samples', '?')} ({r.get('warmup', '?')})",
+    L += table(["IIV", "whitening", "chain method", "patients", "chains x draws (warm-up)", "wall s", "min bulk ESS",
+                "ESS/s", "max R-hat", "divergences", "mean leapfrog steps"],
+               [[r["iiv"], "yes" if r.get("whitening") else "no", r["chain_method"], r["patients"],
+                 f"{r.get('chains', 4)} x {r.get('samples', '?')} ({r.get('warmup', '?')})",
                  r["wall_s"], r["min_ess_bulk"], r["ess_per_s"], r["max_r_hat"], r["divergences"], r["mean_leapfrog_steps"]]
                 for r in rows])
-    centred = [r for r in rows if r["iiv"] == "centred"]
+    one_stage = next((r for r in rows if r["iiv"] == "centred" and "whitening" in r and not r["whitening"]), None)
+    centred = [r for r in rows if r["iiv"] == "centred" and r is not one_stage]
     default = centred[0] if centred else None
+    if default and one_stage and default.get("whitening"):
+        L += [f"- **whitened (two-stage warm-up, the default) / one-stage ESS/s: "
+              f"{ratio(default['ess_per_s'], one_stage['ess_per_s'])}** ({default['ess_per_s']} vs "
+              f"{one_stage['ess_per_s']}, centred first stage, {default['chain_method']} chains); mean leapfrog steps per "
+              f"draw {default['mean_leapfrog_steps']} vs {one_stage['mean_leapfrog_steps']}."]
     nc = next((r for r in rows if r["iiv"] == "noncentred"), None)
     other = next((r for r in centred[1:] if default and r["chain_method"] != default["chain_method"]), None)
     if default and nc:

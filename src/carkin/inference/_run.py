@@ -53,7 +53,8 @@ class SamplerSettings:
     spec's IIV parameterisation; the rest and the draws run with each patient's parameters whitened by a
     Gaussian approximation of that patient's likelihood at the first stage's posterior mean
     (`carkin.population.Whitening`): same posterior, several times the ESS per gradient
-    (benchmarks/RESULTS.md). False: one stage, in the spec's parameterisation.
+    (benchmarks/RESULTS.md). Keep ``target_accept`` at 0.8 or above with it: at 0.7 the adapted step
+    is too large for the omegas (measured). False: one stage, in the spec's parameterisation.
     Optimisation methods (laplace, svi, map): ``steps``, ``learning_rate``, and ``samples`` draws from
     the approximation.
     """

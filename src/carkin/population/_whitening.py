@@ -54,24 +54,64 @@ class Whitening(eqx.Module):
     sigma_ref: Float[Array, ""]
 
     def _factor(self, loc, omega, sigma):
+        """Cholesky factor of Q_i (rows of (patients,) columns) and the Gaussian's centre Q_i^{-1} r_i."""
         scale = (self.sigma_ref / sigma) ** 2
         prior_precision = 1.0 / omega**2
         n_params = self.shift.shape[-1]
-        chol = jnp.linalg.cholesky(self.precision * scale + jnp.eye(n_params) * prior_precision)
-        centre = jax.scipy.linalg.cho_solve((chol, True), (prior_precision * loc + self.shift * scale)[..., None])
-        return chol, centre[..., 0]
+        q = [[self.precision[:, i, j] * scale + (prior_precision[i] if i == j else 0.0) for j in range(n_params)]
+             for i in range(n_params)]
+        chol = _cholesky(q)
+        rhs = prior_precision * loc + self.shift * scale
+        centre = _solve_upper(chol, _solve_lower(chol, [rhs[:, i] for i in range(n_params)]))
+        return chol, centre
 
     def individuals(self, loc, omega, sigma, z) -> tuple[Float[Array, "patients params"], Float[Array, ""]]:
         """phi for whitened z (both (patients, params)), and log |det d phi / d z| summed over patients."""
         chol, centre = self._factor(loc, omega, sigma)
-        deviation = jax.scipy.linalg.solve_triangular(jnp.swapaxes(chol, -1, -2), z[..., None], lower=False)[..., 0]
-        log_jacobian = -jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)))
-        return centre + deviation, log_jacobian
+        n_params = len(chol)
+        deviation = _solve_upper(chol, [z[:, i] for i in range(n_params)])
+        log_jacobian = -sum(jnp.sum(jnp.log(chol[i][i])) for i in range(n_params))
+        return jnp.stack([c + d for c, d in zip(centre, deviation)], axis=-1), log_jacobian
 
     def whiten(self, loc, omega, sigma, phi) -> Float[Array, "patients params"]:
         """The inverse map: z for individual parameters phi (patients, params)."""
         chol, centre = self._factor(loc, omega, sigma)
-        return jnp.einsum("nji,nj->ni", chol, phi - centre)
+        n_params = len(chol)
+        deviation = [phi[:, i] - centre[i] for i in range(n_params)]
+        # z = L^T (phi - centre)
+        return jnp.stack([sum(chol[k][i] * deviation[k] for k in range(i, n_params)) for i in range(n_params)], axis=-1)
+
+
+# The per-patient matrices are small (params x params, 6 for the shipped models): written out entry by entry
+# on (patients,) arrays, the factorisation and solves fuse into a few elementwise kernels. Batched
+# jnp.linalg.cholesky / solve_triangular made the log-density gradient 2.7x the centred model's on CPU
+# (1.16 vs 0.42 ms at 250 patients); written out it is close to the centred one.
+def _cholesky(q):
+    n = len(q)
+    chol = [[None] * n for _ in range(n)]
+    for j in range(n):
+        diagonal = jnp.sqrt(q[j][j] - sum(chol[j][k] ** 2 for k in range(j)))
+        chol[j][j] = diagonal
+        for i in range(j + 1, n):
+            chol[i][j] = (q[i][j] - sum(chol[i][k] * chol[j][k] for k in range(j))) / diagonal
+    return chol
+
+
+def _solve_lower(chol, rhs):
+    """y with L y = rhs (rhs and y as lists of (patients,) columns)."""
+    y = []
+    for i in range(len(chol)):
+        y.append((rhs[i] - sum(chol[i][k] * y[k] for k in range(i))) / chol[i][i])
+    return y
+
+
+def _solve_upper(chol, rhs):
+    """x with L^T x = rhs."""
+    n = len(chol)
+    x = [None] * n
+    for i in reversed(range(n)):
+        x[i] = (rhs[i] - sum(chol[k][i] * x[k] for k in range(i + 1, n))) / chol[i][i]
+    return x
 
 
 def likelihood_whitening(
