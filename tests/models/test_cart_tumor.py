@@ -112,3 +112,16 @@ def test_shipped_spec_documents_the_module_constants_and_maps_the_tumour_input()
 def test_constants_are_validated():
     with pytest.raises(ValueError, match="CarTumor.kc50 = 0.0 must be positive"):
         CarTumor(kc50=0.0)
+
+
+def test_the_observation_is_log_e_plus_m_plus_x_even_after_the_effectors_have_died_out():
+    """log C = log e0 + log(e^u + m) + log(1 + r): checked where e^-u overflows (u = -2000, effectors gone,
+    memory left), where memory has not formed (m = 0, with a finite derivative in m), and in between."""
+    model = CarTumor()
+    e0 = jnp.asarray(6.0)
+    for u, m, r in ((-2000.0, 0.5, 0.1), (-2000.0, 0.0, 0.0), (3.0, 0.0, 0.2), (3.0, 40.0, 0.2), (-1.0, 2.0, 0.0)):
+        got = float(model.observe((jnp.asarray(u), jnp.asarray(m), jnp.asarray(r), jnp.asarray(0.0)), {"e0": e0}))
+        expected = np.log(6.0) + np.logaddexp(u, np.log(m) if m > 0 else -np.inf) + np.log1p(r)
+        assert got == pytest.approx(expected, rel=1e-12), (u, m, r)
+    d_dm = jax.grad(lambda m: model.observe((jnp.asarray(3.0), m, jnp.asarray(0.0), jnp.asarray(0.0)), {"e0": e0}))
+    assert float(d_dm(jnp.asarray(0.0))) == pytest.approx(np.exp(-3.0), rel=1e-12)  # 1 / (e^u + m) at m = 0
