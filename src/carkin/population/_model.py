@@ -364,7 +364,7 @@ def population_model(data: PopulationData, spec: PopulationSpec, whitening: Whit
             eta = numpyro.sample("eta", dist.Normal(jnp.zeros(n_params), 1.0).to_event(1))
             phi = numpyro.deterministic("phi", loc + omega[None, :] * eta)
         elif spec.iiv == "mixed":
-            noncentred = jnp.asarray([p in spec.noncentred for p in spec.parameter_names])
+            noncentred = _noncentred_columns(spec)
             raw_loc = jnp.where(noncentred, 0.0, loc)
             raw_scale = jnp.where(noncentred, 1.0, omega[None, :])
             raw = numpyro.sample("phi_raw", dist.Normal(raw_loc, raw_scale).to_event(1))
@@ -373,6 +373,11 @@ def population_model(data: PopulationData, spec: PopulationSpec, whitening: Whit
             raise SpecError(f"unknown IIV parameterization {spec.iiv!r}")
     sigma, sigma_add = _residual_sds(spec)
     numpyro.factor("log_likelihood", log_likelihood(spec, data, phi, sigma, sigma_add))
+
+
+def _noncentred_columns(spec: PopulationSpec) -> Bool[Array, " params"]:
+    """Which columns of phi a mixed IIV spec samples non-centred."""
+    return jnp.asarray([p in spec.noncentred for p in spec.parameter_names])
 
 
 def _residual_sds(spec: PopulationSpec):
@@ -395,7 +400,7 @@ def _whitened_individuals(data: PopulationData, spec: PopulationSpec, whitening:
     if spec.individual_site != "phi":  # what the spec's own parameterisation would have sampled
         eta = (phi - loc) / omega
         if spec.iiv == "mixed":
-            noncentred = jnp.asarray([p in spec.noncentred for p in spec.parameter_names])
+            noncentred = _noncentred_columns(spec)
             eta = jnp.where(noncentred, eta, phi)
         numpyro.deterministic(spec.individual_site, eta)
     numpyro.factor("log_likelihood", log_likelihood(spec, data, phi, sigma, sigma_add))
