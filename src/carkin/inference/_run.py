@@ -127,9 +127,12 @@ def _dims(spec: PopulationSpec, dataset: Dataset) -> tuple[dict, dict]:
 MIN_FIRST_STAGE = 20  # warm-up iterations below which a first stage could not place the whitening
 
 
-def _whitened_start(first: MCMC, spec: PopulationSpec, data, whitening: Whitening, chains: int) -> dict:
-    """Unconstrained starting values of the second stage: each chain's last first-stage draw, phi whitened."""
-    last = {name: np.asarray(values)[:, -1] for name, values in first.get_samples(group_by_chain=True).items()}
+def _whitened_start(draws: dict, spec: PopulationSpec, data, whitening: Whitening, chains: int) -> dict:
+    """Unconstrained starting values of the second stage: each chain's last first-stage draw, phi whitened.
+
+    ``draws``: the first stage's warm-up draws by chain, {site: (chains, draws, ...)}.
+    """
+    last = {name: values[:, -1] for name, values in draws.items()}
     start = {name: last[name] for name in ("mu", "beta") if name in last}
     start.update({name: np.log(last[name]) for name in ("omega", "sigma", "sigma_add") if name in last})
     beta = last.get("beta", np.zeros((chains, 0)))
@@ -159,12 +162,13 @@ def _run_nuts(data, spec, dataset, settings: SamplerSettings, key) -> tuple[az.I
         key, first_key = jax.random.split(key)
         first = make_mcmc(kernel(), dataclasses.replace(settings, warmup=first_stage))
         first.warmup(first_key, data, spec, collect_warmup=True, extra_fields=("num_steps",))
-        settled = {k: np.asarray(v)[:, first_stage // 2:] for k, v in first.get_samples(group_by_chain=True).items()}
+        draws = {k: np.asarray(v) for k, v in first.get_samples(group_by_chain=True).items()}
+        settled = {k: v[:, first_stage // 2:] for k, v in draws.items()}
         whitening = likelihood_whitening(
             spec, data, settled["phi"].mean(axis=(0, 1)), float(settled["sigma"].mean()),
             float(settled["sigma_add"].mean()) if "sigma_add" in settled else None,
         )
-        init_params = _whitened_start(first, spec, data, whitening, settings.chains)
+        init_params = _whitened_start(draws, spec, data, whitening, settings.chains)
         model_args = (data, spec, whitening)
         stages = {"whitening": True, "warmup_stages": [first_stage, settings.warmup - first_stage],
                   "first_stage_mean_leapfrog_steps": float(np.asarray(first.get_extra_fields()["num_steps"]).mean())}
