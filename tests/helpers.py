@@ -30,3 +30,14 @@ def small_dataset(*, with_tumor_burden=True, tumor_burden=(40.0, 20.0)) -> Datas
         dose=jnp.asarray([450.0, 300.0]), dose_time=jnp.zeros(2),
         covariates=jnp.asarray(cov), covariate_names=names, source="<test>",
     )
+
+
+def one_patient_dataset(ds: Dataset, i: int) -> Dataset:
+    """Patient i of ``ds`` alone, its padding dropped."""
+    keep = ds.obs_mask[i]
+    n = int(keep.sum())
+    row = {name: getattr(ds, name)[i:i + 1, :n] for name in ("times", "dv", "blq", "lloq", "obs_mask", "source_rows")}
+    return Dataset(
+        patient_ids=(ds.patient_ids[i],), **row, dose=ds.dose[i:i + 1], dose_time=ds.dose_time[i:i + 1],
+        covariates=ds.covariates[i:i + 1], covariate_names=ds.covariate_names, source=ds.source,
+    )

@@ -7,11 +7,17 @@ import pytest
 from numpyro.handlers import seed, trace
 from scipy.stats import norm
 
-from carkin.data import Dataset
 from carkin.errors import SpecError
-from carkin.population import covariate_design, load_spec, log_likelihood, population_model, prepare
+from carkin.population import (
+    covariate_design,
+    load_spec,
+    log_likelihood,
+    patient_log_likelihood,
+    population_model,
+    prepare,
+)
 
-from ..helpers import piecewise_concentration, small_dataset
+from ..helpers import one_patient_dataset, piecewise_concentration, small_dataset
 
 
 def test_log_likelihood_equals_normal_plus_m3_computed_with_scipy():
@@ -136,3 +142,35 @@ def test_a_mixed_parameterization_samples_the_listed_parameters_non_centred_with
 def test_bad_iiv_tables_are_spec_errors(table, message):
     with pytest.raises(SpecError, match=message):
         load_spec("multiphasic").replace(iiv=table)
+
+
+@pytest.mark.parametrize("residual", ["additive_log", "combined"])
+def test_patient_log_likelihood_splits_the_total_by_patient_as_one_patient_datasets_would(residual):
+    spec = load_spec("multiphasic").replace(residual=residual)
+    ds = small_dataset()
+    phi = jnp.asarray(np.log([[2e4, 10.0, 0.8, 0.004, 0.15, 0.01 / 0.99], [5e3, 12.0, 0.7, 0.002, 0.2, 0.02 / 0.98]]))
+    sigma, sigma_add = 0.45, (25.0 if residual == "combined" else None)
+    per_patient = np.asarray(patient_log_likelihood(spec, prepare(ds, spec), phi, sigma, sigma_add))
+    assert per_patient.shape == (2,)
+    for i in range(2):
+        alone = one_patient_dataset(ds, i)
+        expected = float(log_likelihood(spec, prepare(alone, spec), phi[i:i + 1], sigma, sigma_add))
+        assert per_patient[i] == pytest.approx(expected, rel=1e-12)
+    total = float(log_likelihood(spec, prepare(ds, spec), phi, sigma, sigma_add))
+    assert per_patient.sum() == pytest.approx(total, rel=1e-12)
+
+
+def test_patient_log_likelihood_of_an_ode_model_matches_one_patient_solves_and_is_minus_infinity_on_a_failed_solve():
+    spec = load_spec("cart_tumor").replace(ode={"max_steps": 200})
+    ds = small_dataset()
+    phi = jnp.tile(jnp.asarray([p.prior_loc for p in spec.parameters]), (2, 1))
+    data = prepare(ds, spec)
+    solved = np.asarray(patient_log_likelihood(spec, data, phi, 0.4))
+    assert np.all(np.isfinite(solved))
+    assert solved.sum() == pytest.approx(float(log_likelihood(spec, data, phi, 0.4)), rel=1e-12)
+    alone = float(log_likelihood(spec, prepare(one_patient_dataset(ds, 1), spec), phi[1:], 0.4))
+    assert solved[1] == pytest.approx(alone, abs=1e-4)  # a solve on another padded schedule: solver tolerance
+    failed = phi.at[1, spec.parameter_names.index("beta")].set(jnp.log(5000.0))  # stiff: patient B cannot be solved
+    got = np.asarray(patient_log_likelihood(spec, data, failed, 0.4))
+    assert np.all(got == -np.inf)  # the population is one solve (step control shared), so it fails as a whole
+

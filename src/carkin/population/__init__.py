@@ -9,6 +9,7 @@ from ._model import (
     model_inputs as model_inputs,
     natural_parameters as natural_parameters,
     padded_schedule as padded_schedule,
+    patient_log_likelihood as patient_log_likelihood,
     population_model as population_model,
     prepare as prepare,
 )

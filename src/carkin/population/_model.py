@@ -57,7 +57,7 @@ from ._whitening import Whitening
 
 __all__ = [
     "PopulationData", "prepare", "population_model", "natural_parameters", "covariate_design", "model_inputs",
-    "padded_schedule", "check_solves",
+    "padded_schedule", "check_solves", "log_likelihood", "patient_log_likelihood",
 ]
 
 
@@ -223,10 +223,10 @@ def individual_means(spec: PopulationSpec, mu, beta, covariate_z) -> Float[Array
     return mu[None, :] + (covariate_z * beta[None, :]) @ jnp.asarray(_effect_matrix(spec))
 
 
-def log_likelihood(spec: PopulationSpec, data: PopulationData, phi, sigma, sigma_add=None) -> Float[Array, ""]:
-    """Sum of the record log-likelihoods: normal on log DV for quantified records, M3 for censored ones.
+def _record_predictions(spec: PopulationSpec, data: PopulationData, phi):
+    """Predicted log concentration of every record, and which patients' solves succeeded (None: closed form).
 
-    For ODE models, -inf if any patient's solve failed (see the module docstring).
+    Failed patients get a finite placeholder prediction so that no NaN reaches a sum or its gradient.
     """
     rec = data.records
     model = spec.kinetic_model
@@ -235,22 +235,52 @@ def log_likelihood(spec: PopulationSpec, data: PopulationData, phi, sigma, sigma
     if model.elementwise:
         # Transform per patient, then gather to the records: the per-record math is what the gradient costs.
         terms = model.patient_terms(individual)
-        log_pred = model.log_concentration_from_terms({k: v[rec.patient] for k, v in terms.items()}, rec.times)
-        return _record_log_likelihood(spec, rec, log_pred, sigma, sigma_add, data.record_weight)
+        return model.log_concentration_from_terms({k: v[rec.patient] for k, v in terms.items()}, rec.times), None
     sol = model.solve(individual, data.padded_times)
-    ok = sol.ok[rec.patient]
-    # Failed patients get a finite placeholder so that no NaN reaches the sum or its gradient; the draw
-    # itself is rejected below.
-    log_pred = jnp.where(ok, sol.log_concentration.reshape(-1)[data.record_slot], 0.0)
-    ll = _record_log_likelihood(spec, rec, log_pred, sigma, sigma_add, data.record_weight)
-    return jnp.where(jnp.all(sol.ok), ll, -jnp.inf)
+    log_pred = jnp.where(sol.ok[rec.patient], sol.log_concentration.reshape(-1)[data.record_slot], 0.0)
+    return log_pred, sol.ok
+
+
+def log_likelihood(spec: PopulationSpec, data: PopulationData, phi, sigma, sigma_add=None) -> Float[Array, ""]:
+    """Sum of the record log-likelihoods: normal on log DV for quantified records, M3 for censored ones.
+
+    For ODE models, -inf if any patient's solve failed (see the module docstring).
+    """
+    log_pred, ok = _record_predictions(spec, data, phi)
+    ll = _record_log_likelihood(spec, data.records, log_pred, sigma, sigma_add, data.record_weight)
+    return ll if ok is None else jnp.where(jnp.all(ok), ll, -jnp.inf)
+
+
+def patient_log_likelihood(
+    spec: PopulationSpec, data: PopulationData, phi, sigma, sigma_add=None
+) -> Float[Array, " patients"]:
+    """Each patient's log-likelihood (its records' terms summed), shape (patients,).
+
+    An ODE model's population is solved as one system (shared step control), so a failed solve makes every
+    patient's value -inf. Sums to `log_likelihood` where the solve succeeds. Not on the sampler's path (the total is computed
+    without the scatter this needs); used where patients are compared, e.g. between chains.
+    """
+    rec = data.records
+    log_pred, ok = _record_predictions(spec, data, phi)
+    sd = _residual_sd(spec, log_pred, sigma, sigma_add)
+    censored = jnp.zeros(rec.log_dv.shape, bool).at[rec.censored_index].set(True)
+    z = (rec.log_dv - log_pred) / sd
+    terms = jnp.where(censored, jax.scipy.special.log_ndtr(z), dist.Normal(log_pred, sd).log_prob(rec.log_dv))
+    if data.record_weight is not None:
+        terms = data.record_weight * terms
+    per_patient = jax.ops.segment_sum(terms, rec.patient, num_segments=data.n_patients)
+    return per_patient if ok is None else jnp.where(ok, per_patient, -jnp.inf)
+
+
+def _residual_sd(spec: PopulationSpec, log_pred, sigma, sigma_add):
+    """Residual SD on the log scale, per record for the combined error model, else the scalar sigma."""
+    if spec.residual == "combined":
+        return jnp.sqrt(sigma**2 + (sigma_add * jnp.exp(-log_pred)) ** 2)
+    return sigma
 
 
 def _record_log_likelihood(spec: PopulationSpec, rec: FlatObservations, log_pred, sigma, sigma_add, weight=None):
-    if spec.residual == "combined":
-        sd = jnp.sqrt(sigma**2 + (sigma_add * jnp.exp(-log_pred)) ** 2)
-    else:
-        sd = sigma
+    sd = _residual_sd(spec, log_pred, sigma, sigma_add)
 
     def total(terms, index):  # padding records (weight 0) of shard_records add nothing
         return jnp.sum(terms if weight is None else weight[index] * terms)
