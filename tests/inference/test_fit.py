@@ -82,6 +82,7 @@ def test_whitened_and_plain_nuts_sample_the_same_posterior(spec, cohort, quick_f
     posterior must be the spec's: posterior means agree with a one-stage run within Monte Carlo error."""
     diag = quick_fit.manifest["diagnostics"]
     assert diag["whitening"] and diag["warmup_stages"] == [75, 75] and "phi_z" in quick_fit.idata.posterior
+    assert diag["restarted_patients"] == []  # a unimodal posterior: no chain is stranded for any patient
     settings = SamplerSettings(chains=2, warmup=200, samples=400, progress_bar=False)
     runs = {}
     with warnings.catch_warnings():
@@ -90,6 +91,7 @@ def test_whitened_and_plain_nuts_sample_the_same_posterior(spec, cohort, quick_f
             runs[whitening] = fit(cohort.dataset, spec, seed=5,
                                   settings=dataclasses.replace(settings, whitening=whitening))
     assert not runs[False].manifest["diagnostics"]["whitening"] and "phi_z" not in runs[False].idata.posterior
+    assert runs[True].manifest["diagnostics"]["restarted_patients"] == []
     z = {}
     for name in ("mu", "omega", "beta", "sigma"):
         a, b = (runs[w].idata.posterior[name] for w in (True, False))

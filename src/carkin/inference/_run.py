@@ -15,7 +15,6 @@ import arviz as az
 import jax
 import jax.numpy as jnp
 import numpy as np
-import numpyro
 import optax
 from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO, init_to_median
 from numpyro.infer.autoguide import AutoDelta, AutoLaplaceApproximation, AutoLowRankMultivariateNormal
@@ -25,15 +24,13 @@ from ..errors import ConvergenceWarning, SolverError
 from ..population import (
     PopulationSpec,
     check_solves,
-    individual_means,
     natural_parameters,
-    Whitening,
-    likelihood_whitening,
     population_model,
     prepare,
     shard_records,
 )
 from ._fit import Fit, Gates, parameter_table, population_draws
+from ._stages import second_stage
 
 __all__ = ["fit", "SamplerSettings", "METHODS", "make_mcmc", "resolve_chain_method"]
 
@@ -54,7 +51,10 @@ class SamplerSettings:
     Gaussian approximation of that patient's likelihood at the first stage's posterior mean
     (`carkin.population.Whitening`): same posterior, several times the ESS per gradient
     (benchmarks/RESULTS.md). Keep ``target_accept`` at 0.8 or above with it: at 0.7 the adapted step
-    is too large for the omegas (measured). False: one stage, in the spec's parameterisation.
+    is too large for the omegas (measured). Between the stages, a patient that one chain holds in a minor
+    local mode (mean conditional log density ``STRANDED_GAP`` nats below the best chain's) restarts from the
+    best chain's draws (warning; manifest ``restarted_patients``). False: one stage, in the spec's
+    parameterisation.
     Optimisation methods (laplace, svi, map): ``steps``, ``learning_rate``, and ``samples`` draws from
     the approximation.
     """
@@ -127,23 +127,6 @@ def _dims(spec: PopulationSpec, dataset: Dataset) -> tuple[dict, dict]:
 MIN_FIRST_STAGE = 20  # warm-up iterations below which a first stage could not place the whitening
 
 
-def _whitened_start(draws: dict, spec: PopulationSpec, data, whitening: Whitening, chains: int) -> dict:
-    """Unconstrained starting values of the second stage: each chain's last first-stage draw, phi whitened.
-
-    ``draws``: the first stage's warm-up draws by chain, {site: (chains, draws, ...)}.
-    """
-    last = {name: values[:, -1] for name, values in draws.items()}
-    start = {name: last[name] for name in ("mu", "beta") if name in last}
-    start.update({name: np.log(last[name]) for name in ("omega", "sigma", "sigma_add") if name in last})
-    beta = last.get("beta", np.zeros((chains, 0)))
-
-    def whiten(mu, beta, omega, sigma, phi):
-        return whitening.whiten(individual_means(spec, mu, beta, data.covariate_z), omega, sigma, phi)
-
-    start["phi_z"] = np.asarray(jax.jit(jax.vmap(whiten))(last["mu"], beta, last["omega"], last["sigma"], last["phi"]))
-    return start if chains > 1 else {name: value[0] for name, value in start.items()}
-
-
 def _run_nuts(data, spec, dataset, settings: SamplerSettings, key) -> tuple[az.InferenceData, dict]:
     chain_method = resolve_chain_method(settings)
 
@@ -163,15 +146,11 @@ def _run_nuts(data, spec, dataset, settings: SamplerSettings, key) -> tuple[az.I
         first = make_mcmc(kernel(), dataclasses.replace(settings, warmup=first_stage))
         first.warmup(first_key, data, spec, collect_warmup=True, extra_fields=("num_steps",))
         draws = {k: np.asarray(v) for k, v in first.get_samples(group_by_chain=True).items()}
-        settled = {k: v[:, first_stage // 2:] for k, v in draws.items()}
-        whitening = likelihood_whitening(
-            spec, data, settled["phi"].mean(axis=(0, 1)), float(settled["sigma"].mean()),
-            float(settled["sigma_add"].mean()) if "sigma_add" in settled else None,
-        )
-        init_params = _whitened_start(draws, spec, data, whitening, settings.chains)
+        whitening, init_params, restarted = second_stage(spec, data, dataset.patient_ids, draws)
         model_args = (data, spec, whitening)
         stages = {"whitening": True, "warmup_stages": [first_stage, settings.warmup - first_stage],
-                  "first_stage_mean_leapfrog_steps": float(np.asarray(first.get_extra_fields()["num_steps"]).mean())}
+                  "first_stage_mean_leapfrog_steps": float(np.asarray(first.get_extra_fields()["num_steps"]).mean()),
+                  "restarted_patients": restarted}
         settings = dataclasses.replace(settings, warmup=settings.warmup - first_stage)
     mcmc = make_mcmc(kernel(), settings)
     mcmc.run(key, *model_args, init_params=init_params, extra_fields=("diverging", "num_steps"))
