@@ -24,6 +24,7 @@ from ..errors import ConvergenceWarning, SolverError
 from ..population import (
     PopulationSpec,
     check_solves,
+    individual_means,
     natural_parameters,
     population_model,
     prepare,
