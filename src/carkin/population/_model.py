@@ -257,8 +257,8 @@ def patient_log_likelihood(
     """Each patient's log-likelihood (its records' terms summed), shape (patients,).
 
     An ODE model's population is solved as one system (shared step control), so a failed solve makes every
-    patient's value -inf. Sums to `log_likelihood` where the solve succeeds. Not on the sampler's path (the total is computed
-    without the scatter this needs); used where patients are compared, e.g. between chains.
+    patient's value -inf. Sums to `log_likelihood` where the solve succeeds. Not on the sampler's path (the
+    total is computed without the scatter this needs); used where patients are compared, e.g. between chains.
     """
     rec = data.records
     log_pred, ok = _record_predictions(spec, data, phi)
