@@ -10,6 +10,7 @@ where the second stage starts changes how fast it mixes, not what it samples.
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import jax
@@ -38,6 +39,12 @@ def patient_log_density(spec: PopulationSpec, data, draws: dict) -> np.ndarray:
     names = [n for n in ("mu", "beta", "omega", "sigma", "sigma_add", "phi") if n in draws]
     chains, n_draws = draws["phi"].shape[:2]
     flat = {n: jnp.asarray(draws[n].reshape(chains * n_draws, *draws[n].shape[2:])) for n in names}
+    return np.asarray(_flat_patient_log_density(spec, data, flat)).reshape(chains, n_draws, -1)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _flat_patient_log_density(spec: PopulationSpec, data, flat: dict):
+    """`patient_log_density` on draws stacked on one leading axis; compiled once per spec and shapes, not per fit."""
 
     def one(d):
         beta = d.get("beta", jnp.zeros((0,)))
@@ -45,7 +52,7 @@ def patient_log_density(spec: PopulationSpec, data, draws: dict) -> np.ndarray:
         prior = jax.scipy.stats.norm.logpdf(d["phi"], loc, d["omega"]).sum(-1)
         return patient_log_likelihood(spec, data, d["phi"], d["sigma"], d.get("sigma_add")) + prior
 
-    return np.asarray(jax.jit(lambda f: jax.lax.map(one, f))(flat)).reshape(chains, n_draws, -1)
+    return jax.lax.map(one, flat)
 
 
 def stranded_patients(density: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
