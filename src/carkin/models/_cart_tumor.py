@@ -164,8 +164,9 @@ class CarTumor(ODEModel):
         # log(E + M + X) = log e0 + log(e^u + m) + log(1 + r), with log(e^u + m) shifted by its larger term so
         # that neither e^-u (which overflowed to +inf once the effectors had died out, u < -709) nor log m
         # (whose derivative is infinite at M = 0, before any memory has formed) is ever evaluated.
-        log_tiny = jnp.log(jnp.finfo(jnp.result_type(m)).tiny)
-        log_m = jnp.log(jnp.maximum(m, jnp.finfo(jnp.result_type(m)).tiny))
+        tiny = jnp.finfo(jnp.result_type(m)).tiny
+        log_tiny = jnp.log(tiny)
+        log_m = jnp.log(jnp.maximum(m, tiny))
         shift = jnp.where(m > 0, jnp.maximum(u, log_m), u)
         m_scale = jnp.exp(-jnp.where(m > 0, shift, jnp.maximum(u, log_tiny)))  # e^-shift, finite where m = 0
         return jnp.log(args["e0"]) + shift + jnp.log(jnp.exp(u - shift) + m * m_scale) + jnp.log1p(r)
