@@ -96,13 +96,14 @@ def test_nuts_recovers_the_effector_memory_typical_values():
 def test_nuts_recovers_the_identifiable_parameters_of_the_mechanistic_model():
     """e0, kexp, ec50 and the decline (beta, delta, fb) are estimated; the tumour-side constants are fixed.
 
-    About 45 minutes on 2 idle CPU cores: 2 x (400 + 900). Measured on this test's data (2026-12-06): at
-    2 x (300 + 300) the whitened sampler's max R-hat was 1.38 (omega_beta, bulk ESS 4): one chain held one
-    patient's memory phase in a minor local mode (beta 0.0004 vs 0.004 / day, 6.8 nats less dense); with the
-    restart of stranded patients between the warm-up stages 1.09 (omega_beta, ESS 17); at 2 x (400 + 900)
-    (this test, one patient restarted) 1.041 (omega_delta, bulk ESS 48), every other R-hat <= 1.014, min bulk
-    ESS of the typical values 348; 5 of 6 typical values inside their 90% intervals (beta's upper bound
-    0.003197 / day, truth 0.0032). Earlier, one-stage: 1.41 centred, 1.14 non-centred, 1.12 mixed IIV."""
+    About 37 minutes on 2 idle CPU cores: 2 x (400 + 900) (this test passed in 2,195 s on 2026-12-06, one
+    patient restarted). Measured on this test's data (2026-12-06): at 2 x (300 + 300) the whitened sampler's
+    max R-hat was 1.38 (omega_beta, bulk ESS 4): one chain held one patient's memory phase in a minor local
+    mode (beta 0.0004 vs 0.004 / day, 6.8 nats less dense); with the restart of stranded patients between the
+    warm-up stages 1.09 (omega_beta, ESS 17); at 2 x (400 + 900) (this test's length, from a script running
+    the same fit) 1.041 (omega_delta, bulk ESS 48), every other R-hat <= 1.014, min bulk ESS of the typical
+    values 348; 5 of 6 typical values inside their 90% intervals (beta's upper bound 0.003197 / day, truth
+    0.0032). Earlier, one-stage: 1.41 centred, 1.14 non-centred, 1.12 mixed IIV."""
     spec = load_spec("cart_tumor")
     result = _nuts(spec, 100, 41, dataclasses.replace(NUTS, warmup=400, samples=900))
     typical = _typical(result, spec)
