@@ -56,7 +56,7 @@ system is not stiff, so the default solver is Tsit5 (Kvaerno5 stays available in
 
 Cost (measured 2026-12-06, 250 simulated patients, defaults, 2 CPU cores): the population's shared step
 sequence has 66 steps, as many as one patient's own solve, so sharing the steps costs nothing here. The
-gradient (~28 ms, 71x the closed form's: benchmarks/RESULTS.md) is about 12x the log density alone: the
+gradient (~28 ms, 71x the closed form's: benchmarks/RESULTS.md) is 12-18x the log density alone: the
 forward sensitivities carry six directions (e0, kexp, ec50, alpha, beta, km), each about twice the state's
 cost per stage. A reverse (adjoint) sweep, whose cost does not grow with the directions, is the lever left.
 
