@@ -82,12 +82,19 @@ def whitened_start(draws: dict, spec: PopulationSpec, data, whitening: Whitening
     start = {name: last[name] for name in ("mu", "beta") if name in last}
     start.update({name: np.log(last[name]) for name in ("omega", "sigma", "sigma_add") if name in last})
     beta = last.get("beta", np.zeros((chains, 0)))
+    start["phi_z"] = np.asarray(_whiten_chains(spec, whitening, data.covariate_z, last["mu"], beta, last["omega"],
+                                               last["sigma"], last["phi"]))
+    return start if chains > 1 else {name: value[0] for name, value in start.items()}
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _whiten_chains(spec: PopulationSpec, whitening: Whitening, covariate_z, mu, beta, omega, sigma, phi):
+    """Each chain's phi (chains, patients, params) whitened; compiled once per spec and shapes, not per fit."""
 
     def whiten(mu, beta, omega, sigma, phi):
-        return whitening.whiten(individual_means(spec, mu, beta, data.covariate_z), omega, sigma, phi)
+        return whitening.whiten(individual_means(spec, mu, beta, covariate_z), omega, sigma, phi)
 
-    start["phi_z"] = np.asarray(jax.jit(jax.vmap(whiten))(last["mu"], beta, last["omega"], last["sigma"], last["phi"]))
-    return start if chains > 1 else {name: value[0] for name, value in start.items()}
+    return jax.vmap(whiten)(mu, beta, omega, sigma, phi)
 
 
 def restart_stranded(settled: dict, draws: dict, stranded: np.ndarray, best: np.ndarray, patient_ids) -> tuple:
