@@ -12,7 +12,7 @@ from carkin.population import individual_means, load_spec, log_likelihood, prepa
 from ..helpers import one_patient_dataset, small_dataset
 
 
-def testpatient_log_density_is_each_patients_likelihood_plus_its_population_prior():
+def test_patient_log_density_is_each_patients_likelihood_plus_its_population_prior():
     spec = load_spec("multiphasic")
     ds = small_dataset()
     data = prepare(ds, spec)
@@ -68,7 +68,7 @@ def test_a_chain_whose_every_draw_failed_is_stranded_everywhere_unless_all_chain
     assert not stranded_patients(np.full((2, 10, 3), -np.inf))[0].any()
 
 
-def test_restart_movesstranded_patients_to_the_best_chain_and_centres_the_whitening_there():
+def test_restart_moves_stranded_patients_to_the_best_chain_and_centres_the_whitening_there():
     chains, warmup, patients, params = 3, 40, 4, 2
     phi = np.zeros((chains, warmup, patients, params))
     phi[..., 0] = np.arange(chains)[:, None, None] * 10.0 + np.arange(warmup)[None, :, None] * 0.01
