@@ -2,7 +2,7 @@
 ## Reference maximum-likelihood fits of R nlme to the Theoph and Phenobarb data, written to
 ## tests/reference/pk_nlme.json. Cross-check recipe only: carkin never needs R.
 ##
-## Run from the repository root (about 10 s):
+## Run from the repository root (about 2 min, mostly the book covariate model failing to converge):
 ##     Rscript benchmarks/peers/r/nlme_reference.R                 # writes tests/reference/pk_nlme.json
 ##     Rscript benchmarks/peers/r/nlme_reference.R OUT.json
 ## Needs R >= 4.0 and nlme (Debian: r-base-core r-cran-nlme). No other package.
@@ -10,7 +10,7 @@
 ## What it does
 ## 1. Fits the models of Pinheiro & Bates (2000), Mixed-Effects Models in S and S-PLUS (Springer,
 ##    ISBN 978-0-387-98957-0), with the calls of the book's own scripts shipped in nlme
-##    (system.file("scripts", package = "nlme"): ch08.R for Theoph, sec. 8.2, pp. 352-365 of the book;
+##    (system.file("scripts", package = "nlme"): ch08.R for Theoph, sec. 8.2 of the book;
 ##    ch06.R for Phenobarb, sec. 6.4), all by maximum likelihood (nlme's default, method = "ML", which
 ##    is what the book used for every nlme fit), to the data sets as shipped with R.
 ## 2. Rebuilds both data sets from carkin's CSV files (src/carkin/_data/...), checks that they equal
