@@ -217,9 +217,9 @@ def _nothing():
 
 
 def _scenario_path() -> Path:
-    from .population._spec import default_models_dir
+    from ._resources import shipped_file
 
-    return default_models_dir().parent / "scenarios" / DOSE_SCENARIO.name
+    return shipped_file("scenarios", DOSE_SCENARIO.name)
 
 
 DOSE_SCENARIO = Path("doses.toml")

@@ -75,6 +75,16 @@ class TestSimulate:
         assert first["doses"] == second["doses"]
 
 
+    def test_a_bare_scenario_name_from_another_directory_runs_the_shipped_scenario(self, run, fit_dir, tmp_path,
+                                                                                   monkeypatch):
+        monkeypatch.chdir(tmp_path)
+        again = invoke("simulate", fit_dir, "--scenario", "doses", "--n", 40, "--draws", 4, "--seed", 3,
+                       "--out", "bare", "--json", "--no-progress")
+        assert again.exit_code == 0, again.output
+        assert (tmp_path / "bare" / "scenario.toml").read_text() == SCENARIO.read_text()
+        assert json.loads(again.stdout)["doses"] == json.loads(run[0].stdout)["doses"]
+
+
 class TestErrors:
     def test_bad_scenario_file_names_file_and_key_with_exit_code_2(self, fit_dir, tmp_path):
         bad = tmp_path / "bad.toml"

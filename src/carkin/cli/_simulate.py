@@ -16,7 +16,7 @@ from ._common import console, user_errors
 @app.command("simulate")
 def simulate_command(
     fit_dir: Path = typer.Argument(..., help="A fit directory written by `carkin fit` (posterior.nc, manifest.json)."),
-    scenario: Path = typer.Option(..., "--scenario", help="Dose scenario (TOML), e.g. scenarios/doses.toml."),
+    scenario: Path = typer.Option(..., "--scenario", help="Dose scenario (TOML), e.g. scenarios/doses.toml (or a shipped name: doses)."),
     n: int | None = typer.Option(None, "--n", min=1, help="Virtual patients per posterior draw (default: the scenario's)."),
     draws: int | None = typer.Option(None, "--draws", min=1, help="Posterior draws used (default: the scenario's)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the jax.random key (recorded in the outputs)."),
@@ -29,6 +29,7 @@ def simulate_command(
 
     import jax
 
+    from .._resources import resolve_shipped
     from ..inference import atomic_directory, load_fit
     from ..simulate import (
         load_scenario,
@@ -39,6 +40,7 @@ def simulate_command(
 
     with user_errors():
         fit = load_fit(fit_dir)
+        scenario = resolve_shipped(scenario, "scenarios")  # as load_scenario does: "doses" names the shipped one
         spec_scenario = load_scenario(scenario)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the gate verdict is reported in the notes below

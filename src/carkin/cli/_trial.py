@@ -11,7 +11,7 @@ import typer
 from ._common import console, user_errors
 from ._survival import trial_app
 
-_DESIGN = typer.Option(..., "--design", help="Trial design (TOML), e.g. designs/karmma3.toml.")
+_DESIGN = typer.Option(..., "--design", help="Trial design (TOML), e.g. designs/karmma3.toml (or a shipped name: karmma3).")
 _JSON = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
 
 

@@ -211,8 +211,10 @@ _SECTIONS: dict[str, type] = {
 
 
 def default_config_path() -> Path:
-    """The repository's ``models/karmma3_cohort.toml`` (resolved relative to this source file)."""
-    return Path(__file__).resolve().parents[3] / "models" / "karmma3_cohort.toml"
+    """The shipped ``models/karmma3_cohort.toml`` (the repository's in a checkout, else the package's)."""
+    from .._resources import shipped_file
+
+    return shipped_file("models", "karmma3_cohort")
 
 
 def _coerce(value, tp, where: str, file: str):

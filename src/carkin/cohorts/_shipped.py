@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import jax
 
+from .._resources import shipped_cohort_dir
 from ._cohort import simulate_karmma3
 from ._config import KarMMa3Config, load_karmma3_config
 from ._summary import meets_shipped_targets
@@ -21,7 +21,7 @@ def karmma3_sim_paths() -> dict[str, Path]:
     -------
     dict with keys ``"ck"``, ``"patients"``, ``"readme"``.
     """
-    root = Path(str(resources.files("carkin") / "_data" / "karmma3_sim"))
+    root = shipped_cohort_dir()
     return {"ck": root / "ck.csv", "patients": root / "patients.csv", "readme": root / "README.md"}
 
 

@@ -371,18 +371,21 @@ def _ode_tables(data: dict, model_name: str, kinetic, source: str):
 
 
 def default_models_dir() -> Path:
-    """The repository's ``models/`` folder (specs users edit), found from this source file."""
-    return Path(__file__).resolve().parents[3] / "models"
+    """The shipped ``models/`` folder: the repository's (specs users edit) in a checkout, else the package's."""
+    from .._resources import shipped_dir
+
+    return shipped_dir("models")
 
 
 def load_spec(path: str | Path) -> PopulationSpec:
     """Read and validate a TOML model spec.
 
-    ``path`` may also be a bare model name (``"multiphasic"``), looked up in the repository's ``models/``.
+    ``path`` may also be a bare model name (``"multiphasic"``) or ``"models/multiphasic.toml"`` from any
+    directory: a path that does not exist is looked up among the shipped specs (`default_models_dir`).
     """
-    path = Path(path)
-    if not path.exists() and path.suffix == "" and (default_models_dir() / f"{path.name}.toml").exists():
-        path = default_models_dir() / f"{path.name}.toml"
+    from .._resources import resolve_shipped
+
+    path = resolve_shipped(path, "models")
     if not path.exists():
         raise SpecError(f"{path}: model spec file not found")
     try:

@@ -367,7 +367,9 @@ def load_scenario(path: str | Path) -> DoseScenario:
     SpecError
         If the file is missing, is not valid TOML, or a key is wrong (naming the file and the key).
     """
-    path = Path(path)
+    from .._resources import resolve_shipped
+
+    path = resolve_shipped(path, "scenarios")  # "doses" or "scenarios/doses.toml" from anywhere: the shipped one
     if not path.is_file():
         raise SpecError(f"{path}: scenario file not found (expected a TOML file such as scenarios/doses.toml)")
     try:

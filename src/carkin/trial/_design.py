@@ -446,7 +446,9 @@ def load_design(path: str | Path) -> TrialDesign:
     SpecError
         If the file is missing, is not valid TOML, or any key is wrong (naming the file and the key).
     """
-    path = Path(path)
+    from .._resources import resolve_shipped
+
+    path = resolve_shipped(path, "designs")  # "karmma3" or "designs/karmma3.toml" from anywhere: the shipped one
     if not path.is_file():
         raise SpecError(f"{path}: design file not found (expected a TOML file such as designs/karmma3.toml)")
     try:
