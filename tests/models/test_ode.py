@@ -121,6 +121,14 @@ class TestSolves:
         closed = get_model("multiphasic").log_concentration(params, grid)
         np.testing.assert_allclose(np.asarray(out), np.asarray(closed), rtol=1e-6)
 
+    def test_the_population_loop_lands_on_t1_from_the_float_just_below_it_as_diffrax_does(self):
+        from carkin.models._ode._population import _prevbefore
+
+        t = jnp.asarray([1e-300, 1.0, 30.0, 365.25])
+        below = _prevbefore(t)
+        assert np.all(np.asarray(below < t)) and np.all(np.asarray(jnp.nextafter(below, jnp.inf) == t))
+        assert float(_prevbefore(jnp.asarray(0.0))) == -np.finfo(np.float64).tiny  # not a denormal flushed to 0
+
     def test_a_failed_solve_gives_nan_rows_and_a_result_code_not_an_exception(self):
         model = EffectorMemory(options=ODEOptions(max_steps=200, batching="patient"))
         ind = {k: jnp.asarray([v, v]) for k, v in STEIN.items()}
