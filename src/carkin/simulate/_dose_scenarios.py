@@ -31,7 +31,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from .._chunks import map_chunks
 from ..errors import ConvergenceWarning, SpecError
 from ..population import PopulationSpec, individual_means, natural_parameters
-from ..trial._hazards import cumulative_hazard
+from .._hazards import PiecewiseExponential, cumulative_hazard
 from ._metrics import exposure_metrics, log_curve, metric_names
 from ._scenario import DoseScenario
 from ._scenario_result import ScenarioResult
@@ -233,8 +233,6 @@ def _population_pfs(breaks, cumulative, hazards, log_rel, landmarks):
 
 def _predicted_pfs(result_metrics: np.ndarray, hook, n_draws: int) -> tuple[np.ndarray, np.ndarray]:
     """Population PFS at the landmarks (draws, doses, landmarks) and its median (draws, doses), months."""
-    from ..trial import PiecewiseExponential
-
     baseline = PiecewiseExponential(hook.breaks_months, hook.hazard_per_month)
     slope = np.asarray(hook.log_hr_per_doubling, dtype=float)
     if slope.ndim == 1 and slope.shape[0] != n_draws:

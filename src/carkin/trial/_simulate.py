@@ -42,7 +42,7 @@ from .._chunks import map_chunks
 from ._analytic import schoenfeld_power
 from ._boundaries import GroupSequentialBounds
 from ._design import TrialDesign
-from ._hazards import inverse_cumulative_hazard
+from .._hazards import inverse_cumulative_hazard
 from ._logrank import logrank
 
 __all__ = [
