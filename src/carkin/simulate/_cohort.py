@@ -90,6 +90,15 @@ class SimulatedCohort:
     seed: int | None = None
 
 
+#: LLOQ (copies/ug gDNA) of a spec whose [simulation] table gives none (the shipped specs give 10).
+DEFAULT_SIMULATION_LLOQ = 10.0
+
+
+def simulation_lloq(spec: PopulationSpec) -> float:
+    """The assay LLOQ (copies/ug gDNA) a spec's simulations censor at: [simulation] lloq, else 10."""
+    return float(spec.simulation.get("lloq", DEFAULT_SIMULATION_LLOQ))
+
+
 def per_patient_normal(key: PRNGKeyArray, n: int, shape: tuple[int, ...] = ()) -> Float[Array, "n ..."]:
     """Standard normal draws (n, *shape); row i comes from ``jax.random.fold_in(key, i)`` alone."""
     return jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i), shape))(jnp.arange(n))
@@ -175,7 +184,7 @@ def simulate_cohort(
     sim = spec.simulation
     truth = truth if truth is not None else truth_from_spec(spec)
     times = jnp.asarray(times if times is not None else sim.get("times", [2, 4, 7, 9, 11, 14, 21, 28, 56, 90, 180, 365]), dtype=float)
-    lloq = float(lloq if lloq is not None else sim.get("lloq", 10.0))
+    lloq = float(lloq if lloq is not None else simulation_lloq(spec))
     k_cov, k_eta, k_eps = jax.random.split(key, 3)
     if covariates is None:
         covariates = _draw_covariates(spec, k_cov, n)
