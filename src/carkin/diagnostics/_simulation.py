@@ -158,7 +158,8 @@ def simulate_records(
         take = np.minimum(index, n_rep - 1)
         sims = _simulate_batch(spec, data, key, jnp.asarray(log_lloq), jnp.asarray(index),
                                *(jnp.asarray(v[take]) for v in values))
-        out.append(jax.tree_util.tree_map(lambda x: x[: min(CHUNK, n_rep - start)], sims))
+        keep = min(CHUNK, n_rep - start)
+        out.append(jax.tree_util.tree_map(lambda x, keep=keep: x[:keep], sims))
     return jax.tree_util.tree_map(lambda *x: jnp.concatenate(x, axis=0), *out)
 
 

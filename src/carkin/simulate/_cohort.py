@@ -25,7 +25,13 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from ..data import Dataset
 from ..errors import SolverError, SpecError
 from ..models import result_message
-from ..population import PopulationSpec, individual_parameters, model_inputs, natural_parameters, sample_observations
+from ..population import (
+    PopulationSpec,
+    individual_parameters,
+    model_inputs,
+    natural_parameters,
+    sample_observations,
+)
 from ..population._spec import to_transformed
 
 __all__ = ["PopulationParameters", "SimulatedCohort", "simulate_cohort", "truth_from_spec"]

@@ -40,7 +40,13 @@ from .._chunks import map_chunks
 from .._hazards import PiecewiseExponential, cumulative_hazard
 from ..errors import ConvergenceWarning, SpecError
 from ..exposure import exposure_metrics
-from ..population import PopulationSpec, individual_means, individual_parameters, natural_parameters, sample_observations
+from ..population import (
+    PopulationSpec,
+    individual_means,
+    individual_parameters,
+    natural_parameters,
+    sample_observations,
+)
 from ._cohort import simulation_lloq
 from ._scenario import DoseScenario, scenario_metrics
 from ._scenario_result import ScenarioResult
