@@ -63,6 +63,19 @@ class TestSimulate:
         assert 0 <= d["target"]["probability"] <= 1 and d["pfs"]["landmarks"][0]["months"] == 6.0
         # a point-mass posterior: no parameter uncertainty in the typical curve
         np.testing.assert_allclose(d["profiles"]["typical"]["lower"], d["profiles"]["typical"]["upper"], rtol=1e-9)
+        # observations censored at the LLOQ (the test fit records no data LLOQ: the model's [simulation] lloq)
+        assert s["lloq"]["value"] == 10.0 and "[simulation] lloq" in s["lloq"]["source"]
+        blq = d["blq_fraction"]
+        assert len(blq["pooled"]) == len(s["times_days"]) and all(0 <= v <= 1 for v in blq["pooled"])
+        assert blq["lower"][0] <= blq["pooled"][0] <= blq["upper"][0]
+
+    def test_profiles_table_reports_the_blq_fraction(self, run):
+        import pandas as pd
+
+        _, out = run
+        table = pd.read_csv(out / "profiles.csv", comment="#")
+        assert {"blq_fraction", "blq_fraction_lower", "blq_fraction_upper"} <= set(table.columns)
+        assert table["blq_fraction"].between(0, 1).all() and len(table) == 4 * len(table["time_days"].unique())
 
     def test_same_seed_same_numbers_and_table_output(self, run, fit_dir, tmp_path):
         result, _ = run
@@ -70,6 +83,7 @@ class TestSimulate:
                        "--out", tmp_path / "again", "--no-progress")
         assert again.exit_code == 0, again.output
         assert "P(cmax>=24000)" in again.stdout and "wrote" in again.output
+        assert "BLQ at day 364" in again.stdout and "censored at the LLOQ, 10 copies/ug" in text(again)
         first = json.loads(result.stdout)
         second = json.loads((tmp_path / "again" / "summary.json").read_text())
         assert first["doses"] == second["doses"]

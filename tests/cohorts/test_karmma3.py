@@ -342,16 +342,18 @@ class TestCalibrationOverSeeds:
 
 class TestInternals:
     def test_piecewise_event_times_invert_the_cumulative_hazard(self):
+        # the generator draws event times with carkin's one piecewise-exponential helper (carkin._hazards)
         from carkin.cohorts._config import HazardConfig
-        from carkin.cohorts._simulate import piecewise_inverse_cumhaz
+        from carkin.cohorts._simulate import _event_time
 
         h = HazardConfig(breaks_months=(0.0, 2.0, 5.0), hazard_per_month=(0.5, 0.1, 0.2))
         y = jax.numpy.array([0.0, 0.5, 1.0, 1.3, 1.5, 3.0])
-        t = np.asarray(piecewise_inverse_cumhaz(y, h))
+        t = np.asarray(_event_time(y, h))
         np.testing.assert_allclose(t, [0.0, 1.0, 2.0, 5.0, 6.0, 13.5])
 
     def test_the_exact_auc_matches_a_fine_trapezoid(self):
-        from carkin.cohorts._simulate import auc_0_to
+        # the generator's true AUC0-28 is carkin.exposure's closed form
+        from carkin.exposure import exposure_metrics
         from carkin.models import Multiphasic
 
         ind = {"cmax": 3e4, "tmax": 11.0, "rho": 0.75, "beta": 0.01, "delta": 0.15, "fb": 0.01}
@@ -363,11 +365,46 @@ class TestInternals:
                 )
             )
         )
-        exact = float(auc_0_to(28.0, 3e4, 11.0, 0.75, 0.16, 0.01, 0.01))
+
+        def auc28(**changes):
+            values = {k: jax.numpy.asarray(v) for k, v in (ind | changes).items()}
+            return float(exposure_metrics(Multiphasic(), values, "auc28")["auc28"])
+
+        exact = auc28()
         np.testing.assert_allclose(exact, np.trapezoid(conc, grid), rtol=1e-6)
         # A peak after day 28: only the expansion phase counts.
-        late = float(auc_0_to(28.0, 3e4, 40.0, 0.75, 0.16, 0.01, 0.01))
+        late = auc28(tmax=40.0)
         np.testing.assert_allclose(late, 3e4 * (np.exp(-0.75 * 12) - np.exp(-0.75 * 40)) / 0.75, rtol=1e-12)
+
+    def test_the_nca_figures_follow_carkins_one_nca_convention(self, cohort):
+        """summarize_karmma3's NCA is carkin.exposure.nca (linear-up/log-down, BLQ rules, cut at day 28)."""
+        from carkin.cohorts._summary import _ck_dataset, _nca
+        from carkin.exposure import nca
+
+        table = _nca(cohort.ck)
+        dataset = _ck_dataset(cohort.ck)
+        reference = nca(dataset).set_index("ID")
+        np.testing.assert_array_equal(table["AUC0_28"].to_numpy(), reference["AUC_0_28_NCA"].to_numpy())
+        # by hand for one patient: the kept points and the log-down trapezoid
+        pid = cohort.ck.loc[cohort.ck["EVID"] == 0, "ID"].iloc[0]
+        rec = cohort.ck[(cohort.ck["ID"] == pid) & (cohort.ck["EVID"] == 0)].sort_values("TIME")
+        quantified = rec["BLQ"] == 0
+        first = rec.loc[quantified, "TIME"].min()
+        keep = quantified | (rec["TIME"] < first)
+        t = np.concatenate([[0.0], rec.loc[keep, "TIME"].to_numpy()])
+        c = np.concatenate([[0.0], np.where(quantified[keep], rec.loc[keep, "DV"], 0.0)])
+        auc = 0.0
+        for t1, c1, t2, c2 in zip(t[:-1], c[:-1], t[1:], c[1:]):
+            end = min(t2, 28.0)
+            if end <= t1:
+                break
+            if c2 < c1 and c2 > 0:
+                k = np.log(c2 / c1) / (t2 - t1)
+                auc += c1 * np.expm1(k * (end - t1)) / k
+            else:
+                auc += c1 * (end - t1) + (c2 - c1) * (end - t1) ** 2 / (2 * (t2 - t1))
+        assert table.loc[pid, "AUC0_28"] == pytest.approx(auc, rel=1e-12)
+        assert table.loc[pid, "CMAX"] == rec.loc[quantified, "DV"].max()
 
     def test_config_replace_checks_consistency(self, config):
         with pytest.raises(SpecError, match=r"n_not_infused \(300\) must be < \[trial\]\.n_ide_cel"):

@@ -18,9 +18,13 @@ def test_replicates_are_the_same_whatever_the_chunk_size(monkeypatch):
              for name in ("mu", "omega", "beta", "sigma", "sigma_add")}
     draws["mu"] = draws["mu"] + 0.01 * np.arange(n_rep)[:, None]  # a different population draw per replicate
     key = jax.random.PRNGKey(9)
-    reference = np.asarray(_simulation.simulate_records(spec, data, draws, key=key))
+    log_lloq = _simulation.design(cohort.dataset, spec).log_lloq
+    first = _simulation.simulate_records(spec, data, draws, key=key, log_lloq=log_lloq)
+    reference = np.asarray(first.log_value)
     monkeypatch.setattr(_simulation, "CHUNK", 5)
-    rechunked = np.asarray(_simulation.simulate_records(spec, data, draws, key=key))
+    second = _simulation.simulate_records(spec, data, draws, key=key, log_lloq=log_lloq)
+    rechunked = np.asarray(second.log_value)
+    np.testing.assert_array_equal(np.asarray(second.blq), np.asarray(first.blq))
     assert reference.shape == (n_rep, data.records.log_dv.shape[0])
     np.testing.assert_allclose(rechunked, reference, rtol=1e-12, atol=1e-12)
     assert not np.allclose(reference[0], reference[1])  # replicates differ from each other

@@ -136,6 +136,20 @@ def test_save_and_load_round_trip(tmp_path, quick_fit):
         assert key in manifest
 
 
+def test_the_manifest_records_the_datas_lloq(quick_fit, cohort):
+    """Dose scenarios censor their simulated observations at it (carkin.simulate.scenario_lloq)."""
+    import equinox as eqx
+
+    from carkin.inference._run import _data_lloq
+
+    assert quick_fit.manifest["data"]["lloq"] == 10.0  # models/multiphasic.toml [simulation] lloq
+    lloq = np.asarray(cohort.dataset.lloq).copy()
+    lloq[:5] = 20.0
+    lloq[5:8] = np.nan  # quantified records given no LLOQ do not count
+    assert _data_lloq(eqx.tree_at(lambda d: d.lloq, cohort.dataset, jax.numpy.asarray(lloq))) == 10.0
+    assert _data_lloq(eqx.tree_at(lambda d: d.lloq, cohort.dataset, jax.numpy.full(lloq.shape, np.nan))) is None
+
+
 def test_load_fit_names_the_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="manifest.json is missing"):
         load_fit(tmp_path)

@@ -34,12 +34,15 @@ def test_report_includes_er_and_scenario_results_when_given(fit_dir, tmp_path):
     plt.close(fig)
     sim = tmp_path / "sim"
     sim.mkdir()
-    summary = {"scenario": "doses", "simulated_data": True, "notes": ["a note"],
-               "doses": [{"dose": 150.0, "exposure": {"cmax": {"predictive": {"q05": 1e3, "q50": 2e4, "q95": 9e4}}}}]}
+    summary = {"scenario": "doses", "simulated_data": True, "notes": ["a note"], "times_days": [0.0, 28.0],
+               "lloq": {"value": 18.0, "unit": "copies/ug", "source": "the fit's data"},
+               "doses": [{"dose": 150.0, "exposure": {"cmax": {"predictive": {"q05": 1e3, "q50": 2e4, "q95": 9e4}}},
+                          "blq_fraction": {"pooled": [0.9, 0.123], "lower": [0.8, 0.1], "upper": [1.0, 0.15]}}]}
     (sim / "summary.json").write_text(json.dumps(summary))
     text = build_report(fit_dir, er_dir=er, sim_dir=sim, replicates=20)
     assert 'id="er"' in text and "hr_per_doubling" in text and "0.61" in text and "counts.analysed" in text
     assert 'id="scenario"' in text and "2e+04 [1e+03-9e+04]" in text and "a note" in text
+    assert "BLQ at day 28" in text and "0.123" in text and "lloq.value" in text
     assert text.count("data:image/png;base64,") >= 6
 
 

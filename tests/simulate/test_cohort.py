@@ -80,3 +80,32 @@ def test_missing_simulation_values_are_reported(spec):
 def test_n_must_be_a_positive_integer(spec):
     with pytest.raises(ValueError, match="n must be a positive integer"):
         simulate_cohort(spec, key=jax.random.PRNGKey(0), n=0)
+
+
+# Same key, same numbers as the cohort simulator gave before its draws went through the shared generative model
+# (carkin.population): values computed with the code of main at 9913582. Per error model: the row of DV checked,
+# its values, the sum of log DV over the cohort and the number of BLQ records.
+BEFORE = {
+    "additive_log": (0, [12.375520668175682, 60.55764252252993, 921.4177847855947, 5230.95647097288,
+                         40179.15540751834, 13470.834111513377, 4992.329357729007, 1252.909523220602,
+                         56.7805377506769, 84.5150422938754, 16.04163103525495, 10.0], 419.50929923019476, 7),
+    "combined": (1, [249.88796930020166, 613.6705701074497, 7214.238248705716, 7375.594719566325,
+                     11485.834847909711, 6703.159928148976, 1552.5814657402116, 513.4062421958449,
+                     163.8832994965155, 220.52535757394844, 180.05987753193477, 85.82193821315553], 474.8440441476855, 7),
+}
+
+
+@pytest.mark.parametrize("residual", sorted(BEFORE))
+def test_the_same_key_gives_the_same_numbers_as_before(spec, residual):
+    if residual == "combined":
+        model = spec.replace(residual="combined")
+        t = truth_from_spec(model)
+        truth = PopulationParameters(mu=t.mu, omega=t.omega, beta=t.beta, sigma=t.sigma, sigma_add=jnp.asarray(30.0))
+        cohort = simulate_cohort(model, key=jax.random.PRNGKey(4), n=6, truth=truth, lloq=20.0)
+    else:
+        cohort = simulate_cohort(spec, key=jax.random.PRNGKey(3), n=6)
+    row, values, log_sum, n_blq = BEFORE[residual]
+    dv = np.asarray(cohort.dataset.dv)
+    np.testing.assert_allclose(dv[row], values, rtol=1e-12)
+    assert np.log(dv).sum() == pytest.approx(log_sum, rel=1e-12)
+    assert int(np.asarray(cohort.dataset.blq).sum()) == n_blq

@@ -7,12 +7,13 @@ import pytest
 from scipy import stats
 
 from carkin.errors import ConvergenceWarning, SpecError
+from carkin.exposure import exposure_metrics
 from carkin.inference import Fit, parameter_table, population_draws
 from carkin.population import load_spec
 from carkin.simulate import (
-    exposure_metrics,
     load_scenario,
     scenario_from_dict,
+    scenario_metrics,
     simulate_scenario,
     truth_from_spec,
 )
@@ -122,8 +123,14 @@ class TestExposure:
         p = {"cmax": rng.lognormal(10, 1, 50), "tmax": rng.lognormal(np.log(11), 0.5, 50), "rho": rng.lognormal(-0.2, 0.3, 50),
              "beta": rng.lognormal(np.log(0.003), 0.5, 50), "delta": rng.lognormal(np.log(0.16), 0.5, 50),
              "fb": rng.uniform(0.001, 0.1, 50)}
-        metrics = jax.jit(lambda ind: exposure_metrics(spec.kinetic_model, ind, auc_windows=(28.0, 90.0)))
-        out = metrics({k: jax.numpy.asarray(v) for k, v in p.items()})
+        # the scenario's metrics (cmax, tmax, auc0_<W>) are carkin.exposure's one engine
+        chosen = scenario_metrics((28.0, 90.0))
+
+        def scenario_values(ind):
+            values = exposure_metrics(spec.kinetic_model, ind, tuple(chosen.values()))
+            return {name: values[m.name] for name, m in chosen.items()}
+
+        out = jax.jit(scenario_values)({k: jax.numpy.asarray(v) for k, v in p.items()})
         alpha = p["beta"] + p["delta"]
         for w in (28.0, 90.0):
             s = np.minimum(p["tmax"], w)
@@ -183,6 +190,77 @@ class TestExposureResponseHook:
             simulate_scenario(fit, scenario(exposure_response=self.hook([-0.1, -0.2])), key=jax.random.PRNGKey(0))
 
 
+class TestObservationsAndLLOQ:
+    """Simulated observations go through carkin's one generative model and are censored at the LLOQ."""
+
+    def test_the_blq_fraction_is_the_closed_form_probability_averaged_over_patients(self, spec):
+        # IIV on cmax only: patient i's curve is the typical curve times cmax_i / cmax_typ, so an observation is
+        # BLQ with probability Phi((log L - log C_typ(t) - log(cmax_i / cmax_typ)) / sigma) (sigma = 0.4)
+        truth = truth_from_spec(spec)
+        omega = np.zeros(6)
+        omega[0] = float(truth.omega[0])
+        fit = point_mass_fit(spec, omega=omega)
+        lloq = 2000.0
+        result = simulate_scenario(fit, scenario(sampling={**SMALL["sampling"], "lloq": lloq}),
+                                   key=jax.random.PRNGKey(7), n_patients=2000)
+        assert result.lloq == lloq and "sampling.lloq" in result.lloq_source
+        shift = np.log(result.metrics["cmax"] / result.typical_metrics["cmax"][..., None])  # (draws, doses, patients)
+        z = (np.log(lloq) - np.log(result.typical)[:, :, None, :] - shift[..., None]) / 0.4
+        p = stats.norm.cdf(z)  # (draws, doses, patients, times)
+        expected = p.mean(axis=(0, 2))
+        se = np.sqrt((p * (1 - p)).sum(axis=(0, 2))) / (p.shape[0] * p.shape[2])
+        got = result.blq()["pooled"]
+        assert got.shape == (2, len(result.times))
+        np.testing.assert_array_less(np.abs(got - expected), 4 * se + 1e-12)
+        assert ((expected > 0.1) & (expected < 0.9)).any() and expected.max() > 0.9  # the check covers a real range
+
+    def test_the_lloq_comes_from_the_scenario_then_the_fits_data_then_the_model(self, spec):
+        from carkin.simulate import scenario_lloq
+
+        fit = point_mass_fit(spec)
+        assert scenario_lloq(fit, scenario()) == (10.0, scenario_lloq(fit, scenario())[1])
+        assert "[simulation] lloq" in scenario_lloq(fit, scenario())[1]  # models/multiphasic.toml: 10
+        fit.manifest["data"]["lloq"] = 18.0
+        value, source = scenario_lloq(fit, scenario())
+        assert value == 18.0 and "the fit's data" in source
+        value, source = scenario_lloq(fit, scenario(sampling={**SMALL["sampling"], "lloq": 25.0}))
+        assert value == 25.0 and "test.toml: sampling.lloq" in source
+
+    def test_observation_bands_are_censored_at_the_lloq_and_reported(self, spec):
+        fit = point_mass_fit(spec)
+        sampling = {**SMALL["sampling"], "residual": True, "lloq": 500.0}
+        result = simulate_scenario(fit, scenario(sampling=sampling), key=jax.random.PRNGKey(8))
+        assert np.all(result.population >= 500.0 * (1 - 1e-12))  # a BLQ observation is recorded at the LLOQ
+        at_lloq = np.isclose(result.population, 500.0, rtol=1e-12)
+        assert at_lloq[:, 0].any() and not at_lloq[:, 2].all()
+        blq = result.blq()
+        # the lower band edge sits at the LLOQ exactly where at least 5% of a draw's observations are BLQ
+        np.testing.assert_array_equal(at_lloq[:, 0], result.blq_fraction > 0.05)
+        summary = result.to_dict()
+        assert summary["lloq"] == {"value": 500.0, "unit": "copies/ug", "source": result.lloq_source}
+        np.testing.assert_allclose(summary["doses"][1]["blq_fraction"]["pooled"], blq["pooled"][1], rtol=1e-12)
+        assert "censored at the LLOQ" in summary["bands"]["population"]
+
+    def test_same_numbers_as_before_for_the_same_key(self, spec):
+        """Profiles are unchanged; exposures now come from carkin.exposure's closed form (they differed from the
+        former golden-section/Gauss-Legendre values by < 3e-14). Values from the code of main at 9913582."""
+        hook = {"metric": "cmax", "log_hr_per_doubling": -0.2, "reference": 24000.0, "breaks_months": [0.0, 6.0],
+                "hazard_per_month": [0.05, 0.08], "landmarks_months": [6.0, 12.0]}
+        sc = scenario(population={"n_patients": 40, "draws": 0}, exposure_response=hook)
+        result = simulate_scenario(point_mass_fit(spec, draws=3), sc, key=jax.random.PRNGKey(8))
+        np.testing.assert_allclose(result.population[1, :, 0, 1:5], [
+            [0.0029459189912724912, 9.297657217996335, 49.919690990894864, 1137.1201471476736],
+            [19.747645118433514, 2529.5269225117218, 8436.816683350466, 11479.803055099008],
+            [625.3820119194365, 39942.45296747356, 52312.90627128447, 46706.187123279786]], rtol=1e-12)
+        assert np.log(result.population).sum() == pytest.approx(776.3327992236107, rel=1e-12)
+        assert np.log(result.typical).sum() == pytest.approx(303.7224264949739, rel=1e-12)
+        for name, total in (("cmax", 9670340.197478801), ("tmax", 2778.977280427498), ("auc0_28", 63771092.34840378)):
+            assert result.metrics[name].sum() == pytest.approx(total, rel=1e-12)
+        np.testing.assert_allclose(result.pfs_median.ravel(), [
+            11.00486263910673, 11.87830334757717, 10.921382311608248, 11.786494492333674, 11.029429502832972,
+            11.905321157679445], rtol=1e-12)
+
+
 class TestScenarioFile:
     def test_the_shipped_scenario_loads(self):
         sc = load_scenario("scenarios/doses.toml")
@@ -206,6 +284,7 @@ class TestScenarioFile:
             ({"sampling": {"interval": 1.5}}, r"sampling.interval: = 1.5 must lie in \(0, 1\)"),
             ({"target": {"metric": "cmin", "threshold": 1.0}}, r"target.metric: = 'cmin' is not a computed metric; choose one of cmax, tmax, auc0_28"),
             ({"covariates": {"TUMOR_BURDEN": {"median": 30, "low": 50, "high": 10}}}, r"covariates.TUMOR_BURDEN: low = 50.0 must be below high"),
+            ({"sampling": {"lloq": 0}}, r"test.toml: sampling.lloq: = 0 must be > 0"),
         ],
     )
     def test_bad_keys_are_named_with_the_file(self, change, message):

@@ -74,9 +74,12 @@ def _write_tables(result, folder: Path, *, simulated: bool) -> None:
 
     comment = "# SIMULATED: predictions from a fit to simulated data; not trial data\n" if simulated else ""
     bands = result.bands()
+    blq = result.blq()
     rows = []
     for i, dose in enumerate(result.doses):
-        frame = pd.DataFrame({"dose": dose, "time_days": result.times, **{k: v[i] for k, v in bands.items()}})
+        frame = pd.DataFrame({"dose": dose, "time_days": result.times, **{k: v[i] for k, v in bands.items()},
+                              **({f"blq_fraction{'' if k == 'pooled' else '_' + k}": v[i] for k, v in blq.items()}
+                                 if blq is not None else {})})
         rows.append(frame)
     (folder / "profiles.csv").write_text(comment + pd.concat(rows).to_csv(index=False, float_format="%.8g"))
     lo, _, hi = result.scenario.quantiles
@@ -117,6 +120,8 @@ def _print_table(summary: dict) -> None:
         table.add_column(f"P({t['metric']}{'>=' if t['direction'] == 'above' else '<='}{t['threshold']:g})", justify="right")
     if summary["exposure_response"]:
         table.add_column("PFS, E-R hook", justify="right")
+    if summary.get("lloq"):
+        table.add_column(f"BLQ at day {summary['times_days'][-1]:g}", justify="right")
     for d in summary["doses"]:
         cells = [f"{d['dose']:g}"]
         for name in metrics:
@@ -126,5 +131,12 @@ def _print_table(summary: dict) -> None:
             cells.append(f"{d['target']['probability']:.2f} [{d['target']['lower']:.2f}-{d['target']['upper']:.2f}]")
         if summary["exposure_response"]:
             cells.append(", ".join(f"{lm['median']:.2f} at {lm['months']:g} mo" for lm in d["pfs"]["landmarks"]))
+        if summary.get("lloq"):
+            cells.append(f"{d['blq_fraction']['pooled'][-1]:.2f}")
         table.add_row(*cells)
-    Console(width=None if sys.stdout.isatty() else 160).print(table)
+    console_out = Console(width=None if sys.stdout.isatty() else 160)
+    console_out.print(table)
+    if summary.get("lloq"):
+        lloq = summary["lloq"]
+        console_out.print(f"simulated observations censored at the LLOQ, {lloq['value']:g} {lloq['unit']} "
+                          f"(from {lloq['source']}); BLQ fraction at every time in profiles.csv", highlight=False)

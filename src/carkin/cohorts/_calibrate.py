@@ -26,6 +26,7 @@ import math
 
 import jax
 import numpy as np
+import pandas as pd
 from scipy import optimize, stats
 
 from ._cohort import _tables
@@ -50,9 +51,11 @@ def _run(cfg: KarMMa3Config, key) -> dict:
 
 
 def _km_at(time: np.ndarray, event: np.ndarray, points) -> np.ndarray:
-    from lifelines import KaplanMeierFitter
+    """Kaplan-Meier survival at ``points`` (`carkin.survival.kaplan_meier`; NaN beyond the last time)."""
+    from ..survival import kaplan_meier
 
-    return KaplanMeierFitter().fit(time, event).survival_function_at_times(points).to_numpy()
+    table = pd.DataFrame({"T": np.asarray(time, dtype=float), "E": np.asarray(event, dtype=int)})
+    return kaplan_meier(table, time="T", event="E")["all"].survival_at(points)[0]
 
 
 def _scaled(cfg: KarMMa3Config, scale: int) -> KarMMa3Config:
@@ -203,9 +206,9 @@ def calibrate_accrual(cfg: KarMMa3Config, key) -> KarMMa3Config:
     def gap(shape):
         c = cfg.replace("trial", accrual_shape=float(shape))
         p = _run(c, key)["patients"]
-        from lifelines import KaplanMeierFitter
+        from ..survival import median_followup
 
-        return KaplanMeierFitter().fit(p["PFS_MONTHS"], 1 - p["PFS_EVENT"]).median_survival_time_ - 18.6
+        return median_followup(p, time="PFS_MONTHS", event="PFS_EVENT").median - 18.6
 
     return cfg.replace("trial", accrual_shape=round(optimize.brentq(gap, 0.5, 1.5, xtol=1e-3), 3))
 

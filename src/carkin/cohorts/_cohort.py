@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._atomic import atomic_directory
+from ..population import censor
 from ._config import RESPONSE_CATEGORIES, KarMMa3Config, load_karmma3_config
 from ._simulate import schedule_days, simulate_arrays
 from ._summary import calibration_table, summarize_karmma3
@@ -225,7 +226,8 @@ def _tables(a: dict[str, np.ndarray], cfg: KarMMa3Config) -> tuple[pd.DataFrame,
     keep = infused[:, None] & (times[None, :] < follow_days[:, None]) & ~a["missing"].astype(bool)
     lloq = cfg.ck.lloq
     dv = _significant(np.exp(a["log_dv"]), 4)
-    blq = dv < lloq
+    with jax.enable_x64(True):  # the written (rounded) values are censored, by carkin's one censoring rule
+        blq = np.asarray(censor(np.log(dv), np.log(lloq))[1])
     pi, sj = np.nonzero(keep)
     obs = pd.DataFrame(
         {

@@ -14,10 +14,13 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from .._hazards import PiecewiseExponential
+from ..exposure import exposure_metrics
 from ..models import Multiphasic
+from ..population import sample_observations
 from ._config import RESPONSE_CATEGORIES, HazardConfig, KarMMa3Config
 
-__all__ = ["auc_0_to", "piecewise_inverse_cumhaz", "schedule_days", "simulate_arrays"]
+__all__ = ["schedule_days", "simulate_arrays"]
 
 # Fixed random stream of each component (never renumber: it would change every realisation).
 _STREAMS = {
@@ -54,27 +57,13 @@ def schedule_days(cfg: KarMMa3Config) -> tuple[float, ...]:
     return tuple(cfg.ck.schedule_days) + tuple(float(round(m * dpm)) for m in cfg.ck.schedule_months)
 
 
-def piecewise_inverse_cumhaz(y: Float[Array, "..."], hazard: HazardConfig) -> Float[Array, "..."]:
+def _event_time(y: Float[Array, "..."], hazard: HazardConfig) -> Float[Array, "..."]:
     """Time t (months) at which the piecewise-constant cumulative hazard reaches ``y`` (>= 0).
 
-    With ``y = E * exp(-lp)``, ``E ~ Exp(1)``, this draws an event time from the hazard
-    ``h0(t) * exp(lp)`` (inverse-transform sampling).
+    With ``y = E * exp(-lp)``, ``E ~ Exp(1)``, this draws an event time from the hazard ``h0(t) * exp(lp)``
+    (inverse-transform sampling, `carkin._hazards.PiecewiseExponential`).
     """
-    breaks = jnp.asarray(hazard.breaks_months)
-    rates = jnp.asarray(hazard.hazard_per_month)
-    widths = jnp.diff(breaks)
-    cum_at_breaks = jnp.concatenate([jnp.zeros(1), jnp.cumsum(rates[:-1] * widths)])
-    piece = jnp.clip(jnp.searchsorted(cum_at_breaks, y, side="right") - 1, 0, len(hazard.breaks_months) - 1)
-    return breaks[piece] + (y - cum_at_breaks[piece]) / rates[piece]
-
-
-def auc_0_to(upper: float, cmax, tmax, rho, alpha, beta, fb):
-    """Exact AUC of the multiphasic curve from 0 to ``upper`` days (copies/ug x day), elementwise."""
-    expansion_end = jnp.minimum(upper, tmax)
-    expansion = cmax * (jnp.exp(rho * (expansion_end - tmax)) - jnp.exp(-rho * tmax)) / rho
-    span = jnp.maximum(upper - tmax, 0.0)
-    decline = cmax * ((1.0 - fb) * -jnp.expm1(-alpha * span) / alpha + fb * -jnp.expm1(-beta * span) / beta)
-    return expansion + decline
+    return PiecewiseExponential(hazard.breaks_months, hazard.hazard_per_month).inverse_cumulative_hazard(y)
 
 
 @functools.partial(jax.jit, static_argnums=1)
@@ -186,7 +175,8 @@ def simulate_arrays(key: Array, cfg: KarMMa3Config) -> dict[str, Array]:
     fb = jax.nn.sigmoid(jax.scipy.special.logit(ck.fb_typical) + jnp.sqrt(ck.omega2_fb) * eta[5])
     cmax = jnp.exp(log_cmax)
     alpha = beta + delta
-    auc28 = auc_0_to(28.0, cmax, tmax, rho, alpha, beta, fb)
+    ck_params = {"cmax": cmax, "tmax": tmax, "rho": rho, "beta": beta, "delta": delta, "fb": fb}
+    auc28 = exposure_metrics(Multiphasic(), ck_params, "auc28")["auc28"]  # exact (closed form)
 
     # PFS: log-hazard linear predictor; exposure lowers it for the infused.
     log2_cmax_rel = (log_cmax - jnp.log(ck.cmax_typical)) / jnp.log(2.0)
@@ -197,11 +187,11 @@ def simulate_arrays(key: Array, cfg: KarMMa3Config) -> dict[str, Array]:
     start = jnp.where(infused, infusion_day / dpm, 0.0)
     event_time = jnp.where(
         ~ide,
-        piecewise_inverse_cumhaz(y, cfg.pfs_standard),
+        _event_time(y, cfg.pfs_standard),
         jnp.where(
             infused,
-            start + piecewise_inverse_cumhaz(y, cfg.pfs_ide_cel_infused),
-            piecewise_inverse_cumhaz(y, cfg.pfs_not_infused),
+            start + _event_time(y, cfg.pfs_ide_cel_infused),
+            _event_time(y, cfg.pfs_not_infused),
         ),
     )
     e_drop = jax.random.exponential(_key(key, "dropout"), (n,))
@@ -224,16 +214,12 @@ def simulate_arrays(key: Array, cfg: KarMMa3Config) -> dict[str, Array]:
 
     # CK on the nominal schedule for every patient (the caller keeps the samples that exist).
     times = jnp.asarray(schedule_days(cfg))
-    individual = {
-        "cmax": cmax[:, None],
-        "tmax": tmax[:, None],
-        "rho": rho[:, None],
-        "beta": beta[:, None],
-        "delta": delta[:, None],
-        "fb": fb[:, None],
-    }
+    individual = {k: v[:, None] for k, v in ck_params.items()}
     log_conc = Multiphasic().log_concentration(individual, times[None, :])
-    log_dv = log_conc + ck.residual_sd * jax.random.normal(_key(key, "residual"), log_conc.shape)
+    # Residual error through carkin's generative model; censoring at the LLOQ happens after the values are
+    # rounded to the written precision (`_cohort._tables`), so that the files agree with the flags.
+    eps = jax.random.normal(_key(key, "residual"), log_conc.shape)
+    log_dv = sample_observations(log_conc, eps, residual="additive_log", sigma=ck.residual_sd).log_value
     missing = jax.random.bernoulli(_key(key, "missing"), ck.missing_sample_prob, log_conc.shape)
     # Noiseless levels 6 and 12 months after infusion (persistence summaries).
     conc_m6 = jnp.exp(Multiphasic().log_concentration(individual, jnp.full((n, 1), 6 * dpm)))[:, 0]

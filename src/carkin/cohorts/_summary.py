@@ -1,20 +1,22 @@
-"""The analysis figures of a virtual KarMMa-3 realisation, computed as the trial would (lifelines), and
-their comparison with the published targets.
+"""The analysis figures of a virtual KarMMa-3 realisation, computed as the trial would (`carkin.survival`,
+`carkin.exposure`), and their comparison with the published targets.
 
 The figures come from the two tables a realisation writes (``patients``, ``ck``) plus, optionally, the
 noiseless per-patient truth (for model-based exposures). Definitions:
 
-- PFS medians and their 95% CI: Kaplan-Meier per arm (lifelines, log(-log) CI); PFS at 6 and 12 months
-  from the same curves.
+- PFS medians and their 95% CI: Kaplan-Meier per arm (`carkin.survival.kaplan_meier`, log(-log) CI,
+  Brookmeyer-Crowley interval of the median); PFS at 6 and 12 months from the same curves.
 - Hazard ratio: Cox proportional hazards of ARM (ide-cel vs standard), stratified on age >= 65, prior
-  regimens 3-4 and high-risk cytogenetics (lifelines ``CoxPHFitter(strata=...)``), Wald 95% CI.
-- Events: PFS events in both arms at the cut-off. Median follow-up: reverse Kaplan-Meier (events
-  censored, censorings as events).
+  regimens 3-4 and high-risk cytogenetics (`carkin.survival.cox_ph`, Efron ties), Wald 95% CI.
+- Events: PFS events in both arms at the cut-off. Median follow-up: reverse Kaplan-Meier
+  (`carkin.survival.median_followup`).
 - ORR / CR-or-better: intention to treat (never-infused and not-evaluable count as non-responders).
 - Exposure (ide-cel, infused): model-based Cmax = individual cmax, AUC0-28 = exact integral of the
-  noiseless individual curve, Tmax = individual tmax; NCA versions from the observed quantified
-  samples (Cmax = highest DV, Tmax = its time, AUC0-28 by linear trapezoids from (0, 0) with BLQ as 0;
-  truncated where sampling stopped before day 28). Responders: PR or better; non-responders: MR, SD or PD
+  noiseless individual curve (`carkin.exposure`, closed form), Tmax = individual tmax; NCA versions from
+  the observed samples by carkin's one NCA convention (`carkin.exposure.nca`: Cmax = highest quantified
+  DV, Tmax = its first time; AUC0-28 linear-up/log-down from (0, 0), BLQ records before the first
+  quantified one as 0 and later ones left out, the last interval cut at day 28; it stops at the last
+  sample when sampling stopped before day 28). Responders: PR or better; non-responders: MR, SD or PD
   (not evaluable excluded). Ratios are of group medians.
 - Observed HR per doubling of Cmax: Cox model of PFS from infusion on log2(true Cmax), burden per 10
   points and high-risk cytogenetics (infused patients). It differs from the direct (causal) HR of the
@@ -86,49 +88,52 @@ SHIPPED_TARGETS: dict[str, tuple[float, float]] = {
 }
 
 
-def _km(durations, events):
-    from lifelines import KaplanMeierFitter
-    from lifelines.utils import median_survival_times
-
-    kmf = KaplanMeierFitter().fit(durations, events)
-    ci = median_survival_times(kmf.confidence_interval_)
-    low, high = (float(v) for v in np.asarray(ci).ravel()[:2])
-    return kmf, float(kmf.median_survival_time_), low, high
-
-
 def _stratified_cox(patients: pd.DataFrame) -> tuple[float, float, float]:
-    from lifelines import CoxPHFitter
+    from ..survival import cox_ph
 
     df = patients[["PFS_MONTHS", "PFS_EVENT", *STRATA]].copy()
     df["IDE_CEL"] = (patients["ARM"] == "ide-cel").astype(float)
-    cph = CoxPHFitter().fit(df, duration_col="PFS_MONTHS", event_col="PFS_EVENT", strata=STRATA)
-    row = cph.summary.loc["IDE_CEL"]
-    return (float(row["exp(coef)"]), float(row["exp(coef) lower 95%"]), float(row["exp(coef) upper 95%"]))
+    row = cox_ph(df, time="PFS_MONTHS", event="PFS_EVENT", covariates="IDE_CEL", strata=STRATA)["IDE_CEL"]
+    return row.hazard_ratio, row.hr_ci_low, row.hr_ci_high
+
+
+def _ck_dataset(ck: pd.DataFrame):
+    """The observation records of a CK table as a `carkin.data.Dataset` (padded per patient, time order)."""
+    import jax.numpy as jnp
+
+    from ..data import Dataset
+
+    obs = ck[ck["EVID"] == 0].sort_values(["ID", "TIME"], kind="stable")
+    ids, row = np.unique(obs["ID"].to_numpy(dtype=str), return_inverse=True)
+    slot = obs.groupby("ID").cumcount().to_numpy()
+    shape = (ids.size, int(slot.max()) + 1 if slot.size else 1)
+
+    def padded(values, fill, dtype=float):
+        out = np.full(shape, fill, dtype=dtype)
+        out[row, slot] = values
+        return jnp.asarray(out)
+
+    return Dataset(
+        patient_ids=tuple(str(i) for i in ids), times=padded(obs["TIME"], 0.0), dv=padded(obs["DV"], 1.0),
+        blq=padded(obs["BLQ"] == 1, False, bool), lloq=padded(obs["LLOQ"], 1.0),
+        obs_mask=padded(True, False, bool), source_rows=padded(0, 0, int), dose=jnp.zeros(ids.size),
+        dose_time=jnp.zeros(ids.size), covariates=jnp.zeros((ids.size, 0)), covariate_names=(), source="<ck table>",
+    )
 
 
 def _nca(ck: pd.DataFrame) -> pd.DataFrame:
-    """Per-patient NCA Cmax, Tmax, AUC0-28 from the observed samples (vectorised over records)."""
-    obs = ck[ck["EVID"] == 0]
-    quant = obs[obs["BLQ"] == 0]
-    cmax = quant.groupby("ID")["DV"].max()
-    idx = quant.groupby("ID")["DV"].idxmax()
-    tmax = pd.Series(quant.loc[idx, "TIME"].to_numpy(), index=idx.index)
-    win = obs[obs["TIME"] <= 28.0].sort_values(["ID", "TIME"])
-    conc = np.where(win["BLQ"] == 1, 0.0, win["DV"].to_numpy(dtype=float))
-    time = win["TIME"].to_numpy(dtype=float)
-    first = ~win["ID"].duplicated().to_numpy()
-    prev_t = np.where(first, 0.0, np.roll(time, 1))
-    prev_c = np.where(first, 0.0, np.roll(conc, 1))
-    area = pd.Series((time - prev_t) * (conc + prev_c) / 2.0, index=win["ID"].to_numpy())
-    auc = area.groupby(level=0).sum()
-    return pd.DataFrame({"CMAX": cmax, "TMAX": tmax, "AUC0_28": auc})
+    """Per-patient NCA Cmax, Tmax, AUC0-28 (`carkin.exposure.nca`, its one convention; see the module docs)."""
+    from ..exposure import nca
+
+    table = nca(_ck_dataset(ck), window_days=28.0).set_index("ID")
+    return pd.DataFrame({"CMAX": table["CMAX_OBS"], "TMAX": table["TMAX_OBS"], "AUC0_28": table["AUC_0_28_NCA"]})
 
 
 def _exposure_cox(infused: pd.DataFrame, truth: pd.DataFrame) -> float:
     """HR per doubling of the true Cmax from a Cox model of PFS after infusion (infused patients),
     adjusted for marrow burden (per 10 points) and high-risk cytogenetics: what an E-R analysis that knew
     Cmax exactly would estimate (it includes the latent factor's share, unlike the direct HR)."""
-    from lifelines import CoxPHFitter
+    from ..survival import cox_ph
 
     cmax = truth.set_index("ID").loc[infused["ID"], "CMAX"].to_numpy()
     df = pd.DataFrame(
@@ -140,8 +145,7 @@ def _exposure_cox(infused: pd.DataFrame, truth: pd.DataFrame) -> float:
             "HIGH_RISK_CYTO": infused["HIGH_RISK_CYTO"].to_numpy(),
         }
     )
-    cph = CoxPHFitter().fit(df, duration_col="T", event_col="E")
-    return float(np.exp(cph.params_["LOG2_CMAX"]))
+    return cox_ph(df, time="T", event="E", covariates=["LOG2_CMAX", "BURDEN_10", "HIGH_RISK_CYTO"])["LOG2_CMAX"].hazard_ratio
 
 
 def _ratio(values: pd.Series, responder: pd.Series) -> float:
@@ -177,15 +181,16 @@ def summarize_karmma3(
     out["n_standard"] = float((~ide).sum())
     out["n_infused"] = float(patients["INFUSED"].sum())
     out["n_not_infused"] = float(ide.sum() - patients["INFUSED"].sum())
-    kms = {}
+    from ..survival import kaplan_meier, median_followup
+
+    km = kaplan_meier(patients, time="PFS_MONTHS", event="PFS_EVENT", group="ARM", groups=("ide-cel", "standard"))
     for arm, mask in (("ide_cel", ide), ("standard", ~ide)):
         sub = patients[mask]
-        kmf, med, low, high = _km(sub["PFS_MONTHS"], sub["PFS_EVENT"])
-        kms[arm] = kmf
-        out[f"median_pfs_{arm}"] = med
-        out[f"median_pfs_{arm}_low"] = low
-        out[f"median_pfs_{arm}_high"] = high
-        surv = kmf.survival_function_at_times([6.0, 12.0]).to_numpy()
+        curve = km["ide-cel" if arm == "ide_cel" else "standard"]
+        out[f"median_pfs_{arm}"] = curve.median
+        out[f"median_pfs_{arm}_low"] = curve.median_ci_low
+        out[f"median_pfs_{arm}_high"] = curve.median_ci_high
+        surv = curve.survival_at([6.0, 12.0])[0]
         out[f"pfs6_{arm}"] = float(surv[0])
         out[f"pfs12_{arm}"] = float(surv[1])
         out[f"orr_{arm}"] = float(sub["BEST_RESPONSE"].isin(RESPONDER).mean())
@@ -195,7 +200,7 @@ def summarize_karmma3(
         out[f"high_risk_{arm}"] = float(sub["HIGH_RISK_CYTO"].mean())
     out["hazard_ratio"], out["hazard_ratio_low"], out["hazard_ratio_high"] = _stratified_cox(patients)
     out["events"] = float(patients["PFS_EVENT"].sum())
-    _, out["median_follow_up"], _, _ = _km(patients["PFS_MONTHS"], 1 - patients["PFS_EVENT"])
+    out["median_follow_up"] = median_followup(patients, time="PFS_MONTHS", event="PFS_EVENT").median
     infused = patients[patients["INFUSED"] == 1]
     out["dose_median"] = float(infused["DOSE"].median())
     out["dose_min"] = float(infused["DOSE"].min())

@@ -17,7 +17,16 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ..data import Dataset
-from ..population import PopulationData, PopulationSpec, individual_means, natural_parameters, prepare
+from ..population import (
+    Observations,
+    PopulationData,
+    PopulationSpec,
+    individual_means,
+    individual_parameters,
+    natural_parameters,
+    prepare,
+    sample_observations,
+)
 from ..simulate import posterior_population_draws
 
 CHUNK = 50  # replicates or draws per compiled call
@@ -112,13 +121,30 @@ def typical_phi(fit, data: PopulationData) -> Float[Array, "patients params"]:
 
 
 def simulate_records(
-    spec: PopulationSpec, data: PopulationData, draws: dict[str, np.ndarray], *, key: PRNGKeyArray
-) -> Float[Array, "replicates records"]:
-    """Posterior predictive log observations (uncensored) of every record, one replicate per draw.
+    spec: PopulationSpec,
+    data: PopulationData,
+    draws: dict[str, np.ndarray],
+    *,
+    key: PRNGKeyArray,
+    log_lloq: Float[Array, " records"],
+) -> Observations:
+    """Posterior predictive observations of every record, one replicate per draw.
 
     Each replicate draws new patients (new random effects) with the observed patients' design (times,
     covariates, model inputs) from one posterior draw of the population values, then adds residual error on
-    the log scale. Replicate r uses the key ``jax.random.fold_in(key, r)``. Censoring is left to the caller.
+    the log scale and censors at each record's LLOQ, through the one generative model
+    (`carkin.population.individual_parameters`, `carkin.population.sample_observations`). Replicate r uses the
+    key ``jax.random.fold_in(key, r)``.
+
+    Parameters
+    ----------
+    log_lloq : Float[Array, " records"]
+        Log LLOQ of each record, log(copies/ug) (``Design.log_lloq``; ``-inf``: never censored).
+
+    Returns
+    -------
+    Observations
+        Each field of shape (replicates, records): ``log_value`` (uncensored), ``log_dv``, ``blq``.
     """
     n_rep = draws["mu"].shape[0]
     beta = draws["beta"] if draws["beta"].shape[-1] else np.zeros((n_rep, 0))
@@ -130,9 +156,11 @@ def simulate_records(
     for start in range(0, n_rep, CHUNK):
         index = np.arange(start, start + CHUNK)
         take = np.minimum(index, n_rep - 1)
-        sims = _simulate_batch(spec, data, key, jnp.asarray(index), *(jnp.asarray(v[take]) for v in values))
-        out.append(sims[: min(CHUNK, n_rep - start)])
-    return jnp.concatenate(out, axis=0)
+        sims = _simulate_batch(spec, data, key, jnp.asarray(log_lloq), jnp.asarray(index),
+                               *(jnp.asarray(v[take]) for v in values))
+        keep = min(CHUNK, n_rep - start)
+        out.append(jax.tree_util.tree_map(lambda x, keep=keep: x[:keep], sims))
+    return jax.tree_util.tree_map(lambda *x: jnp.concatenate(x, axis=0), *out)
 
 
 def log_prediction_draws(spec: PopulationSpec, data: PopulationData, phi) -> Float[Array, "draws records"]:
@@ -147,21 +175,17 @@ def log_prediction_draws(spec: PopulationSpec, data: PopulationData, phi) -> Flo
 
 
 @eqx.filter_jit
-def _simulate_batch(spec, data, key, index, mu, omega, beta, sigma, sigma_add):
+def _simulate_batch(spec, data, key, log_lloq, index, mu, omega, beta, sigma, sigma_add):
     # The data arrays are arguments (traced), not closed-over constants: XLA compiles in a fraction of the
     # time, and one compilation serves every call with the same shapes.
     n_patients, n_params = data.covariate_z.shape[0], len(spec.parameters)
 
     def one(r, mu, omega, beta, sigma, sigma_add):
         k_eta, k_eps = jax.random.split(jax.random.fold_in(key, r))
-        loc = individual_means(spec, mu, beta, data.covariate_z)
-        phi = loc + omega[None, :] * jax.random.normal(k_eta, (n_patients, n_params))
-        log_c = record_log_prediction(spec, data, phi)
-        if spec.residual == "combined":
-            sd = jnp.sqrt(sigma**2 + (sigma_add * jnp.exp(-log_c)) ** 2)
-        else:
-            sd = sigma
-        return log_c + sd * jax.random.normal(k_eps, log_c.shape)
+        eta = jax.random.normal(k_eta, (n_patients, n_params))
+        log_c = record_log_prediction(spec, data, individual_parameters(spec, mu, omega, beta, data.covariate_z, eta))
+        return sample_observations(log_c, jax.random.normal(k_eps, log_c.shape), residual=spec.residual,
+                                   sigma=sigma, sigma_add=sigma_add, log_lloq=log_lloq)
 
     return jax.vmap(one)(index, mu, omega, beta, sigma, sigma_add)
 

@@ -214,9 +214,8 @@ def vpc(
     group = patient_stratum[des.patient] * n_bins + assign_bins(des.times, edges)
     n_groups = len(labels) * n_bins
 
-    sims = np.asarray(simulate_records(spec, des.data, replicate_draws(fit, replicates), key=key))
-    sim_blq = sims < des.log_lloq[None, :]
-    sim_val = np.where(sim_blq, des.log_lloq[None, :], sims)
+    sims = simulate_records(spec, des.data, replicate_draws(fit, replicates), key=key, log_lloq=des.log_lloq)
+    sim_blq, sim_val = np.asarray(sims.blq), np.asarray(sims.log_dv)  # censored at the LLOQ, like the data
     obs_val = np.where(des.blq, des.log_lloq, des.log_dv)
     log_lloq = des.log_lloq.copy()
     if prediction_corrected:

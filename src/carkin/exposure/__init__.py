@@ -4,7 +4,8 @@
   months 3/6/12 and time above the LLOQ, as posterior draws (closed form for the multiphasic model, a
   grid method for any other model); ``.summary()`` gives mean, sd and the 90% interval per patient.
 - `exposure_metrics(model, individual, metrics)`: the same on arrays (any batch shape).
-- `nca(dataset)`: observed Cmax, Tmax and trapezoid AUC0-28d (linear-up/log-down).
+- `nca(dataset)`: observed Cmax, Tmax and trapezoid AUC0-28d; carkin's one NCA convention (linear-up/log-down,
+  BLQ rules and Tmax ties in `carkin.exposure._nca`).
 - `exposure_quartiles(draws, patient_ids=...)`: quartile cut points and membership probabilities;
   `quartile_by_dose` the table of quartile by dose level.
 """

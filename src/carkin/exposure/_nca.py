@@ -5,6 +5,11 @@ model-based metrics. It works on the padded arrays of a `carkin.data.Dataset`, a
 
 Conventions
 -----------
+These are carkin's one NCA convention: every NCA figure carkin reports comes from `nca` with its default
+method (the ``carkin exposure`` / ``carkin er`` NCA tables, the demo, and the NCA rows of the virtual
+KarMMa-3 summaries, `carkin.cohorts.summarize_karmma3`). ``method="linear"`` is there only to compare with
+analyses that used linear trapezoids throughout.
+
 - Time 0 is the infusion, and the level there is taken as 0 (CAR+ transgene is absent before the
   infusion); a point (0, 0) starts every profile.
 - BLQ records: before the first quantified record they count as 0 (the expansion has not reached the

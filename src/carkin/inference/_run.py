@@ -201,6 +201,16 @@ METHODS: dict[str, Callable] = {
 }
 
 
+def _data_lloq(dataset: Dataset) -> float | None:
+    """The data's LLOQ, copies/ug: the median over the records that give one (one assay: its LLOQ); None if none.
+
+    Recorded in the manifest (``data.lloq``): dose scenarios censor their simulated observations at it.
+    """
+    lloq = np.asarray(dataset.lloq, dtype=float)[np.asarray(dataset.obs_mask)]
+    lloq = lloq[np.isfinite(lloq)]
+    return float(np.median(lloq)) if lloq.size else None
+
+
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for name in ("carkin", "jax", "jaxlib", "numpyro", "arviz", "diffrax", "optax", "numpy", "pandas"):
@@ -344,6 +354,7 @@ def fit(
             "patients": dataset.n_patients,
             "observations": dataset.n_observations,
             "blq": dataset.n_blq,
+            "lloq": _data_lloq(dataset),
         },
         "devices": {"platform": jax.default_backend(), "count": jax.local_device_count(),
                     "x64": bool(jax.config.read("jax_enable_x64"))},

@@ -1,10 +1,21 @@
-"""Hierarchical population models of CAR-T kinetics, specified declaratively in TOML."""
+"""Hierarchical population models of CAR-T kinetics, specified declaratively in TOML.
 
+The generative model of observations (individual parameters, residual error, censoring at the LLOQ) is
+`carkin.population._generative`; every simulator of carkin calls it (`sample_observations`).
+"""
+
+from ._generative import (
+    Observations as Observations,
+    censor as censor,
+    individual_means as individual_means,
+    individual_parameters as individual_parameters,
+    residual_sd as residual_sd,
+    sample_observations as sample_observations,
+)
 from ._model import (
     PopulationData as PopulationData,
     check_solves as check_solves,
     covariate_design as covariate_design,
-    individual_means as individual_means,
     log_likelihood as log_likelihood,
     model_inputs as model_inputs,
     natural_parameters as natural_parameters,

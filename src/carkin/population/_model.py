@@ -52,6 +52,7 @@ from jaxtyping import Array, Bool, Float, Int
 from ..data import Dataset, FlatObservations
 from ..errors import SolverError, SpecError
 from ..models import result_message
+from ._generative import individual_means, residual_sd
 from ._spec import PopulationSpec
 from ._whitening import Whitening
 
@@ -207,22 +208,6 @@ def natural_parameters(spec: PopulationSpec, phi: Float[Array, "... params"]) ->
     return out
 
 
-def _effect_matrix(spec: PopulationSpec) -> np.ndarray:
-    """(effects, params) one-hot: which parameter each coefficient acts on."""
-    names = spec.parameter_names
-    m = np.zeros((len(spec.effects), len(names)))
-    for e, (_, target) in enumerate(spec.effects):
-        m[e, names.index(target)] = 1.0
-    return m
-
-
-def individual_means(spec: PopulationSpec, mu, beta, covariate_z) -> Float[Array, "patients params"]:
-    """Mean of each patient's transformed parameters: mu + covariate effects."""
-    if len(spec.effects) == 0:
-        return jnp.broadcast_to(mu[None, :], (covariate_z.shape[0], mu.shape[-1]))
-    return mu[None, :] + (covariate_z * beta[None, :]) @ jnp.asarray(_effect_matrix(spec))
-
-
 def _record_predictions(spec: PopulationSpec, data: PopulationData, phi):
     """Predicted log concentration of every record, and which patients' solves succeeded (None: closed form).
 
@@ -262,7 +247,7 @@ def patient_log_likelihood(
     """
     rec = data.records
     log_pred, ok = _record_predictions(spec, data, phi)
-    sd = _residual_sd(spec, log_pred, sigma, sigma_add)
+    sd = residual_sd(spec.residual, log_pred, sigma, sigma_add)
     censored = jnp.zeros(rec.log_dv.shape, bool).at[rec.censored_index].set(True)
     z = (rec.log_dv - log_pred) / sd
     terms = jnp.where(censored, jax.scipy.special.log_ndtr(z), dist.Normal(log_pred, sd).log_prob(rec.log_dv))
@@ -272,15 +257,8 @@ def patient_log_likelihood(
     return per_patient if ok is None else jnp.where(ok, per_patient, -jnp.inf)
 
 
-def _residual_sd(spec: PopulationSpec, log_pred, sigma, sigma_add):
-    """Residual SD on the log scale, per record for the combined error model, else the scalar sigma."""
-    if spec.residual == "combined":
-        return jnp.sqrt(sigma**2 + (sigma_add * jnp.exp(-log_pred)) ** 2)
-    return sigma
-
-
 def _record_log_likelihood(spec: PopulationSpec, rec: FlatObservations, log_pred, sigma, sigma_add, weight=None):
-    sd = _residual_sd(spec, log_pred, sigma, sigma_add)
+    sd = residual_sd(spec.residual, log_pred, sigma, sigma_add)
 
     def total(terms, index):  # padding records (weight 0) of shard_records add nothing
         return jnp.sum(terms if weight is None else weight[index] * terms)

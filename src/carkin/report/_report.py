@@ -123,6 +123,8 @@ def _scenario_section(folder: Path) -> str:
                     row[metric] = f"{p['q50']:.3g} [{p.get('q05', float('nan')):.3g}-{p.get('q95', float('nan')):.3g}]"
             if isinstance(d.get("target"), dict) and "probability" in d["target"]:
                 row["P(target)"] = d["target"]["probability"]
+            if isinstance(d.get("blq_fraction"), dict) and summary.get("times_days"):
+                row[f"BLQ at day {summary['times_days'][-1]:g}"] = d["blq_fraction"]["pooled"][-1]
             rows.append(row)
         parts.append(f"<h3>{h.esc(summary.get('scenario', 'scenario'))}: median [90% predictive interval] per dose</h3>")
         if rows:

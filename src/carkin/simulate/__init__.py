@@ -1,4 +1,8 @@
-"""Simulation: virtual populations and CK records from a population model, and dose scenarios from a fit."""
+"""Simulation: virtual populations and CK records from a population model, and dose scenarios from a fit.
+
+Observations are drawn by carkin's one generative model (`carkin.population.sample_observations`) and
+exposures computed by its one exposure engine (`carkin.exposure.exposure_metrics`).
+"""
 
 from ._cohort import (
     PopulationParameters as PopulationParameters,
@@ -8,9 +12,9 @@ from ._cohort import (
 )
 from ._dose_scenarios import (
     posterior_population_draws as posterior_population_draws,
+    scenario_lloq as scenario_lloq,
     simulate_scenario as simulate_scenario,
 )
-from ._metrics import exposure_metrics as exposure_metrics
 from ._plots import (
     plot_scenario_exposure as plot_scenario_exposure,
     plot_scenario_profiles as plot_scenario_profiles,
@@ -22,5 +26,6 @@ from ._scenario import (
     Target as Target,
     load_scenario as load_scenario,
     scenario_from_dict as scenario_from_dict,
+    scenario_metrics as scenario_metrics,
 )
 from ._scenario_result import ScenarioResult as ScenarioResult

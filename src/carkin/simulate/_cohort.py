@@ -1,5 +1,8 @@
 """Virtual populations from a population model: individual parameters, CK records, LLOQ censoring.
 
+The draws go through carkin's one generative model (`carkin.population.individual_parameters`,
+`carkin.population.sample_observations`: residual error of the spec's error model, BLQ below the LLOQ).
+
 Everything is vectorised over patients and driven by an explicit ``jax.random`` key. Patient ``i`` (0-based)
 draws from keys folded with ``i`` (`per_patient_normal`), so a patient's covariates, random effects and
 residuals do not depend on how many patients are simulated, nor on the device count or sharding. Closed-form and ODE
@@ -22,7 +25,13 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from ..data import Dataset
 from ..errors import SolverError, SpecError
 from ..models import result_message
-from ..population import PopulationSpec, individual_means, model_inputs, natural_parameters
+from ..population import (
+    PopulationSpec,
+    individual_parameters,
+    model_inputs,
+    natural_parameters,
+    sample_observations,
+)
 from ..population._spec import to_transformed
 
 __all__ = ["PopulationParameters", "SimulatedCohort", "simulate_cohort", "truth_from_spec"]
@@ -85,6 +94,15 @@ class SimulatedCohort:
     truth: PopulationParameters
     covariates: dict[str, np.ndarray]
     seed: int | None = None
+
+
+#: LLOQ (copies/ug gDNA) of a spec whose [simulation] table gives none (the shipped specs give 10).
+DEFAULT_SIMULATION_LLOQ = 10.0
+
+
+def simulation_lloq(spec: PopulationSpec) -> float:
+    """The assay LLOQ (copies/ug gDNA) a spec's simulations censor at: [simulation] lloq, else 10."""
+    return float(spec.simulation.get("lloq", DEFAULT_SIMULATION_LLOQ))
 
 
 def per_patient_normal(key: PRNGKeyArray, n: int, shape: tuple[int, ...] = ()) -> Float[Array, "n ..."]:
@@ -172,7 +190,7 @@ def simulate_cohort(
     sim = spec.simulation
     truth = truth if truth is not None else truth_from_spec(spec)
     times = jnp.asarray(times if times is not None else sim.get("times", [2, 4, 7, 9, 11, 14, 21, 28, 56, 90, 180, 365]), dtype=float)
-    lloq = float(lloq if lloq is not None else sim.get("lloq", 10.0))
+    lloq = float(lloq if lloq is not None else simulation_lloq(spec))
     k_cov, k_eta, k_eps = jax.random.split(key, 3)
     if covariates is None:
         covariates = _draw_covariates(spec, k_cov, n)
@@ -193,17 +211,16 @@ def simulate_cohort(
         covariates=jnp.asarray(dataset_cov), covariate_names=names, source="<simulated>",
     )
     z = jnp.asarray(covariate_design(stub, spec))
-    loc = individual_means(spec, truth.mu, truth.beta, z)
-    phi = loc + truth.omega[None, :] * per_patient_normal(k_eta, n, loc.shape[1:])
+    eta = per_patient_normal(k_eta, n, (len(spec.parameters),))
+    phi = individual_parameters(spec, truth.mu, truth.omega, truth.beta, z, eta)
     individual = natural_parameters(spec, phi)
     log_c = _log_concentration(spec, stub, individual, times)
-    if spec.residual == "combined":
-        sd = jnp.sqrt(truth.sigma**2 + (truth.sigma_add * jnp.exp(-log_c)) ** 2)
-    else:
-        sd = truth.sigma
-    log_y = log_c + sd * per_patient_normal(k_eps, n, log_c.shape[1:])
-    blq = log_y < jnp.log(lloq)
-    dv = jnp.where(blq, lloq, jnp.exp(log_y))
+    obs = sample_observations(
+        log_c, per_patient_normal(k_eps, n, log_c.shape[1:]), residual=spec.residual, sigma=truth.sigma,
+        sigma_add=truth.sigma_add, log_lloq=jnp.log(lloq),
+    )
+    blq = obs.blq
+    dv = jnp.where(blq, lloq, jnp.exp(obs.log_value))  # the LLOQ itself, not exp(log LLOQ), on BLQ records
     m = times.shape[0]
     dataset = Dataset(
         patient_ids=tuple(f"{i + 1}" for i in range(n)),

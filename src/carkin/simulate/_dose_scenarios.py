@@ -1,4 +1,4 @@
-"""Dose scenarios from a fitted model: virtual patients per posterior draw, profiles and exposures.
+"""Dose scenarios from a fitted model: virtual patients per posterior draw, profiles, observations, exposures.
 
 For every posterior draw s used (population values mu_s, omega_s, beta_s, sigma_s) and every virtual
 patient i, with the same patients at every dose level l (common random numbers, so doses are compared
@@ -8,12 +8,20 @@ on identical populations):
     eta_si           ~ N(0, I)
     phi_sli          = mu_s + covariate effects(beta_s, z(x_si, dose_l)) + omega_s * eta_si
     C_sli(t)         = model curve of phi_sli (``spec.kinetic_model.log_concentration``)
+    y_sli(t)         = an observation of C_sli(t): residual error of the spec's error model, censored at
+                       the LLOQ (BLQ below it)
 
-and the typical patient's phi_sl (eta = 0, covariates at their typical values). Exposure metrics (Cmax,
-Tmax, AUC0-W) come from `exposure_metrics`, for any kinetic model. Everything is one jitted function of a
-draw, vmapped over a chunk of draws (and broadcast over patients and doses); chunks keep memory bounded
-and drive the progress bar. Draw s uses the key ``jax.random.fold_in(key, s)``, so results do not depend
-on the chunk size.
+Steps 3 to 5 are carkin's one generative model (`carkin.population.individual_parameters`,
+`carkin.population.sample_observations`), as in every other simulator. The typical patient's phi_sl has
+eta = 0 and covariates at their typical values. Exposure metrics (Cmax, Tmax, AUC0-W) of the true curves
+come from `carkin.exposure.exposure_metrics` (closed form for the multiphasic model, the grid method for ODE
+models). Everything is one jitted function of a draw, vmapped over a chunk of draws (and broadcast over
+patients and doses); chunks keep memory bounded and drive the progress bar. Draw s uses the key
+``jax.random.fold_in(key, s)``, so results do not depend on the chunk size.
+
+The LLOQ comes from the scenario (``[sampling] lloq``), else from the fit's data (the median LLOQ of its
+records, recorded in the fit's manifest as ``data.lloq``), else from the model's ``[simulation] lloq`` (fits
+saved before the manifest recorded it); the result says which (``lloq_source``).
 """
 
 from __future__ import annotations
@@ -29,14 +37,21 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._chunks import map_chunks
+from .._hazards import PiecewiseExponential, cumulative_hazard
 from ..errors import ConvergenceWarning, SpecError
-from ..population import PopulationSpec, individual_means, natural_parameters
-from ..trial._hazards import cumulative_hazard
-from ._metrics import exposure_metrics, log_curve, metric_names
-from ._scenario import DoseScenario
+from ..exposure import exposure_metrics
+from ..population import (
+    PopulationSpec,
+    individual_means,
+    individual_parameters,
+    natural_parameters,
+    sample_observations,
+)
+from ._cohort import simulation_lloq
+from ._scenario import DoseScenario, scenario_metrics
 from ._scenario_result import ScenarioResult
 
-__all__ = ["posterior_population_draws", "simulate_scenario"]
+__all__ = ["posterior_population_draws", "scenario_lloq", "simulate_scenario"]
 
 _PFS_SEARCH_MONTHS = 600.0
 
@@ -82,6 +97,20 @@ def posterior_population_draws(fit, *, draws: int = 0) -> tuple[np.ndarray, dict
     return idx, {k: v[idx] for k, v in values.items()}
 
 
+def scenario_lloq(fit, scenario: DoseScenario) -> tuple[float, str]:
+    """The LLOQ (copies/ug) at which a scenario's simulated observations are censored, and where it comes from.
+
+    In order: the scenario's ``[sampling] lloq``; the LLOQ of the fit's data (``data.lloq`` of its manifest,
+    the median LLOQ of the records); the model's ``[simulation] lloq`` (for fits whose manifest predates it).
+    """
+    if scenario.lloq is not None:
+        return float(scenario.lloq), f"scenario ({scenario.source}: sampling.lloq)"
+    recorded = (fit.manifest.get("data") or {}).get("lloq")
+    if recorded is not None:
+        return float(recorded), "the fit's data (median LLOQ of its records, manifest data.lloq)"
+    return simulation_lloq(fit.spec), f"the model's [simulation] lloq ({fit.spec.source}; the fit records no data LLOQ)"
+
+
 def _standardise(effect, x):
     """z(x) of a covariate effect, in jnp (the formula of ``CovariateEffect.standardise``)."""
     if effect.transform == "log":
@@ -116,9 +145,10 @@ class _ScenarioArrays(eqx.Module):
     low: Float[Array, " columns"]
     high: Float[Array, " columns"]
     table: Float[Array, "rows columns"]
+    log_lloq: Float[Array, ""]
 
     @classmethod
-    def build(cls, scenario: DoseScenario, columns: tuple[str, ...]) -> _ScenarioArrays:
+    def build(cls, scenario: DoseScenario, columns: tuple[str, ...], lloq: float) -> _ScenarioArrays:
         typical = scenario.typical_covariates()
         dist = [scenario.covariates.get(c) for c in columns]
         if scenario.covariate_table is not None:
@@ -139,16 +169,25 @@ class _ScenarioArrays(eqx.Module):
             low=col("low"),
             high=col("high"),
             table=jnp.asarray(table, dtype=float),
+            log_lloq=jnp.log(jnp.asarray(lloq, dtype=float)),
         )
+
+
+def _log_curve(model, individual: dict, t: Float[Array, " times"]) -> Float[Array, "... times"]:
+    """log C at times ``t`` for parameters of any batch shape (an ODE model: one solve per curve)."""
+    from ..models import log_concentration_grid
+
+    return log_concentration_grid(model, {k: v[..., None] for k, v in individual.items()}, t)
 
 
 @functools.lru_cache(maxsize=16)
 def _draw_function(
     spec: PopulationSpec, dose_column: str, columns: tuple[str, ...], n: int, from_table: bool, residual: bool,
-    auc_windows: tuple[float, ...], t_end: float,
+    auc_windows: tuple[float, ...],
 ):
     """The jitted per-draw simulator, vmapped over draws (cached on its static configuration)."""
     model = spec.kinetic_model
+    metrics = scenario_metrics(auc_windows)
 
     def covariates(a: _ScenarioArrays, key):
         if from_table:
@@ -176,24 +215,24 @@ def _draw_function(
         k_cov, k_eta, k_eps = jax.random.split(key, 3)
         z = design(a, covariates(a, k_cov), (n_doses, n))
         z_typ = design(a, {c: a.typical[j] for j, c in enumerate(columns)}, (n_doses,))
-        loc = individual_means(spec, mu, beta, z.reshape(n_doses * n, -1)).reshape(n_doses, n, -1)
-        eta = jax.random.normal(k_eta, (n, mu.shape[0]))
-        phi = loc + omega[None, None, :] * eta[None, :, :]
+        eta = jax.random.normal(k_eta, (n, mu.shape[0]))  # the same patients at every dose
+        eta = jnp.broadcast_to(eta[None, :, :], (n_doses, n, mu.shape[0])).reshape(n_doses * n, -1)
+        phi = individual_parameters(spec, mu, omega, beta, z.reshape(n_doses * n, -1), eta).reshape(n_doses, n, -1)
         phi_typ = individual_means(spec, mu, beta, z_typ)
         # the typical patient rides along as patient n + 1: one curve and one metrics evaluation for all
         ind = natural_parameters(spec, jnp.concatenate([phi, phi_typ[:, None, :]], axis=1))
-        log_c = log_curve(model, ind, a.times)
+        log_c = _log_curve(model, ind, a.times)
         log_typ = log_c[:, n, :]
         log_c = log_c[:, :n, :]
-        if residual:
-            sd = jnp.sqrt(sigma**2 + (sigma_add * jnp.exp(-log_c)) ** 2) if spec.residual == "combined" else sigma
-            log_c = log_c + sd * jax.random.normal(k_eps, log_c.shape)
-        metrics = exposure_metrics(model, ind, auc_windows=auc_windows, t_end=t_end)
+        obs = sample_observations(log_c, jax.random.normal(k_eps, log_c.shape), residual=spec.residual, sigma=sigma,
+                                  sigma_add=sigma_add, log_lloq=a.log_lloq)
+        values = exposure_metrics(model, ind, tuple(metrics.values()))
         return {
             "typical": jnp.exp(log_typ),
-            "population": jnp.exp(jnp.quantile(log_c, a.quantiles, axis=1)),
-            "metrics": {k: v[:, :n] for k, v in metrics.items()},
-            "typical_metrics": {k: v[:, n] for k, v in metrics.items()},
+            "population": jnp.exp(jnp.quantile(obs.log_dv if residual else log_c, a.quantiles, axis=1)),
+            "blq": jnp.mean(obs.blq, axis=1),
+            "metrics": {name: values[m.name][:, :n] for name, m in metrics.items()},
+            "typical_metrics": {name: values[m.name][:, n] for name, m in metrics.items()},
         }
 
     per_draws = jax.vmap(one, in_axes=(None, 0, 0, 0, 0, 0, 0))
@@ -233,8 +272,6 @@ def _population_pfs(breaks, cumulative, hazards, log_rel, landmarks):
 
 def _predicted_pfs(result_metrics: np.ndarray, hook, n_draws: int) -> tuple[np.ndarray, np.ndarray]:
     """Population PFS at the landmarks (draws, doses, landmarks) and its median (draws, doses), months."""
-    from ..trial import PiecewiseExponential
-
     baseline = PiecewiseExponential(hook.breaks_months, hook.hazard_per_month)
     slope = np.asarray(hook.log_hr_per_doubling, dtype=float)
     if slope.ndim == 1 and slope.shape[0] != n_draws:
@@ -285,6 +322,9 @@ def simulate_scenario(
     Returns
     -------
     ScenarioResult
+        Profiles, exposures, targets, predicted PFS, and the fraction of simulated observations below the
+        LLOQ per dose and time (``blq_fraction``; the LLOQ and its source in ``lloq``, ``lloq_source``, see
+        `scenario_lloq`).
 
     Raises
     ------
@@ -328,10 +368,10 @@ def simulate_scenario(
     per_draw = n_doses * n * (len(scenario.times) + 900)
     # chunk sizes are powers of two (padded), so that runs with different numbers of draws share compilations
     size = chunk_size or min(max(1, int(2e7 // per_draw)), 1 << max(0, s_total - 1).bit_length())
-    t_end = max(60.0, float(scenario.times[-1]), *scenario.auc_windows)
     fn = _draw_function(spec, scenario.dose_column, columns, n, scenario.covariate_table is not None, scenario.residual,
-                        tuple(scenario.auc_windows), t_end)
-    scenario_arrays = _ScenarioArrays.build(scenario, columns)
+                        tuple(scenario.auc_windows))
+    lloq, lloq_source = scenario_lloq(fit, scenario)
+    scenario_arrays = _ScenarioArrays.build(scenario, columns, lloq)
 
     def run(start: int):
         take = np.minimum(np.arange(start, start + size), s_total - 1)  # the last chunk repeats its last draw
@@ -345,7 +385,7 @@ def simulate_scenario(
     if scenario.exposure_response is not None:
         landmarks, median = _predicted_pfs(out["metrics"][scenario.exposure_response.metric], scenario.exposure_response, s_total)
 
-    names = metric_names(scenario.auc_windows)
+    names = tuple(scenario_metrics(scenario.auc_windows))
     fit_info = {
         "method": fit.manifest.get("method"),
         "converged": bool(fit.manifest.get("diagnostics", {}).get("passed", False)),
@@ -363,6 +403,9 @@ def simulate_scenario(
         population=out["population"],
         metrics={k: out["metrics"][k] for k in names},  # tree_map sorted the keys; restore the metric order
         typical_metrics={k: out["typical_metrics"][k] for k in names},
+        blq_fraction=out["blq"],
+        lloq=lloq,
+        lloq_source=lloq_source,
         pfs_landmarks=landmarks,
         pfs_median=median,
         seed=seed,

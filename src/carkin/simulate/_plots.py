@@ -18,8 +18,9 @@ def _title(result: ScenarioResult, what: str) -> str:
 
 
 def plot_scenario_profiles(result: ScenarioResult):
-    """One panel per dose: the typical curve (median across draws), its parameter-uncertainty band, and
-    the between-patient (population) band, on a log scale (copies/ug) against days after infusion."""
+    """One panel per dose: the typical curve (median across draws), its parameter-uncertainty band, the
+    between-patient (population) band and the LLOQ the observations are censored at, on a log scale
+    (copies/ug) against days after infusion."""
     import matplotlib.pyplot as plt
 
     bands = result.bands()
@@ -37,6 +38,8 @@ def plot_scenario_profiles(result: ScenarioResult):
         ax.fill_between(t, bands["typical_lower"][i], bands["typical_upper"][i], color="tab:orange", alpha=0.45, lw=0,
                         label=f"typical patient, {pct}% parameter uncertainty")
         ax.plot(t, bands["typical_median"][i], color="tab:red", lw=1.5, label="typical patient (posterior median)")
+        if result.lloq is not None:
+            ax.axhline(result.lloq, color="0.4", lw=0.8, ls=":", label=f"LLOQ ({result.lloq:g} copies/ug)")
         ax.set_yscale("log")
         ax.set_title(f"dose {dose:g} x10^6 CAR+ T cells", fontsize=9)
         ax.grid(alpha=0.3, which="both", lw=0.4)

@@ -12,8 +12,11 @@ The layout (``scenarios/doses.toml`` is the worked example)::
                    (value = 30), or table = "covariates.csv" to resample whole rows of a covariate table
                    (ID + columns; a relative path is taken from the scenario file's folder)
     [sampling]     times = [...] days after infusion for the profiles; interval = 0.9 (band width);
-                   residual = false (true: population bands of observations, with the residual error)
-    [exposure]     auc_windows_days = [28]
+                   residual = false (true: population bands of observations, with the residual error,
+                   censored at the LLOQ like the data); lloq = assay LLOQ, copies/ug (optional; default
+                   the LLOQ of the fit's data, see `carkin.simulate.simulate_scenario`)
+    [exposure]     auc_windows_days = [28] (metrics cmax, tmax and auc0_<W>: `carkin.exposure`'s Cmax,
+                   Tmax and AUC over [0, W] days, see `scenario_metrics`)
     [target]       metric = "cmax" | "tmax" | "auc0_<W>"; threshold (in the metric's unit);
                    direction = "above" | "below"
     [exposure_response]   optional HOOK (carkin's E-R module does not exist yet): an assumed log-linear
@@ -32,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SpecError
+from ..exposure import Metric, get_metric
 
 __all__ = [
     "CovariateDistribution",
@@ -40,9 +44,22 @@ __all__ = [
     "Target",
     "load_scenario",
     "scenario_from_dict",
+    "scenario_metrics",
 ]
 
 TARGET_DIRECTIONS: tuple[str, ...] = ("above", "below")
+
+
+def scenario_metrics(auc_windows: tuple[float, ...]) -> dict[str, Metric]:
+    """A scenario's exposure metrics by the names its TOML and outputs use: cmax, tmax, auc0_<W> per window.
+
+    Each is a `carkin.exposure.Metric` (``auc0_28`` is ``auc:0-28``), computed by `carkin.exposure`'s one
+    engine (closed form for the multiphasic model, the grid method for ODE models).
+    """
+    out = {"cmax": get_metric("cmax"), "tmax": get_metric("tmax")}
+    for w in auc_windows:
+        out[f"auc0_{w:g}"] = get_metric(f"auc:0-{float(w)!r}")
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,7 +134,11 @@ class DoseScenario:
     interval : float
         Central probability of the bands (0.9: 5th to 95th percentiles).
     residual : bool
-        Add the residual error to the population band (observations rather than true levels).
+        Add the residual error to the population band (observations rather than true levels), censored at
+        the LLOQ (a band edge at the LLOQ means "below the LLOQ").
+    lloq : float or None
+        Assay LLOQ, copies/ug gDNA, at which simulated observations are censored (BLQ fraction); None: the
+        default of `simulate_scenario` (the LLOQ of the fit's data).
     auc_windows : tuple of float
         Days W of the AUC0-W metrics.
     target : Target or None
@@ -135,6 +156,7 @@ class DoseScenario:
     times: tuple[float, ...] = (0.0, 7.0, 14.0, 28.0, 90.0, 180.0, 365.0)
     interval: float = 0.9
     residual: bool = False
+    lloq: float | None = None
     auc_windows: tuple[float, ...] = (28.0,)
     target: Target | None = None
     exposure_response: ExposureResponseHook | None = None
@@ -297,11 +319,11 @@ def scenario_from_dict(data: dict, *, source: str = "<dict>", base: Path | None 
     if not isinstance(residual, bool):
         raise rd.fail("sampling.residual", f"= {residual!r} must be true or false")
 
+    lloq = rd.number(sampling, "lloq", "sampling", positive=True) if "lloq" in sampling else None
+
     exposure = rd.table(data, "exposure")
     windows = rd.numbers(exposure, "auc_windows_days", "exposure", positive=True, default=(28.0,))
-    from ._metrics import metric_names
-
-    metrics = metric_names(windows)
+    metrics = tuple(scenario_metrics(windows))
 
     target = None
     target_table = rd.table(data, "target")
@@ -352,6 +374,7 @@ def scenario_from_dict(data: dict, *, source: str = "<dict>", base: Path | None 
         times=times,
         interval=interval,
         residual=residual,
+        lloq=lloq,
         auc_windows=windows,
         target=target,
         exposure_response=hook,

@@ -14,6 +14,11 @@ Exposure metrics are summarised as the posterior predictive distribution of a ne
 pooled over draws and patients) and, for the typical patient, the median and interval across draws. The
 probability of reaching a target is the pooled fraction of patients beyond the threshold, with the
 interval of the per-draw fraction across draws.
+
+Simulated observations (the true level with the model's residual error) are censored at the LLOQ, as the
+assay would; the BLQ fraction at each dose and time is the pooled fraction of virtual patients whose
+observation falls below it (the posterior predictive probability of a BLQ sample), with the interval of
+the per-draw fraction across draws.
 """
 
 from __future__ import annotations
@@ -24,8 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ._metrics import METRIC_UNITS
-from ._scenario import DoseScenario
+from ._scenario import DoseScenario, scenario_metrics
 
 __all__ = ["ScenarioResult"]
 
@@ -37,8 +41,8 @@ def _num(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _unit(metric: str) -> str:
-    return METRIC_UNITS["auc" if metric.startswith("auc") else metric]
+def _unit(metric: str, auc_windows: tuple[float, ...]) -> str:
+    return scenario_metrics(auc_windows)[metric].unit
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -65,6 +69,12 @@ class ScenarioResult:
         Population PFS at the hook's landmarks (exposure-response hook only).
     pfs_median : numpy array, shape (draws, doses), or None
         Median PFS of the population (months; NaN if not reached within 600 months).
+    blq_fraction : numpy array, shape (draws, doses, times), or None
+        Per draw, the fraction of virtual patients whose simulated observation is below the LLOQ.
+    lloq : float or None
+        The LLOQ the observations were censored at, copies/ug.
+    lloq_source : str
+        Where the LLOQ comes from (`carkin.simulate.scenario_lloq`).
     seed : int or None
     fit_info : dict
         Method, convergence and provenance of the fit the draws come from.
@@ -82,6 +92,9 @@ class ScenarioResult:
     typical_metrics: dict[str, np.ndarray]
     pfs_landmarks: np.ndarray | None = None
     pfs_median: np.ndarray | None = None
+    blq_fraction: np.ndarray | None = None
+    lloq: float | None = None
+    lloq_source: str = ""
     seed: int | None = None
     fit_info: dict = dataclasses.field(default_factory=dict)
     notes: tuple[str, ...] = ()
@@ -122,6 +135,18 @@ class ScenarioResult:
         pooled = np.moveaxis(x, 1, 0).reshape(x.shape[1], -1)
         return np.quantile(pooled, q, axis=1).T
 
+    def blq(self) -> dict[str, np.ndarray] | None:
+        """Fraction of simulated observations below the LLOQ, each (doses, times): ``pooled`` (predictive:
+        over draws and patients), ``lower`` / ``upper`` (the ``interval`` quantiles of the per-draw fraction)."""
+        if self.blq_fraction is None:
+            return None
+        lo, _, hi = self.scenario.quantiles
+        return {
+            "pooled": self.blq_fraction.mean(axis=0),
+            "lower": np.quantile(self.blq_fraction, lo, axis=0),
+            "upper": np.quantile(self.blq_fraction, hi, axis=0),
+        }
+
     def target_probability(self) -> dict[str, np.ndarray] | None:
         """P(target reached) per dose: ``pooled`` (predictive), ``per_draw`` (draws, doses)."""
         t = self.scenario.target
@@ -138,6 +163,7 @@ class ScenarioResult:
         lo, _, hi = sc.quantiles
         bands = self.bands()
         target = self.target_probability()
+        blq = self.blq()
         doses = []
         for i, dose in enumerate(self.doses):
             exposure = {}
@@ -145,7 +171,7 @@ class ScenarioResult:
                 qs = self.exposure_quantiles(name)[i]
                 typ = self.typical_metrics[name][:, i]
                 exposure[name] = {
-                    "unit": _unit(name),
+                    "unit": _unit(name, sc.auc_windows),
                     "predictive": {f"q{round(100 * q):02d}": _num(v) for q, v in zip(PREDICTIVE_QUANTILES, qs)},
                     "typical": {
                         "median": _num(np.median(typ)),
@@ -161,6 +187,8 @@ class ScenarioResult:
                 },
                 "exposure": exposure,
             }
+            if blq is not None:
+                entry["blq_fraction"] = {k: blq[k][i].tolist() for k in ("pooled", "lower", "upper")}
             if target is not None:
                 per_draw = target["per_draw"][:, i]
                 entry["target"] = {
@@ -197,11 +225,16 @@ class ScenarioResult:
             "interval": sc.interval,
             "quantiles": [round(lo, 12), 0.5, round(hi, 12)],
             "residual_in_population_band": sc.residual,
+            "lloq": None if self.lloq is None else {"value": float(self.lloq), "unit": "copies/ug",
+                                                    "source": self.lloq_source},
             "times_days": self.times.tolist(),
             "concentration_unit": "copies/ug",
             "bands": {
                 "typical": "parameter uncertainty: quantiles across posterior draws of the typical patient's curve",
-                "population": "between-patient variability: median across draws of the per-draw quantiles over virtual patients",
+                "population": "between-patient variability: median across draws of the per-draw quantiles over virtual patients"
+                + (" (observations, censored at the LLOQ)" if sc.residual else ""),
+                "blq_fraction": "fraction of simulated observations (residual error included) below the LLOQ: pooled "
+                "over draws and patients, with the interval of the per-draw fraction",
             },
             "target": None if sc.target is None else dataclasses.asdict(sc.target),
             "exposure_response": None

@@ -38,7 +38,7 @@ from ._design import (
     load_design as load_design,
 )
 from ._exposure import exposure_log_hazard_offsets as exposure_log_hazard_offsets
-from ._hazards import PiecewiseExponential as PiecewiseExponential
+from .._hazards import PiecewiseExponential as PiecewiseExponential
 from ._logrank import LogRank as LogRank, logrank as logrank
 from ._simulate import (
     LogHazardOffset as LogHazardOffset,

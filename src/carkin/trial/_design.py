@@ -33,10 +33,10 @@ from typing import Any
 
 import numpy as np
 
+from .._hazards import PiecewiseExponential
 from ..errors import SpecError
 from ._accrual import Accrual
 from ._boundaries import FutilityRule, GroupSequentialBounds, compute_bounds
-from ._hazards import PiecewiseExponential
 from ._spending import SPENDING_FUNCTIONS, SpendingFunction
 
 __all__ = ["RANDOMISATION_METHODS", "Arm", "Look", "StratificationFactor", "TrialDesign", "design_from_dict", "load_design"]

@@ -39,10 +39,10 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._chunks import map_chunks
+from .._hazards import inverse_cumulative_hazard
 from ._analytic import schoenfeld_power
 from ._boundaries import GroupSequentialBounds
 from ._design import TrialDesign
-from ._hazards import inverse_cumulative_hazard
 from ._logrank import logrank
 
 __all__ = [

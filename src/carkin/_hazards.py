@@ -1,5 +1,9 @@
 """Piecewise-exponential time-to-event distributions (hazard constant between break points).
 
+The one home of this hazard in carkin (a private top-level module, so that every layer can import it):
+trial designs (`carkin.trial.PiecewiseExponential`, re-exported there), the PFS of dose scenarios'
+exposure-response hook (`carkin.simulate`) and the virtual KarMMa-3 generator (`carkin.cohorts`).
+
 The hazard is ``h_j`` on ``[b_j, b_{j+1})`` (the last piece runs to infinity), so the cumulative hazard
 ``H(t)`` is piecewise linear and event times are drawn by inversion: ``T = H^-1(E)`` with ``E ~ Exp(1)``.
 A proportional log-hazard offset ``x`` (a prognostic factor, an exposure effect) scales the hazard by
