@@ -44,7 +44,7 @@ from typing import Any
 
 from .errors import SpecError
 
-__all__ = ["Table", "spec_error", "read_toml", "parse_toml", "REQUIRED"]
+__all__ = ["REQUIRED", "Table", "parse_toml", "read_toml", "spec_error"]
 
 
 class _Required:
@@ -158,6 +158,9 @@ class Table:
 
     def __contains__(self, key: str) -> bool:
         return key in self.raw
+
+    def __iter__(self):
+        return iter(self.raw)
 
     def __len__(self) -> int:
         return len(self.raw)
@@ -327,7 +330,7 @@ class Table:
     def tables(self, key: str) -> dict[str, Table]:
         """The family ``[key.<name>]``: name -> its table (empty when ``[key]`` is absent)."""
         family = self.table(key)
-        return {name: family.table(name) for name in family.keys()}
+        return {name: family.table(name) for name in family}
 
     def array(self, key: str, default=REQUIRED) -> list[Table]:
         """The array of tables ``[[key]]``, one view per entry (named ``[[path.key]] #i``, 1-based).

@@ -298,7 +298,7 @@ def _ode_tables(root: Table, model_name: str, kinetic):
     ode = root.wrap(None, ODEOptions.from_dict, dict(ode_table.raw), defaults=type(kinetic).default_options)
     constants_table = root.table("constants")
     constants_table.check_keys(kinetic.constants)
-    constants = tuple((name, constants_table.number(name, ge=0)) for name in constants_table.keys())
+    constants = tuple((name, constants_table.number(name, ge=0)) for name in constants_table)
     root.wrap(None, get_model, model_name, ode=ode, constants=dict(constants))
     tables = root.tables("inputs")
     expected = tuple(kinetic.inputs)
