@@ -21,14 +21,14 @@ __all__ = ["RESPONSE_CATEGORIES", "KarMMa3Config", "default_config_path", "load_
 RESPONSE_CATEGORIES: tuple[str, ...] = ("sCR", "CR", "VGPR", "PR", "MR", "SD", "PD")
 
 # Each field's metadata holds the arguments of its `carkin._toml.Table` accessor (bounds, list order).
-POSITIVE = {"gt": 0}
-NONNEGATIVE = {"ge": 0}
-PROBABILITY = {"gt": 0, "lt": 1}  # strictly between 0 and 1
-FRACTION = {"ge": 0, "lt": 1}
-REAL: dict = {}
-BREAKS = {"starts_at": 0.0, "increasing": True}  # piece starts: 0, then increasing
-SCHEDULE = {"gt": 0, "increasing": True}
-DECREASING = {"decreasing": True, "nonempty": False}
+_POSITIVE = {"gt": 0}
+_NONNEGATIVE = {"ge": 0}
+_PROBABILITY = {"gt": 0, "lt": 1}  # strictly between 0 and 1
+_FRACTION = {"ge": 0, "lt": 1}
+_REAL: dict = {}
+_BREAKS = {"starts_at": 0.0, "increasing": True}  # piece starts: 0, then increasing
+_SCHEDULE = {"gt": 0, "increasing": True}
+_DECREASING = {"decreasing": True, "nonempty": False}
 
 
 def _f(check: dict):
@@ -39,79 +39,79 @@ def _f(check: dict):
 class TrialConfig:
     """[trial]: sizes, accrual and data cut-off (months from study start)."""
 
-    n_ide_cel: int = _f(POSITIVE)
-    n_standard: int = _f(POSITIVE)
-    n_not_infused: int = _f(NONNEGATIVE)
-    accrual_months: float = _f(POSITIVE)
-    accrual_shape: float = _f(POSITIVE)
-    cutoff_months: float = _f(POSITIVE)
-    days_per_month: float = _f(POSITIVE)
-    dropout_per_month: float = _f(NONNEGATIVE)
+    n_ide_cel: int = _f(_POSITIVE)
+    n_standard: int = _f(_POSITIVE)
+    n_not_infused: int = _f(_NONNEGATIVE)
+    accrual_months: float = _f(_POSITIVE)
+    accrual_shape: float = _f(_POSITIVE)
+    cutoff_months: float = _f(_POSITIVE)
+    days_per_month: float = _f(_POSITIVE)
+    dropout_per_month: float = _f(_NONNEGATIVE)
 
 
 @dataclasses.dataclass(frozen=True)
 class StrataConfig:
     """[strata]: frequencies of the three stratification factors."""
 
-    p_age_ge65: float = _f(PROBABILITY)
-    p_prior_regimens_3_4: float = _f(PROBABILITY)
-    p_high_risk_ide_cel: float = _f(PROBABILITY)
-    p_high_risk_standard: float = _f(PROBABILITY)
+    p_age_ge65: float = _f(_PROBABILITY)
+    p_prior_regimens_3_4: float = _f(_PROBABILITY)
+    p_high_risk_ide_cel: float = _f(_PROBABILITY)
+    p_high_risk_standard: float = _f(_PROBABILITY)
 
 
 @dataclasses.dataclass(frozen=True)
 class BurdenConfig:
     """[tumor_burden]: bone-marrow plasma cells (%), ``100 * Beta(beta_a, beta_b)``."""
 
-    beta_a: float = _f(POSITIVE)
-    beta_b: float = _f(POSITIVE)
-    reference_percent: float = _f(NONNEGATIVE)
-    per_percent: float = _f(POSITIVE)
-    high_threshold_percent: float = _f(POSITIVE)
+    beta_a: float = _f(_POSITIVE)
+    beta_b: float = _f(_POSITIVE)
+    reference_percent: float = _f(_NONNEGATIVE)
+    per_percent: float = _f(_POSITIVE)
+    high_threshold_percent: float = _f(_POSITIVE)
 
 
 @dataclasses.dataclass(frozen=True)
 class InfusionConfig:
     """[infusion]: bridging time, dose, and who is never infused."""
 
-    bridging_median_days: float = _f(POSITIVE)
-    bridging_sd_log: float = _f(POSITIVE)
-    bridging_min_days: float = _f(POSITIVE)
-    bridging_max_days: float = _f(POSITIVE)
-    dose_min: float = _f(POSITIVE)
-    dose_max: float = _f(POSITIVE)
-    dose_beta_a: float = _f(POSITIVE)
-    dose_beta_b: float = _f(POSITIVE)
-    dose_low_tail_prob: float = _f(FRACTION)
-    dose_reference: float = _f(POSITIVE)
-    not_infused_prognosis_weight: float = _f(REAL)
+    bridging_median_days: float = _f(_POSITIVE)
+    bridging_sd_log: float = _f(_POSITIVE)
+    bridging_min_days: float = _f(_POSITIVE)
+    bridging_max_days: float = _f(_POSITIVE)
+    dose_min: float = _f(_POSITIVE)
+    dose_max: float = _f(_POSITIVE)
+    dose_beta_a: float = _f(_POSITIVE)
+    dose_beta_b: float = _f(_POSITIVE)
+    dose_low_tail_prob: float = _f(_FRACTION)
+    dose_reference: float = _f(_POSITIVE)
+    not_infused_prognosis_weight: float = _f(_REAL)
 
 
 @dataclasses.dataclass(frozen=True)
 class CKConfig:
     """[ck]: multiphasic transgene kinetics of infused patients, sampling and the assay."""
 
-    cmax_typical: float = _f(POSITIVE)
-    tmax_typical: float = _f(POSITIVE)
-    rho_typical: float = _f(POSITIVE)
-    beta_typical: float = _f(POSITIVE)
-    delta_typical: float = _f(POSITIVE)
-    fb_typical: float = _f(PROBABILITY)
-    omega2_cmax: float = _f(NONNEGATIVE)
-    omega2_tmax: float = _f(NONNEGATIVE)
-    omega2_rho: float = _f(NONNEGATIVE)
-    omega2_beta: float = _f(NONNEGATIVE)
-    omega2_delta: float = _f(NONNEGATIVE)
-    omega2_fb: float = _f(NONNEGATIVE)
-    latent_log_cmax: float = _f(REAL)
-    latent_log_delta: float = _f(REAL)
-    burden_log_cmax: float = _f(REAL)
-    dose_log_cmax: float = _f(REAL)
-    residual_sd: float = _f(POSITIVE)
-    lloq: float = _f(POSITIVE)
-    missing_sample_prob: float = _f(FRACTION)
-    schedule_days: tuple[float, ...] = _f(SCHEDULE)
-    schedule_months: tuple[float, ...] = _f(SCHEDULE)
+    cmax_typical: float = _f(_POSITIVE)
+    tmax_typical: float = _f(_POSITIVE)
+    rho_typical: float = _f(_POSITIVE)
+    beta_typical: float = _f(_POSITIVE)
+    delta_typical: float = _f(_POSITIVE)
+    fb_typical: float = _f(_PROBABILITY)
+    omega2_cmax: float = _f(_NONNEGATIVE)
+    omega2_tmax: float = _f(_NONNEGATIVE)
+    omega2_rho: float = _f(_NONNEGATIVE)
+    omega2_beta: float = _f(_NONNEGATIVE)
+    omega2_delta: float = _f(_NONNEGATIVE)
+    omega2_fb: float = _f(_NONNEGATIVE)
+    latent_log_cmax: float = _f(_REAL)
+    latent_log_delta: float = _f(_REAL)
+    burden_log_cmax: float = _f(_REAL)
+    dose_log_cmax: float = _f(_REAL)
+    residual_sd: float = _f(_POSITIVE)
+    lloq: float = _f(_POSITIVE)
+    missing_sample_prob: float = _f(_FRACTION)
+    schedule_days: tuple[float, ...] = _f(_SCHEDULE)
+    schedule_months: tuple[float, ...] = _f(_SCHEDULE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,37 +119,37 @@ class HazardConfig:
     """A piecewise-constant hazard: ``hazard_per_month[k]`` on ``[breaks_months[k], breaks_months[k+1])``,
     the last piece extending to infinity."""
 
-    breaks_months: tuple[float, ...] = _f(BREAKS)
-    hazard_per_month: tuple[float, ...] = _f(POSITIVE)
+    breaks_months: tuple[float, ...] = _f(_BREAKS)
+    hazard_per_month: tuple[float, ...] = _f(_POSITIVE)
 
 
 @dataclasses.dataclass(frozen=True)
 class PrognosisConfig:
     """[prognosis]: log hazard ratios of baseline factors (both arms) and the frailty."""
 
-    log_hr_burden: float = _f(REAL)
-    log_hr_high_risk: float = _f(REAL)
-    log_hr_prior_3_4: float = _f(REAL)
-    log_hr_age_ge65: float = _f(REAL)
-    frailty_sd: float = _f(NONNEGATIVE)
+    log_hr_burden: float = _f(_REAL)
+    log_hr_high_risk: float = _f(_REAL)
+    log_hr_prior_3_4: float = _f(_REAL)
+    log_hr_age_ge65: float = _f(_REAL)
+    frailty_sd: float = _f(_NONNEGATIVE)
 
 
 @dataclasses.dataclass(frozen=True)
 class ExposureConfig:
     """[exposure]: how exposure and the latent factor lower the post-infusion hazard (ide-cel infused)."""
 
-    log_hr_per_doubling_cmax: float = _f(REAL)
-    log_hr_latent: float = _f(REAL)
+    log_hr_per_doubling_cmax: float = _f(_REAL)
+    log_hr_latent: float = _f(_REAL)
 
 
 @dataclasses.dataclass(frozen=True)
 class ResponseConfig:
     """[response]: best response from a score ``-log-hazard predictor + noise`` cut at thresholds."""
 
-    noise_sd: float = _f(NONNEGATIVE)
-    thresholds_ide_cel: tuple[float, ...] = _f(DECREASING)
-    thresholds_standard: tuple[float, ...] = _f(DECREASING)
-    min_months_to_response: float = _f(NONNEGATIVE)
+    noise_sd: float = _f(_NONNEGATIVE)
+    thresholds_ide_cel: tuple[float, ...] = _f(_DECREASING)
+    thresholds_standard: tuple[float, ...] = _f(_DECREASING)
+    min_months_to_response: float = _f(_NONNEGATIVE)
 
 
 @dataclasses.dataclass(frozen=True)
