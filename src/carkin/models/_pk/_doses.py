@@ -18,11 +18,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 __all__ = ["DoseEvents", "expand_additional_doses", "pad_doses"]
+
+
+def _concrete(x: Array) -> np.ndarray | None:
+    """``x`` as numpy, or None if it is traced (inside jit/vmap/grad)."""
+    return None if isinstance(x, jax.core.Tracer) else np.asarray(x)
 
 
 class DoseEvents(eqx.Module):
@@ -40,6 +46,12 @@ class DoseEvents(eqx.Module):
         Dosing compartment, NONMEM ADVAN numbering (oral models: 1 depot, 2 central; IV models: 1 central).
     mask : Bool[Array, "... doses"]
         True for real events, False for padding.
+    has_infusions : bool, static
+        Whether a real event has ``duration`` > 0 (True where unknown). Read at construction: a history of
+        boluses compiles a smaller, faster program. Build a new DoseEvents rather than editing the arrays
+        of one (``eqx.tree_at``), or these flags go stale.
+    compartments : tuple of int or None, static
+        The CMT values of the real events (None where unknown); checked against the model when traced.
 
     Examples
     --------
@@ -53,6 +65,10 @@ class DoseEvents(eqx.Module):
     duration: Float[Array, "... doses"]
     cmt: Int[Array, "... doses"]
     mask: Bool[Array, "... doses"]
+    # What the real events hold, read from concrete values at construction (None: unknown, e.g. built from
+    # traced arrays). Static: a history of boluses compiles a smaller program than one with infusions.
+    has_infusions: bool = eqx.field(static=True)
+    compartments: tuple[int, ...] | None = eqx.field(static=True)
 
     def __init__(
         self,
@@ -63,21 +79,39 @@ class DoseEvents(eqx.Module):
         cmt: Int[ArrayLike, "... doses"] | None = None,
         mask: Bool[ArrayLike, "... doses"] | None = None,
     ):
-        """Fields default to boluses (``duration`` 0) into CMT 1, all real (``mask`` True)."""
+        """Fields default to boluses (``duration`` 0) into CMT 1, all real (``mask`` True).
+
+        Raises
+        ------
+        ValueError
+            If the fields are scalars (no doses axis), or a real event has a negative or non-finite duration,
+            a non-finite time or amount (checked where the values are concrete, naming the event's index).
+        """
         self.time = jnp.asarray(time, dtype=float)
         self.amount = jnp.asarray(amount, dtype=float)
         shape = jnp.broadcast_shapes(self.time.shape, self.amount.shape)
+        if len(shape) == 0:
+            raise ValueError("DoseEvents: fields need a trailing doses axis, got scalars; wrap a single dose as [value]")
         self.time = jnp.broadcast_to(self.time, shape)
         self.amount = jnp.broadcast_to(self.amount, shape)
         self.duration = jnp.broadcast_to(jnp.asarray(0.0 if duration is None else duration, dtype=float), shape)
         self.cmt = jnp.broadcast_to(jnp.asarray(1 if cmt is None else cmt, dtype=int), shape)
         self.mask = jnp.broadcast_to(jnp.asarray(True if mask is None else mask, dtype=bool), shape)
-
-    def __check_init__(self):
-        if self.time.ndim == 0:
+        values = [_concrete(x) for x in (self.time, self.amount, self.duration, self.cmt, self.mask)]
+        if any(v is None for v in values):
+            self.has_infusions, self.compartments = True, None
+            return
+        t, amt, dur, cmt_, real = values
+        bad = real & ~(np.isfinite(t) & np.isfinite(amt) & np.isfinite(dur) & (dur >= 0))
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
             raise ValueError(
-                "DoseEvents: fields need a trailing doses axis, got scalars; wrap a single dose as [value]"
+                f"DoseEvents: {int(bad.sum())} real event(s) with a non-finite time/amount/duration or a negative "
+                f"duration, first at index {first}: time={t[first]}, amount={amt[first]}, duration={dur[first]}; "
+                "fix the dose records or mask them out"
             )
+        self.has_infusions = bool(np.any(dur[real] > 0))
+        self.compartments = tuple(int(c) for c in np.unique(cmt_[real]))
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -128,22 +162,20 @@ def expand_additional_doses(
     time = np.atleast_1d(np.asarray(time, dtype=float))
     n = time.shape[0]
     amount = np.broadcast_to(np.asarray(amount, dtype=float), (n,))
-    addl = np.zeros(n, dtype=int) if addl is None else np.broadcast_to(np.asarray(addl), (n,))
+    addl = np.zeros(n) if addl is None else np.broadcast_to(np.asarray(addl, dtype=float), (n,))
     ii = np.zeros(n) if ii is None else np.broadcast_to(np.asarray(ii, dtype=float), (n,))
     duration = np.broadcast_to(np.asarray(duration, dtype=float), (n,))
     cmt = np.broadcast_to(np.asarray(cmt, dtype=int), (n,))
-    problems = []
-    for r in range(n):
-        if addl[r] != int(addl[r]) or addl[r] < 0:
-            problems.append(f"record {r}: addl = {addl[r]!r} (expected an integer >= 0)")
-        elif addl[r] > 0 and not ii[r] > 0:
-            problems.append(f"record {r}: addl = {int(addl[r])} needs ii > 0, got ii = {ii[r]!r}")
+    bad_addl = ~np.isfinite(addl) | (addl < 0) | (addl != np.round(addl))
+    bad_ii = ~bad_addl & (addl > 0) & ~(ii > 0)
+    problems = [f"record {r}: addl = {addl[r]:g} (expected an integer >= 0)" for r in np.flatnonzero(bad_addl)]
+    problems += [f"record {r}: addl = {int(addl[r])} needs ii > 0, got ii = {ii[r]:g}" for r in np.flatnonzero(bad_ii)]
     if problems:
         raise ValueError("expand_additional_doses: " + "; ".join(problems) + ". Fix the ADDL/II columns.")
     addl = addl.astype(int)
     repeat = addl + 1
     record = np.repeat(np.arange(n), repeat)
-    k = np.concatenate([np.arange(c) for c in repeat]) if n else np.zeros(0, int)
+    k = np.arange(repeat.sum()) - np.repeat(np.cumsum(repeat) - repeat, repeat)  # 0..addl within each record
     t = time[record] + k * ii[record]
     order = np.argsort(t, kind="stable")
     record, t = record[order], t[order]

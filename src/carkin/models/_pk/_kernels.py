@@ -116,8 +116,8 @@ def simplex_exp(z: Sequence[Float[ArrayLike, "..."]]) -> Float[Array, "..."]:
 def dose_kernel(
     nodes: Sequence[Float[ArrayLike, "..."]],
     a: Float[ArrayLike, "..."],
-    b: Float[ArrayLike, "..."],
-    ratio: Float[ArrayLike, "..."],
+    b: Float[ArrayLike, "..."] | None = None,
+    ratio: Float[ArrayLike, "..."] | None = None,
 ) -> Float[Array, "..."]:
     """(-1)^n K[x_0, ..., x_n]: the divided difference over the nodes of one dose's exponential time course.
 
@@ -130,21 +130,26 @@ def dose_kernel(
 
         (-1)^n K[x_0..x_n] = sum_j  a^j E(a x_0, .., a x_j)  *  (b / T) b^(n-j) E(0, b x_j, .., b x_n),
 
-    a sum of positive terms.
+    a sum of positive terms; for a bolus only the last, ``a^n E(a x_0, .., a x_n)``.
 
     Parameters
     ----------
     nodes : sequence of n + 1 arrays, rate constants in 1/(time unit), > 0, sorted ascending.
-    a : array, time since the end of the input (0 while it runs), time unit, >= 0.
-    b : array, time the input has run, ``min(tau, T)``, time unit, >= 0 (0 for a bolus).
-    ratio : array, ``b / T`` for an infusion, 1 for a bolus (the fraction of the amount given so far).
+    a : array, time since the end of the input (0 while it runs; tau for a bolus), time unit, >= 0.
+    b : array, optional, time the input has run, ``min(tau, T)``, time unit, >= 0 (0 for a bolus). None:
+        every dose is a bolus (the cheaper program).
+    ratio : array, optional (given with ``b``), ``b / T`` for an infusion, 1 for a bolus (the fraction of
+        the amount given so far).
 
     Returns
     -------
     array of the broadcast shape, >= 0, per unit amount (multiply by the amount).
     """
     n = len(nodes) - 1
-    a, b = jnp.asarray(a), jnp.asarray(b)
+    a = jnp.asarray(a)
+    if b is None:
+        return a**n * simplex_exp([a * x for x in nodes])
+    b = jnp.asarray(b)
     total = 0.0
     for j in range(n + 1):
         elapsed = a**j * simplex_exp([a * x for x in nodes[: j + 1]])

@@ -63,11 +63,10 @@ def one_compartment_concentration_from_terms(
     oral = "lo" in terms
 
     def response(a, b, ratio, depot):
-        central = dose_kernel([ke], a, b, ratio)
         if not oral:
-            return central
+            return dose_kernel([ke], a, b, ratio)
         absorbed = dose_kernel([terms["lo"][..., None], terms["hi"][..., None]], a, b, ratio)
-        return jnp.where(depot, absorbed, central)
+        return absorbed if depot is None else jnp.where(depot, absorbed, dose_kernel([ke], a, b, ratio))
 
     return superpose(terms, t, response)
 

@@ -11,7 +11,8 @@ with respect to a dose that has not started, including at t = t_d.
 
 ``dose_terms`` computes the per-dose quantities from a patient's parameters and doses; they carry the doses
 axis last, so gathering the terms of patients to records (``terms[k][patient_index]``) gathers the doses
-with them and ``superpose`` evaluates any number of times.
+with them and ``superpose`` evaluates any number of times. Which keys are present is static structure: a
+history without infusions has no ``dose_duration`` and compiles the bolus-only program.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def dose_terms(
     ka: Float[ArrayLike, "..."] | None = None,
     tlag: Float[ArrayLike, "..."] | None = None,
 ) -> dict[str, Array]:
-    """Per-dose terms of shape (..., doses): effective time, scaled amount, duration, mask (and depot flag).
+    """Per-dose terms of shape (..., doses): effective time, scaled amount, mask (and duration, depot flag).
 
     Parameters
     ----------
@@ -46,32 +47,42 @@ def dose_terms(
 
     Returns
     -------
-    dict with ``dose_time`` (dose time + lag), ``dose_amount`` (amount / volume, times ka for depot doses),
-    ``dose_duration``, ``dose_mask`` and, for an oral model, ``dose_depot`` (bool).
+    dict with ``dose_time`` (dose time + lag for CMT 1), ``dose_amount`` (amount / volume, times ka for
+    depot doses) and ``dose_mask``; ``dose_duration`` only if the doses may hold an infusion
+    (``doses.has_infusions``), and for an oral model ``dose_depot`` (bool) unless every dose is known to go
+    into the depot. The keys present are the static structure that selects the program (bolus-only, one
+    route) in ``superpose`` and the models' responses.
 
     Raises
     ------
-    equinox's runtime error (also under jit), if a real dose has a compartment the route does not have or a
-    negative duration.
+    ValueError
+        If the doses' (concrete) compartments include one the route does not have.
+    equinox's runtime error (also under jit), for the same problem where the compartments are traced.
     """
     oral = ka is not None
+    allowed = (1, 2) if oral else (1,)
+    known = doses.compartments
+    if known is not None and not set(known) <= set(allowed):
+        raise ValueError(
+            f"dose compartment(s) {sorted(set(known) - set(allowed))} do not exist in an "
+            f"{'oral' if oral else 'IV'} model (CMT {' or '.join(map(str, allowed))}: "
+            f"{'1 depot, 2 central' if oral else '1 central'}); fix the CMT column or choose the route"
+        )
     inv_v = 1.0 / jnp.asarray(volume)[..., None]
     first = doses.cmt == 1
-    valid = (first | (doses.cmt == 2)) if oral else first
-    invalid = doses.mask & (~valid | (doses.duration < 0))
-    if oral:
-        scale = jnp.where(first, jnp.asarray(ka)[..., None] * inv_v, inv_v)
-    else:
-        scale = jnp.broadcast_to(inv_v, jnp.broadcast_shapes(inv_v.shape, first.shape))
+    amount = doses.amount * (jnp.where(first, jnp.asarray(ka)[..., None] * inv_v, inv_v) if oral else inv_v)
+    if known is None:
+        invalid = doses.mask & ~(first | (doses.cmt == 2) if oral else first)
+        amount = eqx.error_if(
+            amount, jnp.any(invalid),
+            "a dose has a compartment the model does not have (oral models: cmt 1 depot, 2 central; IV models: "
+            "cmt 1); fix the CMT column or choose the route",
+        )
     time = doses.time if tlag is None else doses.time + jnp.where(first, jnp.asarray(tlag)[..., None], 0.0)
-    amount = eqx.error_if(
-        doses.amount * scale,
-        jnp.any(invalid),
-        "a dose has a compartment the model does not have (oral models: cmt 1 depot, 2 central; IV models: "
-        "cmt 1) or a negative duration; check the CMT and duration/RATE columns",
-    )
-    terms = {"dose_time": time, "dose_amount": amount, "dose_duration": doses.duration, "dose_mask": doses.mask}
-    if oral:
+    terms = {"dose_time": time, "dose_amount": amount, "dose_mask": doses.mask}
+    if doses.has_infusions:
+        terms["dose_duration"] = doses.duration
+    if oral and known != (1,) and known != ():
         terms["dose_depot"] = first
     return terms
 
@@ -89,7 +100,9 @@ def superpose(
     t : array (...), time of the data's unit.
     response : callable ``(a, b, ratio, depot) -> (..., doses)`` with ``a`` the time since the end of the
         input (0 while it runs), ``b`` the time it has run (0 for a bolus), ``ratio`` the fraction given so
-        far (1 for a bolus), ``depot`` the depot flags (None for IV models); see ``dose_kernel``.
+        far (1 for a bolus), each (..., doses), ``b`` and ``ratio`` None where every dose is a bolus;
+        ``depot`` the depot flags (None where the route has one dosing compartment or every dose goes into
+        the depot); see ``dose_kernel``.
 
     Returns
     -------
@@ -98,10 +111,12 @@ def superpose(
     tau = jnp.asarray(t)[..., None] - terms["dose_time"]
     active = terms["dose_mask"] & (tau > 0)
     tau = jnp.where(active, tau, 0.0)
-    duration = terms["dose_duration"]
-    infusion = duration > 0
-    b = jnp.minimum(tau, duration)
-    a = tau - b
-    ratio = jnp.where(infusion, b / jnp.where(infusion, duration, 1.0), 1.0)
+    if "dose_duration" in terms:
+        duration = terms["dose_duration"]
+        infusion = duration > 0
+        b = jnp.minimum(tau, duration)
+        a, ratio = tau - b, jnp.where(infusion, b / jnp.where(infusion, duration, 1.0), 1.0)
+    else:
+        a, b, ratio = tau, None, None
     each = response(a, b, ratio, terms.get("dose_depot"))
     return jnp.sum(jnp.where(active, terms["dose_amount"] * each, 0.0), axis=-1)

@@ -101,16 +101,16 @@ def two_compartment_concentration_from_terms(
     per = {k: v[..., None] for k, v in terms.items() if not k.startswith("dose_")}
     oral = "lo" in terms
 
+    def central(a, b, ratio):
+        beta_alpha = dose_kernel([per["beta"], per["alpha"]], a, b, ratio)
+        return per["k21_minus_beta"] * beta_alpha + dose_kernel([per["alpha"]], a, b, ratio)
+
     def response(a, b, ratio, depot):
-        central = per["k21_minus_beta"] * dose_kernel([per["beta"], per["alpha"]], a, b, ratio) + dose_kernel(
-            [per["alpha"]], a, b, ratio
-        )
         if not oral:
-            return central
-        absorbed = per["k21_minus_beta"] * dose_kernel(
-            [per["lo"], per["mid"], per["hi"]], a, b, ratio
-        ) + dose_kernel([per["pair_lo"], per["pair_hi"]], a, b, ratio)
-        return jnp.where(depot, absorbed, central)
+            return central(a, b, ratio)
+        three = dose_kernel([per["lo"], per["mid"], per["hi"]], a, b, ratio)
+        absorbed = per["k21_minus_beta"] * three + dose_kernel([per["pair_lo"], per["pair_hi"]], a, b, ratio)
+        return absorbed if depot is None else jnp.where(depot, absorbed, central(a, b, ratio))
 
     return superpose(terms, t, response)
 
