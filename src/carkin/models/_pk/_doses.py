@@ -78,14 +78,21 @@ class DoseEvents(eqx.Module):
         duration: Float[ArrayLike, "... doses"] | None = None,
         cmt: Int[ArrayLike, "... doses"] | None = None,
         mask: Bool[ArrayLike, "... doses"] | None = None,
+        has_infusions: bool | None = None,
+        compartments: Sequence[int] | None = None,
     ):
         """Fields default to boluses (``duration`` 0) into CMT 1, all real (``mask`` True).
+
+        ``has_infusions`` and ``compartments`` are read from concrete values; pass them to promise them for
+        traced values (inside ``jit``/``vmap``, e.g. simulated regimens), so that the smaller program is
+        compiled there too (a promise broken by traced values is not detected).
 
         Raises
         ------
         ValueError
-            If the fields are scalars (no doses axis), or a real event has a negative or non-finite duration,
-            a non-finite time or amount (checked where the values are concrete, naming the event's index).
+            If the fields are scalars (no doses axis); if a real event has a negative or non-finite duration,
+            a non-finite time or amount (naming the event's index); or if concrete values contradict
+            ``has_infusions`` or ``compartments``.
         """
         self.time = jnp.asarray(time, dtype=float)
         self.amount = jnp.asarray(amount, dtype=float)
@@ -97,9 +104,11 @@ class DoseEvents(eqx.Module):
         self.duration = jnp.broadcast_to(jnp.asarray(0.0 if duration is None else duration, dtype=float), shape)
         self.cmt = jnp.broadcast_to(jnp.asarray(1 if cmt is None else cmt, dtype=int), shape)
         self.mask = jnp.broadcast_to(jnp.asarray(True if mask is None else mask, dtype=bool), shape)
+        promised = None if compartments is None else tuple(sorted({int(c) for c in compartments}))
         values = [_concrete(x) for x in (self.time, self.amount, self.duration, self.cmt, self.mask)]
         if any(v is None for v in values):
-            self.has_infusions, self.compartments = True, None
+            self.has_infusions = True if has_infusions is None else bool(has_infusions)
+            self.compartments = promised
             return
         t, amt, dur, cmt_, real = values
         bad = real & ~(np.isfinite(t) & np.isfinite(amt) & np.isfinite(dur) & (dur >= 0))
@@ -112,6 +121,12 @@ class DoseEvents(eqx.Module):
             )
         self.has_infusions = bool(np.any(dur[real] > 0))
         self.compartments = tuple(int(c) for c in np.unique(cmt_[real]))
+        if has_infusions is not None and self.has_infusions and not has_infusions:
+            raise ValueError("DoseEvents: has_infusions=False, but a real event has duration > 0")
+        if promised is not None and not set(self.compartments) <= set(promised):
+            raise ValueError(f"DoseEvents: compartments={promised}, but the real events use {self.compartments}")
+        if promised is not None:
+            self.compartments = promised
 
     @property
     def shape(self) -> tuple[int, ...]:
