@@ -16,12 +16,22 @@ from carkin.models._pk import (
     TwoCompartment,
     expand_additional_doses,
     hybrid_rates,
-    one_compartment_concentration,
+    one_compartment_concentration_from_terms,
+    one_compartment_terms,
     pad_doses,
-    simplex_exp,
-    two_compartment_concentration,
+    two_compartment_concentration_from_terms,
+    two_compartment_terms,
 )
-from carkin.models._pk._kernels import NARROW
+from carkin.models._pk._kernels import NARROW, simplex_exp
+
+
+def one_compartment_concentration(ke, v, t, doses, *, ka=None):
+    return one_compartment_concentration_from_terms(one_compartment_terms(ke, v, doses, ka=ka), t)
+
+
+def two_compartment_concentration(cl, v1, q, v2, t, doses, *, ka=None):
+    return two_compartment_concentration_from_terms(two_compartment_terms(cl, v1, q, v2, doses, ka=ka), t)
+
 
 ONE = {"cl": 2.0, "v": 20.0, "ka": 1.2, "tlag": 0.35}  # ke = 0.1 / h
 TWO = {"cl": 3.0, "v1": 15.0, "q": 5.0, "v2": 40.0, "ka": 0.9, "tlag": 0.5}

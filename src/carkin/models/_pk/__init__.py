@@ -2,7 +2,6 @@
 form with superposition over any dosing history."""
 
 from ._doses import DoseEvents as DoseEvents, expand_additional_doses as expand_additional_doses, pad_doses as pad_doses
-from ._kernels import dose_kernel as dose_kernel, phi as phi, simplex_exp as simplex_exp
 from ._models import (
     ONE_COMPARTMENT_PARAMETERIZATIONS as ONE_COMPARTMENT_PARAMETERIZATIONS,
     ROUTES as ROUTES,
@@ -10,14 +9,11 @@ from ._models import (
     TwoCompartment as TwoCompartment,
 )
 from ._one_compartment import (
-    one_compartment_concentration as one_compartment_concentration,
     one_compartment_concentration_from_terms as one_compartment_concentration_from_terms,
     one_compartment_terms as one_compartment_terms,
 )
-from ._superposition import dose_terms as dose_terms, superpose as superpose
 from ._two_compartment import (
     hybrid_rates as hybrid_rates,
-    two_compartment_concentration as two_compartment_concentration,
     two_compartment_concentration_from_terms as two_compartment_concentration_from_terms,
     two_compartment_terms as two_compartment_terms,
 )

@@ -21,7 +21,7 @@ from ._doses import DoseEvents
 from ._kernels import dose_kernel
 from ._superposition import dose_terms, superpose
 
-__all__ = ["one_compartment_terms", "one_compartment_concentration_from_terms", "one_compartment_concentration"]
+__all__ = ["one_compartment_terms", "one_compartment_concentration_from_terms"]
 
 
 def one_compartment_terms(
@@ -38,9 +38,8 @@ def one_compartment_terms(
     ----------
     ke : array (...), elimination rate constant, 1/time.
     v : array (...), volume, volume unit.
-    doses : DoseEvents (..., doses)
-    ka : array (...), optional, absorption rate, 1/time (oral model; None: IV model).
-    tlag : array (...), optional, lag time of CMT 1 doses, time unit.
+    doses, ka, tlag : the dosing history (..., doses), and the absorption rate (oral model; None: IV) and lag
+        time of CMT 1 doses (...); see ``dose_terms``.
 
     Returns
     -------
@@ -70,32 +69,3 @@ def one_compartment_concentration_from_terms(
 
     return superpose(terms, t, response)
 
-
-def one_compartment_concentration(
-    ke: Float[ArrayLike, "..."],
-    v: Float[ArrayLike, "..."],
-    t: Float[ArrayLike, "..."],
-    doses: DoseEvents,
-    *,
-    ka: Float[ArrayLike, "..."] | None = None,
-    tlag: Float[ArrayLike, "..."] | None = None,
-) -> Float[Array, "..."]:
-    """Concentration of the one-compartment model at ``t`` after ``doses``.
-
-    Parameters
-    ----------
-    ke, v, ka, tlag : see ``one_compartment_terms`` (broadcastable against ``t``).
-    t : array (...), time, time unit of the data.
-    doses : DoseEvents (..., doses), batch shape broadcastable against ``t``.
-
-    Returns
-    -------
-    array (...), amount / volume; exactly 0 before the first dose.
-
-    Examples
-    --------
-    >>> c = one_compartment_concentration(0.1, 10.0, 5.0, DoseEvents(time=[0.0], amount=[100.0]))
-    >>> round(float(c), 6)   # 100 / 10 * exp(-0.5)
-    6.065307
-    """
-    return one_compartment_concentration_from_terms(one_compartment_terms(ke, v, doses, ka=ka, tlag=tlag), t)

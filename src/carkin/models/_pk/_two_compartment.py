@@ -22,7 +22,6 @@ from ._superposition import dose_terms, superpose
 
 __all__ = [
     "hybrid_rates", "two_compartment_terms", "two_compartment_concentration_from_terms",
-    "two_compartment_concentration",
 ]
 
 
@@ -72,9 +71,7 @@ def two_compartment_terms(
     Parameters
     ----------
     cl, v1, q, v2 : arrays (...), see ``hybrid_rates``.
-    doses : DoseEvents (..., doses)
-    ka : array (...), optional, absorption rate, 1/time (oral model; None: IV model).
-    tlag : array (...), optional, lag time of CMT 1 doses, time unit.
+    doses, ka, tlag : as for ``one_compartment_terms`` (see ``dose_terms``).
 
     Returns
     -------
@@ -114,29 +111,3 @@ def two_compartment_concentration_from_terms(
 
     return superpose(terms, t, response)
 
-
-def two_compartment_concentration(
-    cl: Float[ArrayLike, "..."],
-    v1: Float[ArrayLike, "..."],
-    q: Float[ArrayLike, "..."],
-    v2: Float[ArrayLike, "..."],
-    t: Float[ArrayLike, "..."],
-    doses: DoseEvents,
-    *,
-    ka: Float[ArrayLike, "..."] | None = None,
-    tlag: Float[ArrayLike, "..."] | None = None,
-) -> Float[Array, "..."]:
-    """Concentration of the two-compartment model at ``t`` after ``doses``.
-
-    Parameters
-    ----------
-    cl, v1, q, v2, ka, tlag : see ``two_compartment_terms`` (broadcastable against ``t``).
-    t : array (...), time, time unit of the data.
-    doses : DoseEvents (..., doses), batch shape broadcastable against ``t``.
-
-    Returns
-    -------
-    array (...), amount / volume; exactly 0 before the first dose.
-    """
-    terms = two_compartment_terms(cl, v1, q, v2, doses, ka=ka, tlag=tlag)
-    return two_compartment_concentration_from_terms(terms, t)
