@@ -56,10 +56,10 @@ def bench(n_patients, times, n_doses, repeats, general):
         arrays = (doses.time, doses.amount, doses.duration, doses.cmt, doses.mask)
         f = jax.jit(jax.value_and_grad(lambda p, a: log_density(
             p, model, DoseEvents(time=a[0], amount=a[1], duration=a[2], cmt=a[3], mask=a[4]), patient, t, log_dv)))
-        call = lambda: f(params, arrays)  # noqa: E731
+        call = lambda: f(params, arrays)
     else:
         f = jax.jit(jax.value_and_grad(lambda p: log_density(p, model, doses, patient, t, log_dv)))
-        call = lambda: f(params)  # noqa: E731
+        call = lambda: f(params)
     start = time.perf_counter()
     value, grad = jax.block_until_ready(call())
     compile_s = time.perf_counter() - start

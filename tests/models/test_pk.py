@@ -1,9 +1,7 @@
 """The PK closed forms against diffrax solutions of the same linear ODEs, their limits, and finite differences."""
 
-import functools
 
 import diffrax
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import mpmath as mp
@@ -119,17 +117,17 @@ def history(route):
     if route == "iv":
         t, amt, dur, cmt = [0.0, 6.3, 7.0, 12.0, 12.0, 12.0], [100, 50, 80, 30, 20, 40], [0, 2.5, 1, 0, 0, 3], [1] * 6
     else:
-        t, amt, dur, cmt = [0.0, 5.2, 5.2, 9.7, 10.5, 12.0], [100, 50, 25, 60, 40, 30], [0, 0, 0, 2, 3, 0], [1, 1, 2, 1, 2, 1]
-    return DoseEvents(
-        time=np.concatenate([t, np.asarray(regimen.time)]), amount=np.concatenate([amt, np.asarray(regimen.amount)]),
-        duration=np.concatenate([dur, np.asarray(regimen.duration)]), cmt=np.concatenate([cmt, np.asarray(regimen.cmt)]),
-    )
+        t, amt = [0.0, 5.2, 5.2, 9.7, 10.5, 12.0], [100, 50, 25, 60, 40, 30]
+        dur, cmt = [0, 0, 0, 2, 3, 0], [1, 1, 2, 1, 2, 1]
+    return DoseEvents(**{name: np.concatenate([mine, np.asarray(getattr(regimen, name))])
+                         for name, mine in [("time", t), ("amount", amt), ("duration", dur), ("cmt", cmt)]})
 
 
 def observation_times(doses, lag):
     starts = np.asarray(doses.time) + np.where(np.asarray(doses.cmt) == 1, lag, 0.0)
     events = np.concatenate([starts, starts + np.asarray(doses.duration)])
-    grid = np.array([-1.0, 0.05, 0.2, 0.9, 1.7, 3.3, 5.0, 6.0, 8.8, 11.1, 14.9, 19.0, 26.0, 33.3, 41.0, 50.0, 60.0, 72.0])
+    grid = np.array([-1.0, 0.05, 0.2, 0.9, 1.7, 3.3, 5.0, 6.0, 8.8, 11.1, 14.9, 19.0, 26.0, 33.3, 41.0, 50.0, 60.0,
+                     72.0])
     return np.unique(np.concatenate([grid, events, events + 1e-9, events - 1e-9]))
 
 
@@ -186,7 +184,8 @@ class TestStableDifferences:
         rng = np.random.default_rng(0)
         for m in range(4):
             base = rng.choice([0.0, 2.0, 30.0], size=(150, 1)) * rng.uniform(0.5, 1.5, (150, 1))
-            gaps = rng.choice([0, 1e-12, 1e-6, 9e-4, 0.05, 0.11, 0.3, 3, 30], size=(150, m)) * rng.uniform(0.5, 1.5, (150, m))
+            gaps = rng.choice([0, 1e-12, 1e-6, 9e-4, 0.05, 0.11, 0.3, 3, 30], size=(150, m))
+            gaps = gaps * rng.uniform(0.5, 1.5, (150, m))
             z = np.concatenate([base, base + np.cumsum(gaps, axis=1)], axis=1)
             got = jax.jit(simplex_exp)(list(z.T))
             np.testing.assert_allclose(got, [_mp_simplex_exp(row) for row in z], rtol=1e-11)
@@ -419,7 +418,8 @@ class TestDoseEvents:
         assert np.asarray(d.mask).tolist() == [[True, False], [True, True]]
         c = one_compartment_concentration(0.1, 10.0, jnp.asarray([3.0, 3.0]), d)
         assert float(c[0]) == float(c[1])
-        with pytest.raises(ValueError, match=r"size = 1 is shorter than the history of patient\(s\) \(position, events\) \[\(1, 2\)\]"):
+        match = r"size = 1 is shorter than the history of patient\(s\) \(position, events\) \[\(1, 2\)\]"
+        with pytest.raises(ValueError, match=match):
             pad_doses([DoseEvents(time=[0.0], amount=[1.0]), DoseEvents(time=[0.0, 1.0], amount=[1.0, 1.0])], size=1)
 
     def test_scalar_dose_fields_are_rejected_with_a_fix(self):
@@ -447,7 +447,8 @@ class TestDoseEvents:
                        mask=[True, True, False])
         assert d.has_infusions is False and d.compartments == (1, 2)
         assert pad_doses([d]).compartments == (1, 2)
-        with pytest.raises(ValueError, match=r"negative duration, first at index \(1,\): time=1.0, amount=2.0, duration=-1.0"):
+        match = r"negative duration, first at index \(1,\): time=1.0, amount=2.0, duration=-1.0"
+        with pytest.raises(ValueError, match=match):
             DoseEvents(time=[0.0, 1.0], amount=[1.0, 2.0], duration=[0.0, -1.0])
 
     def test_promised_dose_kinds_select_the_bolus_program_under_jit_and_are_checked_on_concrete_values(self):

@@ -1,7 +1,11 @@
 """Standard linear PK models (one and two compartments; IV bolus, infusion, first-order absorption), closed
 form with superposition over any dosing history."""
 
-from ._doses import DoseEvents as DoseEvents, expand_additional_doses as expand_additional_doses, pad_doses as pad_doses
+from ._doses import (
+    DoseEvents as DoseEvents,
+    expand_additional_doses as expand_additional_doses,
+    pad_doses as pad_doses,
+)
 from ._models import (
     ONE_COMPARTMENT_PARAMETERIZATIONS as ONE_COMPARTMENT_PARAMETERIZATIONS,
     ROUTES as ROUTES,

@@ -98,7 +98,9 @@ class DoseEvents(eqx.Module):
         self.amount = jnp.asarray(amount, dtype=float)
         shape = jnp.broadcast_shapes(self.time.shape, self.amount.shape)
         if len(shape) == 0:
-            raise ValueError("DoseEvents: fields need a trailing doses axis, got scalars; wrap a single dose as [value]")
+            raise ValueError(
+                "DoseEvents: fields need a trailing doses axis, got scalars; wrap a single dose as [value]"
+            )
         self.time = jnp.broadcast_to(self.time, shape)
         self.amount = jnp.broadcast_to(self.amount, shape)
         self.duration = jnp.broadcast_to(jnp.asarray(0.0 if duration is None else duration, dtype=float), shape)

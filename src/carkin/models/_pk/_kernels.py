@@ -18,9 +18,9 @@ with the sign that makes it positive (the Hermite-Genocchi integral over the uni
 e.g. ``E(y) = exp(-y)`` and ``E(0, y) = (1 - exp(-y)) / y``. ``simplex_exp`` evaluates it on nodes sorted
 ascending by the recurrence ``E(y_i..y_j) = (E(y_i..y_{j-1}) - E(y_{i+1}..y_j)) / (y_j - y_i)``, whose
 denominator is the widest gap of the range (well conditioned once it exceeds ``NARROW``), with ``expm1`` for
-two nodes and a Taylor series about the midpoint for ranges of three or more nodes narrower than ``NARROW``. The branches are
-selected with the "double where" idiom (the unused branch never divides by zero), so gradients are finite
-everywhere, including at coincident nodes.
+two nodes and a Taylor series about the midpoint for ranges of three or more nodes narrower than ``NARROW``.
+The branches are selected with the "double where" idiom (the unused branch never divides by zero), so
+gradients are finite everywhere, including at coincident nodes.
 
 ``dose_kernel`` combines two such functions (Leibniz rule) into the divided difference of one dose's time
 course for a bolus or a zero-order infusion; every term of that sum is positive, so it adds without

@@ -204,7 +204,8 @@ class OneCompartment(_LinearPK):
             u_safe = jnp.where(narrow, 1.0, u)
             ratio = jnp.where(narrow, 1.0 - u / 2.0 + u * u / 3.0, jnp.log1p(u_safe) / u_safe)
             tmax = ratio / ke
-            out.update({"ka": ka, "absorption_half_life": _LN2 / ka, "tmax": tmax, "cmax_per_dose": jnp.exp(-ke * tmax) / v})
+            out.update({"ka": ka, "absorption_half_life": _LN2 / ka, "tmax": tmax})
+            out["cmax_per_dose"] = jnp.exp(-ke * tmax) / v  # at the peak ka exp(-ka t) = ke exp(-ke t)
         if "tlag" in r:
             out["tlag"] = r["tlag"]
         return out
