@@ -7,7 +7,8 @@ Two folders of package data:
   folders is a symbolic link to the repository's top-level folder of the same name (``models/`` etc., the
   copies users edit), so there is one file of each and a checkout, an editable install and a wheel read the
   same text; building a wheel or an sdist copies the files the links point to.
-- ``carkin/_data/karmma3_sim/``: the shipped SIMULATED virtual KarMMa-3 cohort.
+- ``carkin/_data/``: the shipped data sets: ``karmma3_sim/`` (the SIMULATED virtual KarMMa-3 cohort) and real
+  published PK data (``theophylline/``, ``phenobarbital/``), each with its README.
 
 A bare name (``"multiphasic"``) or a repository-relative path (``"models/multiphasic.toml"``) that does not
 exist from the working directory resolves to the shipped file, so the names in the README and the docstrings
@@ -20,7 +21,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["SpecKind", "shipped_cohort_dir", "shipped_dir", "shipped_file", "shipped_names", "resolve_shipped"]
+__all__ = ["SpecKind", "shipped_cohort_dir", "shipped_data_file", "shipped_dir", "shipped_file", "shipped_names",
+           "resolve_shipped"]
 
 SpecKind = Literal["models", "scenarios", "designs"]
 _KINDS: tuple[str, ...] = ("models", "scenarios", "designs")
@@ -78,4 +80,20 @@ def resolve_shipped(path: str | Path, kind: SpecKind) -> Path:
 
 def shipped_cohort_dir() -> Path:
     """The folder of the shipped SIMULATED virtual KarMMa-3 cohort (``carkin/_data/karmma3_sim``)."""
-    return _package_root() / "_data" / "karmma3_sim"
+    return shipped_data_file("karmma3_sim")
+
+
+def shipped_data_file(data_set: str, name: str = "") -> Path:
+    """A file (or, without ``name``, the folder) of a shipped data set, ``carkin/_data/<data_set>/<name>``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no such data set or file (the message lists the shipped data sets).
+    """
+    root = _package_root() / "_data"
+    path = root / data_set / name if name else root / data_set
+    if not path.exists():
+        available = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("_"))
+        raise FileNotFoundError(f"{path}: no such shipped data file; shipped data sets: {', '.join(available)}")
+    return path

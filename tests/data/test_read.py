@@ -152,12 +152,19 @@ class TestCkFileRejections:
             load(path)
 
     def test_duplicate_records_name_both_rows(self, tmp_path):
-        path = ck_file(tmp_path, "1,0,.,1,450,1,0,.", "1,3,10,0,.,0,0,.", "1,5,11,0,.,0,0,.", "1,3.0,12,0,.,0,0,.")
+        path = ck_file(tmp_path, "1,0,.,1,450,1,0,.", "1,3,10,0,.,0,0,.", "1,3.0,12,0,.,0,0,.", "1,5,11,0,.,0,0,.")
         with pytest.raises(
-            DataError, match=where(5, "TIME") + r"duplicate observation record: same ID '1', TIME 3\.0"
+            DataError, match=where(4, "TIME") + r"duplicate observation record: same ID '1', TIME 3\.0"
         ) as e:
             load(path)
-        assert "rows 3 and 5" in only_problem(e).message
+        assert "rows 3 and 4" in only_problem(e).message
+
+    def test_records_out_of_time_order_name_both_rows(self, tmp_path):
+        path = ck_file(tmp_path, "1,0,.,1,450,1,0,.", "1,5,11,0,.,0,0,.", "1,3,10,0,.,0,0,.")
+        with pytest.raises(DataError, match=where(4, "TIME") + r"TIME 3 is earlier than the patient's record before it "
+                                                                r"\(row 3, TIME 5\)") as e:
+            load(path)
+        assert "sort the file by ID and TIME" in only_problem(e).message
 
     def test_an_lloq_that_disagrees_with_dv_on_a_censored_record_is_rejected(self, tmp_path):
         path = ck_file(tmp_path, "1,0,.,1,450,1,0,.", "1,1,10,0,.,0,0,.", "1,2,7,0,.,0,1,5")
@@ -173,19 +180,12 @@ class TestCkFileRejections:
         with pytest.raises(DataError, match=where(4, "ID") + "patient 'B7' has no dose record"):
             load(path)
 
-    def test_a_patient_with_two_dose_records_is_rejected_as_a_single_infusion_model(self, tmp_path):
-        path = ck_file(tmp_path, "1,0,.,1,450,1,0,.", "1,1,10,0,.,0,0,.", "1,30,.,1,450,1,0,.")
-        with pytest.raises(
-            DataError, match=where(4, "EVID") + r"patient '1' has 2 dose records \(EVID=1 on rows 2, 4\)"
-        ) as e:
-            load(path)
-        assert "single CAR-T infusion" in only_problem(e).message
 
     def test_an_observation_before_the_dose_is_rejected(self, tmp_path):
         path = ck_file(tmp_path, "1,5,.,1,450,1,0,.", "1,4,10,0,.,0,0,.", "1,6,10,0,.,0,0,.")
         with pytest.raises(
             DataError,
-            match=where(3, "TIME") + r"observation at TIME 4 is before the dose of patient '1' at TIME 5 \(row 2\)",
+            match=where(3, "TIME") + r"observation at TIME 4 is before the first dose of patient '1' at TIME 5 \(row 2\)",
         ):
             load(path)
 
@@ -394,13 +394,15 @@ class TestReadingValidFiles:
         assert ds.blq.dtype == jnp.bool_ and ds.obs_mask.dtype == jnp.bool_
         assert jnp.issubdtype(ds.source_rows.dtype, jnp.integer)
 
-    def test_the_dose_time_is_subtracted_and_records_are_sorted_by_time(self, tmp_path):
-        path = ck_file(tmp_path, "1,30,8,0,.,0,0,.", "1,10.5,.,1,450,1,0,.", "1,12,9,0,.,0,0,.", "1,10.5,7,0,.,0,0,.")
+    def test_the_dose_time_is_subtracted(self, tmp_path):
+        path = ck_file(tmp_path, "1,10.5,.,1,450,1,0,.", "1,10.5,7,0,.,0,0,.", "1,12,9,0,.,0,0,.", "1,30,8,0,.,0,0,.")
         ds = load(path)
         np.testing.assert_array_equal(ds.times, [[0.0, 1.5, 19.5]])
         np.testing.assert_array_equal(ds.dv, [[7, 9, 8]])
-        np.testing.assert_array_equal(ds.source_rows, [[5, 4, 2]])
+        np.testing.assert_array_equal(ds.source_rows, [[3, 4, 5]])
         np.testing.assert_array_equal(ds.dose_time, [10.5])
+        assert ds.doses is None  # one infusion: Dataset.dose says it all
+        np.testing.assert_array_equal(ds.dose_events.time, [[0.0]])
 
     def test_patients_keep_the_order_of_first_appearance(self, tmp_path):
         records = ["10,0,.,1,1,1,0,.", "2,0,.,1,2,1,0,.", "10,1,5,0,.,0,0,.", "2,1,6,0,.,0,0,."]
@@ -664,3 +666,166 @@ class TestDataHash:
         # the second pattern: under the jaxtyping+beartype hook the annotation is checked first
         with pytest.raises(TypeError, match="data_hash expects file paths, got 3 of type int|parameter 'paths'"):
             data_hash([3])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Dosing histories, analytes and time-varying covariates (NONMEM conventions)
+# ---------------------------------------------------------------------------------------------------------
+
+DOSING = "ID,TIME,DV,EVID,AMT,MDV,CMT,ADDL,II,RATE,DUR"
+
+
+class TestDosingHistories:
+    def test_a_second_infusion_is_a_second_dose_event_timed_from_the_first(self, tmp_path):
+        path = ck_file(tmp_path, "1,10,.,1,450,1,0,.", "1,12,100,0,.,0,0,.", "1,40,.,1,300,1,0,.",
+                       "1,45,900,0,.,0,0,.")
+        ds = load(path)
+        np.testing.assert_array_equal(ds.dose, [450.0])
+        np.testing.assert_array_equal(ds.dose_time, [10.0])
+        np.testing.assert_array_equal(ds.dose_events.time, [[0.0, 30.0]])
+        np.testing.assert_array_equal(ds.dose_events.amount, [[450.0, 300.0]])
+        np.testing.assert_array_equal(ds.times, [[2.0, 35.0]])
+
+    def test_addl_and_ii_expand_into_explicit_doses(self, tmp_path):
+        path = ck_file(tmp_path, "1,0,.,1,100,1,1,2,12,.,.", "1,1,5,0,.,0,2,.,.,.,.", "1,30,4,0,.,0,2,.,.,.,.",
+                       header=DOSING)
+        ds = load(path)
+        np.testing.assert_array_equal(ds.dose_events.time, [[0.0, 12.0, 24.0]])
+        np.testing.assert_array_equal(ds.dose_events.cmt, [[1, 1, 1]])
+        np.testing.assert_array_equal(ds.analyte_codes, [[2.0, 2.0]])  # the observations' CMT names the analyte
+
+    def test_rate_and_dur_give_the_infusion_duration(self, tmp_path):
+        path = ck_file(tmp_path, "1,0,.,1,100,1,1,.,.,50,.", "1,1,5,0,.,0,1,.,.,.,.", "1,3,.,1,60,1,1,.,.,.,0.5",
+                       "1,4,5,0,.,0,1,.,.,.,.", "1,6,.,1,80,1,1,.,.,40,2", "1,7,5,0,.,0,1,.,.,.,.", header=DOSING)
+        np.testing.assert_array_equal(load(path).dose_events.duration, [[2.0, 0.5, 2.0]])
+
+    @pytest.mark.parametrize(
+        ("record", "column", "message"),
+        [
+            ("1,0,.,1,100,1,1,2,.,.,.", "II", r"ADDL=2 additional doses need an interval, but II is '\.' \(missing\)"),
+            ("1,0,.,1,100,1,1,.,12,.,.", "II", r"II=12 is given without ADDL"),
+            ("1,0,.,1,100,1,1,1.5,12,.,.", "ADDL", r"ADDL must be the number of additional doses"),
+            ("1,0,.,1,100,1,1,.,.,-2,.", "RATE", r"RATE=-2 asks for a modelled infusion rate or duration"),
+            ("1,0,.,1,100,1,1,.,.,50,3", "DUR", r"DUR=3 disagrees with AMT / RATE = 2"),
+            ("1,0,.,1,100,1,0,.,.,.,.", "CMT", r"CMT must be a compartment number"),
+            ("1,0,.,1,100,1,x,.,.,.,.", "CMT", r"CMT is not a number: 'x'"),
+        ],
+    )
+    def test_bad_dosing_columns_name_the_row_and_column(self, tmp_path, record, column, message):
+        path = ck_file(tmp_path, record, "1,1,5,0,.,0,1,.,.,.,.", header=DOSING)
+        with pytest.raises(DataError, match=where(2, column) + message):
+            load(path)
+
+    def test_steady_state_doses_are_refused(self, tmp_path):
+        path = ck_file(tmp_path, "1,0,.,1,100,1,1", "1,1,5,0,.,0,0", header="ID,TIME,DV,EVID,AMT,MDV,SS")
+        with pytest.raises(DataError, match=where(2, "SS") + r"SS=1 \(a steady-state dose\) is not supported"):
+            load(path)
+
+    def test_doses_round_trip_through_write_ck(self, tmp_path):
+        from carkin.data import write_ck
+
+        path = ck_file(tmp_path, "1,0,.,1,100,1,1,1,12,.,.", "1,1,5,0,.,0,2,.,.,.,.", "1,13,4,0,.,0,2,.,.,.,.",
+                       "2,0,.,1,80,1,2,.,.,40,.", "2,5,3,0,.,0,2,.,.,.,.", header=DOSING)
+        original = load(path)
+        write_ck(tmp_path / "out.csv", original)
+        again = load(tmp_path / "out.csv")
+        for name in ("time", "amount", "duration", "cmt", "mask"):
+            np.testing.assert_array_equal(getattr(again.dose_events, name), getattr(original.dose_events, name))
+        np.testing.assert_array_equal(again.analyte_codes, original.analyte_codes)
+        np.testing.assert_array_equal(again.times, original.times)
+
+
+class TestAnalytes:
+    CK = ("1,0,.,1,450,1,.", "1,7,1200,0,.,0,1", "1,7,35,0,.,0,2", "1,14,.,0,.,0,1")
+    HEADER = "ID,TIME,DV,EVID,AMT,MDV,DVID"
+
+    def requirements(self, *analytes):
+        from carkin.data import AnalyteNeed, DataRequirements
+
+        return DataRequirements(analytes=tuple(AnalyteNeed(*a) for a in analytes), source="m.toml")
+
+    def test_dvid_names_each_observations_analyte(self, tmp_path):
+        path = ck_file(tmp_path, *self.CK[:3], header=self.HEADER)
+        ds = load(path, requirements=self.requirements((1.0, "transgene"), (2.0, "flow")))
+        np.testing.assert_array_equal(ds.analyte_codes, [[1.0, 2.0]])
+        assert "analytes (DVID) 1, 2" in ds.summary()
+
+    def test_an_analyte_the_model_does_not_declare_names_its_row(self, tmp_path):
+        path = ck_file(tmp_path, *self.CK[:3], header=self.HEADER)
+        with pytest.raises(DataError, match=where(4, "DVID") + r"analyte code 2 is not declared by m\.toml, which "
+                                                               r"declares transgene \(DVID 1\)"):
+            load(path, requirements=self.requirements((1.0, "transgene"), (3.0, "marker")))
+
+    def test_several_analytes_for_a_one_analyte_model_is_an_error(self, tmp_path):
+        path = ck_file(tmp_path, *self.CK[:3], header=self.HEADER)
+        with pytest.raises(DataError, match=r"the observations name 2 analytes \(DVID 1 \(first on row 3\), 2 \(first "
+                                            r"on row 4\)\), but m\.toml declares one"):
+            load(path, requirements=self.requirements((None, "transgene")))
+
+    def test_a_missing_dvid_on_an_observation_is_an_error(self, tmp_path):
+        path = ck_file(tmp_path, *self.CK[:2], "1,9,10,0,.,0,.", header=self.HEADER)
+        with pytest.raises(DataError, match=where(4, "DVID") + r"DVID is '\.' \(missing\) on an observation"):
+            load(path)
+
+    def test_dv_zero_is_accepted_only_for_an_analyte_with_a_linear_scale_error_model(self, tmp_path):
+        path = ck_file(tmp_path, "1,0,.,1,4,1,1", "1,0,0,0,.,0,2", "1,1,3.5,0,.,0,2", header="ID,TIME,DV,EVID,AMT,MDV,CMT")
+        ds = load(path, requirements=self.requirements((None, "theophylline", False)))
+        np.testing.assert_array_equal(ds.dv, [[0.0, 3.5]])
+        with pytest.raises(DataError, match=where(3, "DV") + r"DV must be > 0 and finite on a quantified observation"):
+            load(path, requirements=self.requirements((None, "transgene", True)))
+
+
+class TestTimeVaryingCovariates:
+    HEADER = "ID,TIME,DV,EVID,AMT,MDV,TOCI,WT"
+    RECORDS = ("1,0,.,1,450,1,0,70", "1,1,10,0,.,0,0,70", "1,3,50,0,.,0,1,70", "1,7,900,0,.,0,.,70",
+               "2,5,.,1,300,1,.,60", "2,6,20,0,.,0,0,60", "2,12,80,0,.,0,0,60")
+
+    def test_a_time_varying_column_becomes_a_step_function_carried_forward(self, tmp_path):
+        from carkin.data import DataRequirements
+
+        path = ck_file(tmp_path, *self.RECORDS, header=self.HEADER)
+        ds = load(path, requirements=DataRequirements(time_varying=("TOCI",)))
+        np.testing.assert_array_equal(ds.steps.first_time_above("TOCI"), [3.0, np.inf])
+        times, values, mask = ds.steps.column("TOCI")
+        np.testing.assert_array_equal(times[0][mask[0]], [-np.inf, 3.0])
+        np.testing.assert_array_equal(values[0][mask[0]], [0.0, 1.0])
+        np.testing.assert_array_equal(np.asarray(ds.steps.rows)[0][mask[0]], [2, 4])
+        with pytest.raises(ValueError, match=r"covariate TOCI changes within patient '1' \(rows 2, 4"):
+            ds.covariate("TOCI")
+
+    def test_a_constant_column_that_varies_names_the_rows_and_the_fix(self, tmp_path):
+        path = ck_file(tmp_path, *self.RECORDS, header=self.HEADER)
+        with pytest.raises(DataError, match=where(4, "TOCI") + r"covariate TOCI is not constant within patient '1'.*"
+                                            r"\[comedication\] indicator"):
+            load(path, covariate_columns=["TOCI"])
+
+    def test_an_event_time_column_may_be_missing_meaning_never(self, tmp_path):
+        from carkin.data import DataRequirements
+
+        ck = ck_file(tmp_path, "1,0,.,1,450,1,0,.", "1,3,50,0,.,0,0,.", "2,0,.,1,300,1,0,.", "2,6,20,0,.,0,0,.")
+        table = write(tmp_path, "ID,TOCI_DAY,TB\n1,2.5,30\n2,.,12\n", "patients.csv")
+        ds = load(ck, table, requirements=DataRequirements(covariates=("TB",), event_times=("TOCI_DAY",)))
+        np.testing.assert_array_equal(ds.covariate("TOCI_DAY"), [2.5, np.inf])
+        with pytest.raises(DataError, match=where(3, "TB", "patients.csv") + "covariate TB is '.' "):
+            load(ck, write(tmp_path, "ID,TOCI_DAY,TB\n1,2.5,30\n2,.,.\n", "patients.csv"),
+                 requirements=DataRequirements(covariates=("TB",), event_times=("TOCI_DAY",)))
+
+
+class TestShippedPKData:
+    """The real data sets carkin ships (Theoph, Phenobarb) read as NONMEM data with several doses and DV = 0."""
+
+    def test_theophylline_reads_with_a_linear_scale_error_model(self):
+        from carkin._resources import shipped_data_file
+        from carkin.data import AnalyteNeed, DataRequirements
+
+        ds = load(shipped_data_file("theophylline", "theophylline.csv"), covariate_columns=["WT"],
+                  requirements=DataRequirements(analytes=(AnalyteNeed(None, "theophylline", False),)))
+        assert ds.n_patients == 12 and ds.n_observations == 132 and not ds.simulated
+        assert (np.asarray(ds.dv)[np.asarray(ds.obs_mask)] == 0).sum() == 9
+
+    def test_phenobarbital_reads_its_repeated_doses(self):
+        from carkin._resources import shipped_data_file
+
+        ds = load(shipped_data_file("phenobarbital", "phenobarbital.csv"), covariate_columns=["WT", "APGAR"])
+        assert ds.n_patients == 59 and ds.n_observations == 155
+        assert int(ds.n_doses.sum()) == 589 and int(ds.n_doses.max()) == 15

@@ -81,7 +81,7 @@ class TestProvenance:
         "text, simulated",
         [
             ("# SIMULATED data: not trial data\nID,X\n1,2\n", True),
-            ("# a simulated cohort\nID,X\n1,2\n", True),  # the word, in any case
+            ("# REAL data (not simulated)\nID,X\n1,2\n", False),  # the marker is the word in capitals
             ("ID,X,SIMULATED\n1,2,0\n2,3,1\n", True),
             ("ID,X,SIMULATED\n1,2,0\n2,3,0\n", False),
             ("ID,X\n1,2\n# SIMULATED after the header is not a leading comment\n", False),
@@ -92,7 +92,7 @@ class TestProvenance:
         assert read_table(_write(tmp_path, text)).simulated is simulated
 
     def test_the_rule_on_its_own(self):
-        assert says_simulated(["SIMULATED"]) and not says_simulated(["real data"])
+        assert says_simulated(["SIMULATED"]) and not says_simulated(["real data, not simulated"])
         assert says_simulated(frame=pd.DataFrame({"SIMULATED": [0, 1]}))
         assert not says_simulated(frame=pd.DataFrame({"SIMULATED": [0, 0]}))
 

@@ -34,8 +34,11 @@ def load(ck, covariates=None, **kwargs):
 def assert_same_dataset(a: Dataset, b: Dataset):
     assert a.patient_ids == b.patient_ids
     assert a.covariate_names == b.covariate_names
-    for name in ("times", "dv", "blq", "lloq", "obs_mask", "dose", "dose_time", "covariates"):
+    assert a.simulated == b.simulated
+    for name in ("times", "dv", "blq", "lloq", "obs_mask", "dose", "dose_time", "covariates", "analyte_codes"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    for name in ("time", "amount", "duration", "cmt", "mask"):
+        np.testing.assert_array_equal(getattr(a.dose_events, name), getattr(b.dose_events, name), err_msg=name)
 
 
 def random_dataset(seed=0, n=7, m=9) -> Dataset:
@@ -110,6 +113,7 @@ class TestWriteCk:
     def test_the_file_is_nonmem_style_with_the_dose_record_first(self, tmp_path):
         write_ck(tmp_path / "out.csv", load(_write(tmp_path, CK)))
         assert (tmp_path / "out.csv").read_text() == (
+            "# SIMULATED data: a virtual cohort, not trial data\n"  # the input said SIMULATED: so does the output
             "ID,TIME,DV,EVID,AMT,MDV,BLQ,LLOQ\n"
             "1,2.5,.,1,450,1,0,.\n"
             "1,3.5,120.25,0,.,0,0,5\n"
@@ -123,7 +127,7 @@ class TestWriteCk:
         target = tmp_path / "out.csv"
         target.write_text("old content\n")
         write_ck(target, load(_write(tmp_path, CK)))
-        assert target.read_text().startswith("ID,TIME")
+        assert target.read_text().startswith("# SIMULATED data")
         assert sorted(os.listdir(tmp_path)) == ["ck.csv", "out.csv"]
 
     def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(self, tmp_path, monkeypatch):

@@ -5,8 +5,11 @@ works on the arrays of `Dataset` or on a `DataTable`'s frame. Provenance travels
 ``Dataset.simulated`` and ``DataTable.simulated`` say whether the data are simulated (`says_simulated`).
 """
 
-from ._dataset import Dataset as Dataset, FlatObservations as FlatObservations
+from ._dataset import CovariateSteps as CovariateSteps, Dataset as Dataset, FlatObservations as FlatObservations
+from ._doses import DoseEvents as DoseEvents, expand_additional_doses as expand_additional_doses, pad_doses as pad_doses
 from ._read import (
+    AnalyteNeed as AnalyteNeed,
+    DataRequirements as DataRequirements,
     data_hash as data_hash,
     load_dataset as load_dataset,
     read_ck as read_ck,

@@ -47,16 +47,66 @@ from ._csv import (
     shown,
     sorted_problems,
 )
-from ._dataset import Dataset
+from ._dataset import NO_ANALYTE, CovariateSteps, Dataset
+from ._doses import DoseEvents, expand_additional_doses, pad_doses
 from ._table import SIMULATED_COLUMN, says_simulated
 
-__all__ = ["load_dataset", "read_ck", "read_covariates", "data_hash"]
+__all__ = ["load_dataset", "read_ck", "read_covariates", "data_hash", "DataRequirements", "AnalyteNeed"]
 
 REQUIRED_CK_COLUMNS = ("ID", "TIME", "DV", "EVID", "AMT", "MDV")
 """Columns every CK file must have."""
 
-RECORD_COLUMNS = REQUIRED_CK_COLUMNS + ("BLQ", "CENS", "LLOQ")
+DOSING_COLUMNS = ("CMT", "ADDL", "II", "RATE", "DUR", "SS")
+"""Optional NONMEM dosing columns: compartment, additional doses at an interval, infusion rate or duration."""
+
+RECORD_COLUMNS = REQUIRED_CK_COLUMNS + ("BLQ", "CENS", "LLOQ", "DVID") + DOSING_COLUMNS
 """Columns with a meaning in the CK file; any other column is ignored unless requested as a covariate."""
+
+_REL_TOL_DURATION = 1e-6
+"""Largest relative difference tolerated between DUR and AMT / RATE when a dose record gives both."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AnalyteNeed:
+    """One analyte a model declares: its code in the data (DVID, else the observation's CMT), its name, and
+    whether its error model works on log DV (then every quantified DV must be > 0).
+
+    ``code`` None: the model's only analyte, which takes any one code (a file without DVID, or with one)."""
+
+    code: float | None
+    name: str
+    positive_dv: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class DataRequirements:
+    """What a model needs of the data, checked when the data are read (so every problem names file, row, column).
+
+    Made by the model (``PopulationSpec.data_requirements()``) and passed to `load_dataset` (``spec=`` or
+    ``requirements=``).
+
+    Attributes
+    ----------
+    covariates : tuple of str
+        Columns needed with one value per patient (covariate effects, model inputs).
+    event_times : tuple of str
+        Columns of per-patient event times, days after the first dose; ``.`` means never (e.g. the start of
+        tocilizumab). Taken from the covariate table, or from the CK file (constant within a patient).
+    time_varying : tuple of str
+        Columns of the CK file that may change within a patient (carried forward from their record), e.g. a
+        0/1 co-medication indicator.
+    analytes : tuple of AnalyteNeed
+        The analytes the model declares; an observation of any other analyte is an error.
+    source : str
+        The model file, for messages.
+    """
+
+    covariates: tuple[str, ...] = ()
+    event_times: tuple[str, ...] = ()
+    time_varying: tuple[str, ...] = ()
+    analytes: tuple[AnalyteNeed, ...] = (AnalyteNeed(None, "the observations"),)
+    source: str = "the model"
+
 
 _REL_TOL_LLOQ = 1e-6
 """Largest relative difference tolerated between DV and LLOQ on a censored record (rounding in files)."""
@@ -72,6 +122,8 @@ def load_dataset(
     covariates_path: PathLike | None = None,
     *,
     covariate_columns: Sequence[str] | None = None,
+    spec=None,
+    requirements: DataRequirements | None = None,
     allow_extra_ids: bool = False,
     verbose: bool = True,
 ) -> Dataset:
@@ -82,13 +134,17 @@ def load_dataset(
     Parameters
     ----------
     ck_path : str or os.PathLike
-        NONMEM-style CK records (CSV). Required columns ``ID, TIME, DV, EVID, AMT, MDV``; optional
-        ``BLQ`` (or its synonym ``CENS``) and ``LLOQ``. TIME in days (any origin), DV in copies/ug gDNA
-        (linear scale), AMT in 10^6 CAR+ T cells on the dose record. See `read_ck` for every rule.
+        NONMEM-style records (CSV). Required columns ``ID, TIME, DV, EVID, AMT, MDV``; optional
+        ``BLQ`` (or its synonym ``CENS``), ``LLOQ``, ``DVID`` (the analyte) and the dosing columns ``CMT,
+        ADDL, II, RATE, DUR``. For CAR-T: TIME in days (any origin), DV in copies/ug gDNA (linear scale), AMT
+        in 10^6 CAR+ T cells; for a conventional drug the units of the data. See `read_ck` for every rule.
     covariates_path : str or os.PathLike, optional
         Covariate table (CSV): one row per patient, an ``ID`` column plus covariate columns
         (e.g. ``TUMOR_BURDEN``, ``AGE``). Text columns (e.g. ``ARM``) may be present as long as they are
         not requested as covariates. See `read_covariates`.
+    spec : carkin.PopulationSpec, optional
+        The model the data are for: its ``data_requirements()`` (the covariates, co-medication columns and
+        analytes it needs) are checked here, and ``covariate_columns`` defaults to what it needs.
     covariate_columns : sequence of str, optional
         Covariates to take, in this order (case-insensitive). With a covariate table and
         ``covariate_columns=None``, every numeric column of the table except ``ID`` is taken (in table
@@ -99,6 +155,8 @@ def load_dataset(
 
     **Other arguments**
 
+    requirements : DataRequirements, optional
+        What ``spec`` would give, for callers without a spec (``spec`` wins when both are given).
     allow_extra_ids : bool, default False
         Accept covariate-table rows for IDs that have no CK records (e.g. patients randomised but never
         infused). They are reported as a count when ``verbose``; otherwise they are an error.
@@ -130,22 +188,34 @@ def load_dataset(
     >>> ds.covariate("TUMOR_BURDEN").shape  # doctest: +SKIP
     (250,)
     """
+    if spec is not None:
+        requirements = spec.data_requirements()
     columns = _check_covariate_columns(covariate_columns)
+    if columns is None and requirements is not None:
+        columns = tuple(dict.fromkeys(c.upper() for c in requirements.covariates + requirements.event_times))
+    never_ok = frozenset(c.upper() for c in requirements.event_times) if requirements is not None else frozenset()
     problems: list[DataProblem] = []
     notes: list[str] = []
     ck_table = read_table(ck_path, problems)
-    ck = _validate_ck(ck_table, problems, notes, covariate_columns=None if covariates_path else columns)
-    cov_table = None
-    if covariates_path is not None:
-        cov_table = read_table(covariates_path, problems)
-        covariates = _validate_covariates(
+    cov_table = read_table(covariates_path, problems) if covariates_path is not None else None
+    # A per-patient column is taken from the covariate table when it has it, else from the CK file.
+    in_table = columns
+    if cov_table is not None and columns is not None and ck_table is not None:
+        in_table = tuple(c for c in columns if c in cov_table.cells or c not in ck_table.cells)
+    in_ck = columns if cov_table is None else tuple(c for c in (columns or ()) if c not in in_table)
+    ck = _validate_ck(ck_table, problems, notes, covariate_columns=in_ck, requirements=requirements,
+                      never_ok=never_ok)
+    if cov_table is not None:
+        from_table = _validate_covariates(
             cov_table,
             problems,
             notes,
             patients=None if ck is None else ck.patients,
-            covariate_columns=columns,
+            covariate_columns=in_table,
             allow_extra_ids=allow_extra_ids,
+            never_ok=never_ok,
         )
+        covariates = None if ck is None or from_table is None else _merge_covariates(columns, from_table, ck.covariates)
     else:
         covariates = None if ck is None else ck.covariates
     if problems:
@@ -380,6 +450,12 @@ class _Records:
     dv: np.ndarray  # DV, or the LLOQ on a censored record
     lloq: np.ndarray  # NaN where not given
     usable: np.ndarray  # ID, TIME, EVID, MDV and BLQ valid: fit for the patient-level checks
+    analyte: np.ndarray  # analyte code: DVID, else the observation's CMT, else NO_ANALYTE
+    cmt: np.ndarray  # int, dosing compartment (0: the model's default, where CMT is not given)
+    addl: np.ndarray  # int, additional doses (0 where not given)
+    ii: np.ndarray  # interdose interval (0 where not given)
+    duration: np.ndarray  # infusion duration of a dose record (0: bolus)
+    dosing_ok: np.ndarray  # the dose record's CMT/ADDL/II/RATE/DUR are valid
 
 
 @dataclasses.dataclass
@@ -393,9 +469,12 @@ class _CK:
     blq: np.ndarray
     lloq: np.ndarray
     rows: np.ndarray
-    dose: np.ndarray  # per patient
-    dose_time: np.ndarray  # per patient
+    analyte: np.ndarray  # analyte code of each kept observation
+    dose: np.ndarray  # per patient: the first dose
+    dose_time: np.ndarray  # per patient: TIME of the first dose (the origin)
+    doses: DoseEvents | None  # every dose, times from the origin; None when some patient has no usable dose
     covariates: _Covariates
+    steps: CovariateSteps | None
 
 
 def _validate_ck(
@@ -404,6 +483,8 @@ def _validate_ck(
     notes: list[str],
     *,
     covariate_columns: tuple[str, ...] | None,
+    requirements: DataRequirements | None = None,
+    never_ok: frozenset[str] = frozenset(),
 ) -> _CK | None:
     """Check every CK rule; append problems and notes. None when no patient could be identified."""
     if table is None:
@@ -413,7 +494,7 @@ def _validate_ck(
     readable, blq_name = _check_ck_header(table, report)
     if not readable:
         return None
-    records = _check_records(table, report, blq_name)
+    records = _check_records(table, report, blq_name, requirements)
 
     codes, unique_ids = pd.factorize(pd.Series(records.ids, dtype=object), sort=False)
     first_rows = np.full(unique_ids.size, np.iinfo(np.int64).max)
@@ -421,10 +502,13 @@ def _validate_ck(
     patients = _Patients(ids=tuple(str(i) for i in unique_ids), first_rows=first_rows, file=table.file)
     dose, dose_time = _check_patients(table, report, records, codes, patients)
     _check_duplicates(report, records)
-    covariates = _ck_covariates(table, report, codes, patients, records.usable, covariate_columns or ())
+    varying = tuple(c.upper() for c in requirements.time_varying) if requirements is not None else ()
+    covariates = _ck_covariates(table, report, codes, patients, records.usable, covariate_columns or (), never_ok)
+    steps = _ck_steps(table, report, codes, patients, records, varying, dose_time)
+    doses = _dose_events(records, codes, len(patients.ids), dose_time)
 
     name = Path(table.file).name
-    other = [c for c in table.columns if c not in RECORD_COLUMNS and c not in (covariate_columns or ())]
+    other = [c for c in table.columns if c not in RECORD_COLUMNS and c not in (covariate_columns or ()) + varying]
     if other:
         notes.append(
             f"columns of {name} not used: {', '.join(other)} (covariates come from the covariate table or from "
@@ -444,9 +528,12 @@ def _validate_ck(
         blq=records.blq[keep],
         lloq=records.lloq[keep],
         rows=table.rows[keep],
+        analyte=records.analyte[keep],
         dose=dose,
         dose_time=dose_time,
+        doses=doses,
         covariates=covariates,
+        steps=steps,
     )
 
 
@@ -475,10 +562,13 @@ def _check_ck_header(table: Table, report: Report) -> tuple[bool, str | None]:
     return report.count() == before, blq_name
 
 
-def _check_records(table: Table, report: Report, blq_name: str | None) -> _Records:
-    """Record-level rules: values, flags, DV and LLOQ on quantified and censored observations."""
+def _check_records(
+    table: Table, report: Report, blq_name: str | None, requirements: DataRequirements | None = None
+) -> _Records:
+    """Record-level rules: values, flags, dosing columns, analytes, DV and LLOQ on quantified and censored
+    observations."""
     cells, n = table.cells, table.rows.size
-    numeric = ("TIME", "DV", "EVID", "AMT", "MDV", "LLOQ", blq_name)
+    numeric = ("TIME", "DV", "EVID", "AMT", "MDV", "LLOQ", "DVID", blq_name) + DOSING_COLUMNS
     parsed = {name: parse_numbers(cells[name]) for name in numeric if name in cells}
     for name, numbers in parsed.items():
         report_bad_numbers(report, name, numbers)
@@ -509,8 +599,9 @@ def _check_records(table: Table, report: Report, blq_name: str | None) -> _Recor
         ~evid.flag() & ~evid.bad,
         "EVID",
         lambda i: (
-            f"EVID must be 0 (observation) or 1 (dose), got {shown(evid.text[i])}. carkin models one "
-            "infusion and observations only (no EVID 2-4 events). Fix: correct the value or remove the record."
+            f"EVID must be 0 (observation) or 1 (dose), got {shown(evid.text[i])}. carkin reads doses and "
+            "observations only (no EVID 2-4 events: other-type, reset and reset-and-dose records). Fix: correct "
+            "the value or remove the record."
         ),
     )
     is_dose = evid.value == 1.0
@@ -575,10 +666,11 @@ def _check_records(table: Table, report: Report, blq_name: str | None) -> _Recor
         is_dose & ~amt.bad & ~amt.positive(),
         "AMT",
         lambda i: (
-            f"AMT must be the dose in 10^6 CAR+ T cells (> 0 and finite) on a dose record (EVID=1), got "
-            f"{shown(amt.text[i])}. Fix: write the infused dose."
+            f"AMT must be the dose (> 0 and finite; 10^6 CAR+ T cells for a CAR-T infusion) on a dose record "
+            f"(EVID=1), got {shown(amt.text[i])}. Fix: write the amount given."
         ),
     )
+    cmt, addl, ii, duration, dosing_ok = _check_dosing(parsed, report, is_dose, is_obs, amt)
 
     # LLOQ: > 0 and finite wherever given on an observation
     if "LLOQ" in parsed:
@@ -597,7 +689,9 @@ def _check_records(table: Table, report: Report, blq_name: str | None) -> _Recor
     else:
         lloq, lloq_value, lloq_absent = None, np.full(n, np.nan), np.ones(n, dtype=bool)
 
-    # DV on quantified observations: > 0 and finite
+    analyte, positive_needed = _check_analytes(parsed, report, informative, cmt, requirements)
+
+    # DV on quantified observations: finite, and > 0 for an analyte whose error model works on log DV
     quantified = informative & blq_valid & ~is_blq
     flagged = f", {blq_name}=0" if blq_name else ""
     censor_hint = f", or {blq_name}=1 with the LLOQ if it was below the limit" if blq_name else ""
@@ -610,13 +704,19 @@ def _check_records(table: Table, report: Report, blq_name: str | None) -> _Recor
         ),
     )
     report.each(
-        quantified & ~dv.missing & ~dv.bad & ~dv.positive(),
+        quantified & ~dv.missing & ~dv.bad & ~dv.positive() & positive_needed,
         "DV",
         lambda i: (
-            f"DV must be > 0 and finite on a quantified observation (copies/ug gDNA; carkin fits log DV), "
-            f"got {dv.text[i]!r}. Fix: a zero or tiny value usually means below the LLOQ: flag the record BLQ=1 "
-            f"(column {blq_name or 'BLQ'}) and put the LLOQ in DV or LLOQ."
+            f"DV must be > 0 and finite on a quantified observation (the model's error model for this analyte "
+            f"works on log DV), got {dv.text[i]!r}. Fix: a zero or tiny value usually means below the LLOQ: flag "
+            f"the record BLQ=1 (column {blq_name or 'BLQ'}) and put the LLOQ in DV or LLOQ; or use an additive or "
+            "proportional error model for this analyte."
         ),
+    )
+    report.each(
+        quantified & ~dv.missing & ~dv.bad & ~dv.finite & ~positive_needed,
+        "DV",
+        lambda i: f"DV must be finite on a quantified observation, got {dv.text[i]!r}. Fix: write the measured value.",
     )
 
     # Censored observations: the LLOQ comes from LLOQ, else from DV (Monolix); when both are given they agree
@@ -666,6 +766,12 @@ def _check_records(table: Table, report: Report, blq_name: str | None) -> _Recor
 
     usable = ~id_missing & time.finite & (time.value >= 0) & evid.flag() & ~mdv_wrong & ~mdv.bad & blq_valid
     return _Records(
+        analyte=analyte,
+        cmt=cmt,
+        addl=addl,
+        ii=ii,
+        duration=duration,
+        dosing_ok=dosing_ok,
         ids=normalise_ids(cells["ID"]),
         time=time,
         evid=evid,
@@ -681,12 +787,157 @@ def _check_records(table: Table, report: Report, blq_name: str | None) -> _Recor
     )
 
 
+def _integer_flag(numbers: Numbers) -> np.ndarray:
+    """Cells that hold a whole number."""
+    return numbers.finite & (numbers.value == np.round(numbers.value))
+
+
+def _check_dosing(parsed: dict[str, Numbers], report: Report, is_dose: np.ndarray, is_obs: np.ndarray, amt: Numbers):
+    """The NONMEM dosing columns CMT, ADDL, II, RATE, DUR (and SS, which is not supported) on dose records.
+
+    Returns per record: the compartment (int, 0 where not given), ADDL (int), II, the infusion duration (0 for a
+    bolus) and whether the record's dosing columns are valid.
+    """
+    n = is_dose.size
+    ok = np.ones(n, dtype=bool)
+
+    def given(name):
+        numbers = parsed.get(name)
+        if numbers is None:
+            return None, np.zeros(n, dtype=bool)
+        return numbers, ~numbers.missing & ~numbers.bad
+
+    cmt_n, cmt_given = given("CMT")
+    cmt = np.zeros(n, dtype=np.int64)
+    if cmt_n is not None:
+        wrong = cmt_given & (is_dose | is_obs) & ~(_integer_flag(cmt_n) & (cmt_n.value >= 1))
+        report.each(wrong, "CMT", lambda i: (
+            f"CMT must be a compartment number (a whole number >= 1), got {cmt_n.text[i]!r}. Fix: write the dosing "
+            "compartment (oral models: 1 depot, 2 central; IV models: 1 central) or '.' for the model's default."))
+        ok &= ~(wrong & is_dose) & ~(is_dose & cmt_n.bad)
+        cmt = np.where(cmt_given & ~wrong, np.nan_to_num(cmt_n.value), 0).astype(np.int64)
+
+    ss_n, ss_given = given("SS")
+    if ss_n is not None:
+        steady = is_dose & ss_given & (ss_n.value != 0)
+        report.each(steady, "SS", lambda i: (
+            f"SS={ss_n.text[i]} (a steady-state dose) is not supported. Fix: write the doses explicitly (ADDL/II "
+            "from the first dose of the regimen) or set SS to 0."))
+        ok &= ~steady
+
+    addl_n, addl_given = given("ADDL")
+    addl = np.zeros(n, dtype=np.int64)
+    if addl_n is not None:
+        wrong = is_dose & addl_given & ~(_integer_flag(addl_n) & (addl_n.value >= 0))
+        report.each(wrong, "ADDL", lambda i: (
+            f"ADDL must be the number of additional doses (a whole number >= 0), got {addl_n.text[i]!r}. Fix: "
+            "correct the value or write '.'."))
+        ok &= ~wrong & ~(is_dose & addl_n.bad)
+        addl = np.where(is_dose & addl_given & ~wrong, np.nan_to_num(addl_n.value), 0).astype(np.int64)
+
+    ii_n, ii_given = given("II")
+    ii = np.zeros(n)
+    if ii_n is not None:
+        wrong = is_dose & ii_given & ~(ii_n.finite & (ii_n.value >= 0))
+        report.each(wrong, "II", lambda i: (
+            f"II must be the interval between doses (> 0 and finite), got {ii_n.text[i]!r}. Fix: correct it."))
+        ok &= ~wrong & ~(is_dose & ii_n.bad)
+        ii = np.where(is_dose & ii_given & ~wrong, ii_n.value, 0.0)
+        without = is_dose & ~wrong & (ii > 0) & (addl == 0)
+        report.each(without, "II", lambda i: (
+            f"II={ii_n.text[i]} is given without ADDL: carkin does not read steady-state dosing from II alone. Fix: "
+            "give ADDL (the number of additional doses at this interval), or write '.' in II."))
+        ok &= ~without
+    needs_ii = is_dose & (addl > 0) & ~(ii > 0)
+    report.each(needs_ii, "ADDL" if ii_n is None else "II", lambda i: (
+        f"ADDL={addl[i]} additional doses need an interval, but II is "
+        f"{'absent' if ii_n is None else shown(ii_n.text[i])}. Fix: write the interdose interval in II (> 0), "
+        "in the unit of TIME."))
+    ok &= ~needs_ii
+
+    duration = np.zeros(n)
+    rate_n, rate_given = given("RATE")
+    dur_n, dur_given = given("DUR")
+    if rate_n is not None:
+        modelled = is_dose & rate_given & np.isin(rate_n.value, (-1.0, -2.0))
+        report.each(modelled, "RATE", lambda i: (
+            f"RATE={rate_n.text[i]} asks for a modelled infusion rate or duration, which carkin does not estimate. "
+            "Fix: give the rate (RATE > 0) or the duration (DUR > 0) of the infusion."))
+        wrong = is_dose & rate_given & ~modelled & ~(rate_n.finite & (rate_n.value >= 0))
+        report.each(wrong, "RATE", lambda i: (
+            f"RATE must be the infusion rate (amount per unit of TIME, > 0; 0 or '.' for a bolus), got "
+            f"{rate_n.text[i]!r}. Fix: correct it."))
+        ok &= ~modelled & ~wrong & ~(is_dose & rate_n.bad)
+        rate_ok = is_dose & rate_given & ~modelled & ~wrong & (rate_n.value > 0) & amt.positive()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            duration = np.where(rate_ok, amt.value / rate_n.value, 0.0)
+    if dur_n is not None:
+        wrong = is_dose & dur_given & ~(dur_n.finite & (dur_n.value >= 0))
+        report.each(wrong, "DUR", lambda i: (
+            f"DUR must be the infusion duration (>= 0, in the unit of TIME; 0 or '.' for a bolus), got "
+            f"{dur_n.text[i]!r}. Fix: correct it."))
+        ok &= ~wrong & ~(is_dose & dur_n.bad)
+        dur = np.where(is_dose & dur_given & ~wrong, dur_n.value, 0.0)
+        both = (duration > 0) & (dur > 0)
+        clash = both & ~(np.abs(duration - dur) <= _REL_TOL_DURATION * dur)
+        report.each(clash, "DUR", lambda i: (
+            f"DUR={dur_n.text[i]} disagrees with AMT / RATE = {duration[i]:g}. Fix: give the rate or the duration, "
+            "or make them agree."))
+        ok &= ~clash
+        duration = np.where(duration > 0, duration, dur)
+    return cmt, addl, ii, duration, ok
+
+
+def _check_analytes(parsed: dict[str, Numbers], report: Report, informative: np.ndarray, cmt: np.ndarray,
+                    requirements: DataRequirements | None) -> tuple[np.ndarray, np.ndarray]:
+    """Each observation's analyte code (DVID, else its CMT, else NO_ANALYTE), checked against the analytes the
+    model declares; and whether each record's DV must be > 0 (log-scale error model)."""
+    n = informative.size
+    dvid = parsed.get("DVID")
+    column = "DVID" if dvid is not None else ("CMT" if "CMT" in parsed else None)
+    code = np.full(n, float(NO_ANALYTE))
+    if dvid is not None:
+        report.each(informative & dvid.missing, "DVID", lambda i: (
+            f"DVID is {shown(dvid.text[i])} on an observation. Fix: write the analyte code of every observation "
+            "(the codes the model's [analytes] tables declare)."))
+        report.each(informative & ~dvid.missing & ~dvid.bad & ~dvid.finite, "DVID", lambda i: (
+            f"DVID must be a finite number, got {dvid.text[i]!r}. Fix: write the analyte code."))
+        code = np.where(informative & dvid.finite, dvid.value, code)
+    elif column == "CMT":
+        code = np.where(informative & (cmt > 0), cmt.astype(float), code)
+    if requirements is None:
+        return code, np.ones(n, dtype=bool)
+    needs = requirements.analytes
+    if len(needs) == 1 and needs[0].code is None:
+        codes = np.unique(code[informative])
+        if codes.size > 1:
+            first = {c: int(np.flatnonzero(informative & (code == c))[0]) for c in codes}
+            report.whole(column, (
+                f"the observations name {codes.size} analytes ({column} "
+                f"{', '.join(f'{c:g} (first on row {report.rows[first[c]]})' for c in codes)}), but "
+                f"{requirements.source} declares one. Fix: declare each analyte in the model ([analytes.<name>] with "
+                f"dvid = <code>), or keep the records of one analyte."))
+        return code, np.full(n, needs[0].positive_dv)
+    known = {float(a.code): a for a in needs}
+    unknown = informative & ~np.isin(code, list(known))
+    declared = ", ".join(f"{a.name} ({column or 'DVID'} {a.code:g})" for a in needs)
+    report.each(unknown, column, lambda i: (
+        f"analyte code {code[i]:g} is not declared by {requirements.source}, which declares {declared}. Fix: "
+        f"declare it ([analytes.<name>] dvid = {code[i]:g}) or remove the records of that analyte.")
+        if column is not None else (
+        f"the file has no DVID (or CMT) column, but {requirements.source} declares several analytes ({declared}). "
+        "Fix: add a DVID column naming each observation's analyte."))
+    positive = np.asarray([known[c].positive_dv if c in known else True for c in code], dtype=bool)
+    return code, positive
+
+
 def _check_patients(
     table: Table, report: Report, records: _Records, codes: np.ndarray, patients: _Patients
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Patient-level rules: one dose record, observations after it, at least one observation.
+    """Patient-level rules: at least one dose, records in time order, observations at or after the first dose,
+    at least one observation.
 
-    Returns the dose (AMT) and the dose TIME per patient (NaN where not known).
+    Returns the first dose (AMT) and its TIME per patient (NaN where not known).
     """
     n = len(patients.ids)
     rows, time, ids = table.rows, records.time, patients.ids
@@ -698,38 +949,53 @@ def _check_patients(
     n_dose = np.bincount(codes[records.is_dose], minlength=n)
     n_informative = np.bincount(codes[records.informative], minlength=n)
     n_mdv_one = np.bincount(codes[records.mdv_one], minlength=n)
-    dose_index = first_index(codes[records.is_dose], np.flatnonzero(records.is_dose), n)
 
     for p in np.flatnonzero(checked & (n_dose == 0)):
         report.whole(
             "ID",
-            f"patient {ids[p]!r} has no dose record (EVID=1). Fix: add the infusion record (EVID=1, AMT = dose in "
-            "10^6 CAR+ T cells, TIME = infusion time) or remove the patient's records.",
+            f"patient {ids[p]!r} has no dose record (EVID=1). Fix: add the dose record (EVID=1, AMT = the dose, "
+            "TIME = when it was given; for CAR-T the infusion, AMT in 10^6 CAR+ T cells) or remove the patient's "
+            "records.",
             row=int(patients.first_rows[p]),
         )
-    for p in np.flatnonzero(checked & (n_dose > 1)):
-        dose_rows = rows[records.is_dose & (codes == p)]
-        report.whole(
-            "EVID",
-            f"patient {ids[p]!r} has {n_dose[p]} dose records (EVID=1 on rows {rows_listed(dose_rows)}); carkin "
-            "models a single CAR-T infusion per patient. Fix: keep the one infusion whose kinetics the records "
-            "follow (for a re-infusion, model the second course as a separate patient ID).",
-            row=int(dose_rows[1]),
-        )
 
-    single = checked & (n_dose == 1)
-    dose = np.where(single, records.amt.value[dose_index], np.nan)
-    dose_time = np.where(single, time.value[dose_index], np.nan)
+    # NONMEM reads a patient's records in file order: a record earlier in time than the one before it is an error
+    usable = np.flatnonzero(records.usable)
+    same = codes[usable[1:]] == codes[usable[:-1]]
+    back = np.zeros(records.usable.size, dtype=bool)
+    back[usable[1:][same & (time.value[usable[1:]] < time.value[usable[:-1]])]] = True
+    previous = np.zeros(records.usable.size, dtype=np.int64)
+    previous[usable[1:]] = usable[:-1]
     report.each(
-        records.informative & single[codes] & (time.value < dose_time[codes]),
+        back,
         "TIME",
         lambda i: (
-            f"observation at TIME {time.text[i]} is before the dose of patient {ids[codes[i]]!r} at TIME "
-            f"{time.text[dose_index[codes[i]]]} (row {rows[dose_index[codes[i]]]}); carkin models the kinetics from "
-            "the infusion on. Fix: remove pre-infusion records (or set MDV=1 on them) or correct TIME."
+            f"TIME {time.text[i]} is earlier than the patient's record before it (row {rows[previous[i]]}, TIME "
+            f"{time.text[previous[i]]}): records must be in time order within a patient, doses and observations "
+            "alike. Fix: sort the file by ID and TIME (doses before observations at the same time)."
         ),
     )
-    for p in np.flatnonzero(single & (n_informative == 0)):
+
+    dosed = checked & (n_dose >= 1)
+    dose_rows = np.flatnonzero(records.is_dose & records.usable)
+    first = np.full(n, -1, dtype=np.int64)
+    if dose_rows.size:  # the earliest dose of each patient (the first in the file at that time)
+        order = dose_rows[np.lexsort((dose_rows, time.value[dose_rows]))]
+        patient, at = np.unique(codes[order], return_index=True)
+        first[patient] = order[at]
+    has_first = dosed & (first >= 0)
+    dose = np.where(has_first, records.amt.value[np.maximum(first, 0)], np.nan)
+    dose_time = np.where(has_first, time.value[np.maximum(first, 0)], np.nan)
+    report.each(
+        records.informative & has_first[codes] & (time.value < dose_time[codes]),
+        "TIME",
+        lambda i: (
+            f"observation at TIME {time.text[i]} is before the first dose of patient {ids[codes[i]]!r} at TIME "
+            f"{time.text[first[codes[i]]]} (row {rows[first[codes[i]]]}); carkin models the kinetics from the first "
+            "dose on. Fix: remove pre-dose records (or set MDV=1 on them) or correct TIME."
+        ),
+    )
+    for p in np.flatnonzero(dosed & (n_informative == 0)):
         ignored = f" (its {n_mdv_one[p]} observation record(s) have MDV=1)" if n_mdv_one[p] else ""
         report.whole(
             "ID",
@@ -741,16 +1007,35 @@ def _check_patients(
     return dose, dose_time
 
 
+def _dose_events(records: _Records, codes: np.ndarray, n: int, dose_time: np.ndarray) -> DoseEvents | None:
+    """Every patient's doses (ADDL/II expanded), times from its first dose, padded to (patients, doses)."""
+    if not np.all(np.isfinite(dose_time)):
+        return None
+    use = records.is_dose & records.usable & records.dosing_ok & records.amt.positive()
+    histories = []
+    for p in range(n):
+        mine = np.flatnonzero(use & (codes == p))
+        histories.append(
+            expand_additional_doses(
+                records.time.value[mine] - dose_time[p], records.amt.value[mine], records.addl[mine],
+                records.ii[mine], duration=records.duration[mine], cmt=records.cmt[mine],
+            )
+        )
+    return pad_doses(histories)
+
+
 def _check_duplicates(report: Report, records: _Records) -> None:
-    """No two records may share (ID, TIME, EVID); each later one is reported with the first one's row."""
+    """No two records may share (ID, TIME, EVID, CMT, analyte); each later one is reported with the first one's
+    row. (Doses into two compartments, or observations of two analytes, at one time are fine.)"""
     keyed = np.flatnonzero(records.usable)
     frame = pd.DataFrame(
-        {"id": records.ids[keyed], "time": records.time.value[keyed], "evid": records.evid.value[keyed]}
+        {"id": records.ids[keyed], "time": records.time.value[keyed], "evid": records.evid.value[keyed],
+         "cmt": records.cmt[keyed], "analyte": records.analyte[keyed]}
     )
     later = frame.duplicated(keep="first").to_numpy()
     if not later.any():
         return
-    group = frame.groupby(["id", "time", "evid"], sort=False).ngroup().to_numpy()
+    group = frame.groupby(["id", "time", "evid", "cmt", "analyte"], sort=False).ngroup().to_numpy()
     first_of = np.full(records.ids.size, -1)  # record index of the first record with the same key
     first_of[keyed] = first_index(group, keyed, int(group.max()) + 1)[group]
     is_later = np.zeros(records.ids.size, dtype=bool)
@@ -774,8 +1059,12 @@ def _ck_covariates(
     patients: _Patients,
     usable: np.ndarray,
     covariate_columns: tuple[str, ...],
+    never_ok: frozenset[str] = frozenset(),
 ) -> _Covariates:
-    """Covariates read from the CK file: each named column numeric, finite and constant within every patient."""
+    """Covariates read from the CK file: each named column numeric, finite and constant within every patient.
+
+    A column of ``never_ok`` (an event time, e.g. the start of a co-medication) may be missing for a patient:
+    its value is then +inf (the event never happened)."""
     rows, n = table.rows, len(patients.ids)
     values = np.full((n, len(covariate_columns)), np.nan)
     for k, name in enumerate(covariate_columns):
@@ -808,14 +1097,14 @@ def _ck_covariates(
         given &= numbers.finite
         # each patient's first given value is its covariate; any other value is reported (once per patient)
         first = first_index(codes[given], np.flatnonzero(given), n)
-        for p in np.flatnonzero(first < 0):
+        for p in np.flatnonzero(first < 0) if name not in never_ok else ():
             report.whole(
                 name,
                 f"covariate {name} has no value for patient {patients.ids[p]!r} (every record is missing or "
                 "invalid). Fix: write the value on the patient's records, or leave it out of covariate_columns.",
                 row=int(patients.first_rows[p]),
             )
-        values[:, k] = np.where(first >= 0, numbers.value[np.maximum(first, 0)], np.nan)
+        values[:, k] = np.where(first >= 0, numbers.value[np.maximum(first, 0)], np.inf if name in never_ok else np.nan)
         differs = given & (numbers.value != values[codes, k])
         once = np.zeros(differs.size, dtype=bool)
         once[first_index(codes[differs], np.flatnonzero(differs), n)[np.unique(codes[differs])]] = True
@@ -824,11 +1113,75 @@ def _ck_covariates(
             name,
             lambda i: (
                 f"covariate {name} is not constant within patient {patients.ids[codes[i]]!r}: "
-                f"{numbers.text[i]!r} here, {numbers.text[first[codes[i]]]!r} on row {rows[first[codes[i]]]}. Fix: a "
-                "covariate has one value per patient; correct it, or give covariates in a covariate table."
+                f"{numbers.text[i]!r} here, {numbers.text[first[codes[i]]]!r} on row {rows[first[codes[i]]]}, but the "
+                "model needs one value per patient. Fix: correct it, give covariates in a covariate table, or, if "
+                "the model can take a value that changes in time (a [comedication] indicator), declare it there."
             ),
         )
     return _Covariates(names=tuple(covariate_columns), values=values)
+
+
+def _ck_steps(
+    table: Table,
+    report: Report,
+    codes: np.ndarray,
+    patients: _Patients,
+    records: _Records,
+    columns: tuple[str, ...],
+    dose_time: np.ndarray,
+) -> CovariateSteps | None:
+    """Time-varying columns of the CK file as step functions, carried forward from each record (LOCF).
+
+    A patient's baseline is the value of its first record that gives the column (missing cells take the value
+    before them); a step is added at every record where a column's carried-forward value changes.
+    """
+    if not columns:
+        return None
+    rows, n = table.rows, len(patients.ids)
+    use = records.usable & np.isfinite(dose_time[codes])
+    values = np.full((use.size, len(columns)), np.nan)
+    for k, name in enumerate(columns):
+        if name not in table.cells:
+            report.whole(name, (
+                f"the model takes {name} as a time-varying column of the CK file, but the file has no such column; "
+                f"columns found: {', '.join(table.columns)}. Fix: add the column (its value on each record, carried "
+                "forward) or correct the name in the model."))
+            continue
+        numbers = parse_numbers(table.cells[name])
+        report_bad_numbers(report, name, numbers)
+        report.each(use & ~numbers.missing & ~numbers.bad & ~numbers.finite, name,
+                    lambda i: f"{name} must be finite, got {numbers.text[i]!r}. Fix: write the value or '.'.")
+        values[:, k] = np.where(numbers.finite, numbers.value, np.nan)
+    index = np.flatnonzero(use)
+    frame = pd.DataFrame(values[index], columns=list(columns))
+    frame["patient"] = codes[index]
+    filled = frame.groupby("patient")[list(columns)].ffill()
+    filled = filled.groupby(frame["patient"]).bfill()  # records before a patient's first value take it
+    carried = filled.to_numpy()
+    missing = np.isnan(carried).all(axis=0) if carried.size else np.zeros(len(columns), bool)
+    patient = codes[index]
+    start = np.r_[True, patient[1:] != patient[:-1]]
+    change = start | np.r_[False, (np.nan_to_num(carried[1:], nan=np.inf) != np.nan_to_num(carried[:-1], nan=np.inf)).any(axis=1)]
+    for k in np.flatnonzero(missing):
+        report.whole(columns[k], f"{columns[k]} has no value on any record. Fix: write its value on the records.")
+    step_rows = index[change]
+    step_patient = patient[change]
+    step_time = np.where(start[change], -np.inf, records.time.value[step_rows] - dose_time[step_patient])
+    counts = np.bincount(step_patient, minlength=n)
+    width = max(int(counts.max(initial=1)), 1)
+    slot = np.arange(step_patient.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    times = np.full((n, width), np.inf)
+    vals = np.full((n, width, len(columns)), np.nan)
+    srows = np.zeros((n, width), dtype=np.int64)
+    mask = np.zeros((n, width), dtype=bool)
+    times[step_patient, slot] = step_time
+    vals[step_patient, slot] = carried[change]
+    srows[step_patient, slot] = rows[step_rows]
+    mask[step_patient, slot] = True
+    last = np.maximum(counts - 1, 0)
+    vals = np.where(mask[..., None], vals, vals[np.arange(n), last][:, None, :])  # padding repeats the last step
+    return CovariateSteps(names=columns, times=jnp.asarray(times), values=jnp.asarray(vals),
+                          rows=jnp.asarray(srows), mask=jnp.asarray(mask))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -844,8 +1197,11 @@ def _validate_covariates(
     patients: _Patients | None,
     covariate_columns: tuple[str, ...] | None,
     allow_extra_ids: bool,
+    never_ok: frozenset[str] = frozenset(),
 ) -> _Covariates | None:
-    """Check the covariate table against the patients (when known); append problems and notes."""
+    """Check the covariate table against the patients (when known); append problems and notes.
+
+    A column of ``never_ok`` (an event time) may be missing: its value is then +inf (never)."""
     if table is None:
         return None
     _note_comments(table, notes)
@@ -934,8 +1290,9 @@ def _validate_covariates(
             continue
         numbers = parsed[column]
         report_bad_numbers(report, column, numbers, where=used)
+        never = numbers.missing if column in never_ok else np.zeros(numbers.missing.shape, dtype=bool)
         report.each(
-            used & ~numbers.bad & ~numbers.finite,
+            used & ~numbers.bad & ~numbers.finite & ~never,
             column,
             lambda i: (
                 f"covariate {column} is {shown(numbers.text[i])} for patient {ids[i]!r}; covariates must be "
@@ -943,13 +1300,22 @@ def _validate_covariates(
                 f"{column} out of covariate_columns."
             ),
         )
-        values[present, k] = numbers.value[use[present]]
+        values[present, k] = np.where(never, np.inf, numbers.value)[use[present]]
     return _Covariates(names=tuple(names), values=values)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Assembly and report
 # ---------------------------------------------------------------------------------------------------------
+
+
+def _merge_covariates(order: tuple[str, ...] | None, *parts: _Covariates) -> _Covariates:
+    """Covariates from the covariate table and the CK file as one table, in the requested order."""
+    names = [n for part in parts for n in part.names]
+    values = np.concatenate([part.values for part in parts], axis=1)
+    order = tuple(names) if order is None else order
+    index = [names.index(n) for n in order]
+    return _Covariates(names=tuple(order), values=values[:, index])
 
 
 def _says_simulated(table: Table | None) -> bool:
@@ -990,7 +1356,19 @@ def _assemble(ck: _CK, covariates: _Covariates, source: str, simulated: bool) ->
         covariate_names=covariates.names,
         source=source,
         simulated=simulated,
+        doses=None if _single_infusion(ck.doses) else ck.doses,
+        analyte=None if np.all(ck.analyte == NO_ANALYTE) else jnp.asarray(padded(ck.analyte, NO_ANALYTE, np.float64)),
+        steps=ck.steps,
     )
+
+
+def _single_infusion(doses: DoseEvents | None) -> bool:
+    """One bolus per patient at its time origin, into the default compartment: `Dataset.dose` says it all."""
+    if doses is None:
+        return True
+    mask = np.asarray(doses.mask)
+    return (mask.shape[1] == 1 and bool(mask.all()) and not np.any(np.asarray(doses.duration))
+            and not np.any(np.asarray(doses.cmt)))
 
 
 def _note_comments(table: Table, notes: list[str]) -> None:

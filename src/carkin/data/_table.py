@@ -7,7 +7,8 @@ when every cell is a whole number and none is missing, float64 otherwise), ``tru
 anything else is text with missing cells as NaN (an empty column is float NaN). Header names keep their case (survival columns are named by
 the user).
 
-Provenance travels with the table: ``DataTable.simulated`` is True when a leading comment says SIMULATED or
+Provenance travels with the table: ``DataTable.simulated`` is True when a leading comment says SIMULATED (the
+word in capitals) or
 a ``SIMULATED`` column holds 1 on any row (`says_simulated`, the one rule carkin uses for every table and for
 CK data sets).
 """
@@ -30,6 +31,7 @@ SIMULATED_COLUMN = "SIMULATED"
 """Column that marks simulated patients (1 on every row of a simulated table)."""
 
 _WHOLE_NUMBER = re.compile(r"^[+-]?\d+$")
+_MARKER = re.compile(r"\bSIMULATED\b")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -59,8 +61,10 @@ class DataTable:
 
 
 def says_simulated(comments: Sequence[str] = (), frame: pd.DataFrame | None = None) -> bool:
-    """The one provenance rule: a comment line mentions SIMULATED, or a SIMULATED column is 1 on any row."""
-    if any("SIMULATED" in c.upper() for c in comments):
+    """The one provenance rule: a leading comment line holds the word SIMULATED (in capitals, as carkin writes
+    it: "# SIMULATED data: ..."; a lower-case "not simulated" is not the marker), or a SIMULATED column is 1 on
+    any row."""
+    if any(_MARKER.search(c) for c in comments):
         return True
     if frame is not None and SIMULATED_COLUMN in frame.columns:
         return bool((pd.to_numeric(frame[SIMULATED_COLUMN], errors="coerce") == 1).any())

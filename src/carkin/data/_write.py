@@ -38,11 +38,14 @@ SIMULATED_NOTE = "SIMULATED data: a virtual cohort, not trial data"
 def write_ck(path: PathLike, dataset: Dataset, *, comment: str | None = None) -> None:
     """Write a Dataset's records as a NONMEM-style CK file.
 
-    Columns ``ID, TIME, DV, EVID, AMT, MDV, BLQ, LLOQ``. For each patient (in ``dataset.patient_ids``
-    order): the dose record first (``TIME = dose_time``, ``DV = .``, ``EVID = 1``, ``AMT = dose``,
-    ``MDV = 1``), then its observation records (``TIME = dose_time + times``, ``EVID = 0``, ``MDV = 0``;
-    on BLQ records ``DV`` holds the LLOQ). Padding is not written. ``.`` marks a missing value (AMT on
-    observations, LLOQ where the dataset has NaN). Covariates are not written: see `write_covariates`.
+    Columns ``ID, TIME, DV, EVID, AMT, MDV, BLQ, LLOQ``, plus ``CMT``, ``DUR`` and ``DVID`` where the data
+    have dosing compartments, infusions or several analytes. For each patient (in ``dataset.patient_ids``
+    order), its records in time order, doses before observations at the same time: dose records (``TIME =
+    dose_time + dose time``, ``DV = .``, ``EVID = 1``, ``AMT`` = the amount, ``MDV = 1``; ADDL/II are written
+    as the explicit doses they stand for) and observation records (``TIME = dose_time + times``, ``EVID = 0``,
+    ``MDV = 0``; on BLQ records ``DV`` holds the LLOQ). Padding is not written. ``.`` marks a missing value
+    (AMT on observations, LLOQ where the dataset has NaN). Covariates are not written: see
+    `write_covariates` (time-varying covariates are not written either).
 
     Parameters
     ----------
@@ -74,27 +77,35 @@ def write_ck(path: PathLike, dataset: Dataset, *, comment: str | None = None) ->
     dose = np.asarray(dataset.dose, dtype=np.float64)
     dose_time = np.asarray(dataset.dose_time, dtype=np.float64)
 
+    doses = dataset.dose_events
+    d_time, d_amount, d_duration = (np.asarray(x, dtype=np.float64) for x in (doses.time, doses.amount, doses.duration))
+    d_cmt, d_mask = np.asarray(doses.cmt), np.asarray(doses.mask, dtype=bool)
+    codes = dataset.analyte_codes
+    # Optional columns only where the data need them, so that a single-infusion CK file keeps its plain layout.
+    extra = [name for name, needed in (("CMT", dataset.doses is not None and np.any(d_cmt[d_mask] != 0)),
+                                       ("DUR", np.any(d_duration[d_mask] > 0)),
+                                       ("DVID", dataset.analyte is not None)) if needed]
+
+    def row(pid, time, dv, evid, amt, mdv, blq_flag, lloq_value, cmt="", dur="", dvid=""):
+        cells = {"CMT": cmt or _MISSING, "DUR": dur or _MISSING, "DVID": dvid or _MISSING}
+        return [pid, time, dv, evid, amt, mdv, blq_flag, lloq_value, *(cells[name] for name in extra)]
+
     records: list[list[str]] = []
     for p, pid in enumerate(ids):
-        records.append([pid, _number(dose_time[p]), _MISSING, "1", _number(dose[p]), "1", "0", _MISSING])
-        slots = np.flatnonzero(mask[p])
-        slots = slots[np.argsort(times[p, slots], kind="stable")]
-        for j in slots:
-            records.append(
-                [
-                    pid,
-                    _number(dose_time[p] + times[p, j]),
-                    _number(dv[p, j]),
-                    "0",
-                    _MISSING,
-                    "0",
-                    "1" if blq[p, j] else "0",
-                    _number(lloq[p, j]),
-                ]
-            )
+        events = []  # (time, 0 for a dose / 1 for an observation, order, record): doses first at equal times
+        for k in np.flatnonzero(d_mask[p]):
+            cmt = str(int(d_cmt[p, k])) if d_cmt[p, k] > 0 else ""
+            dur = _number(d_duration[p, k]) if d_duration[p, k] > 0 else ""
+            events.append((d_time[p, k], 0, k, row(pid, _number(dose_time[p] + d_time[p, k]), _MISSING, "1",
+                                                   _number(d_amount[p, k]), "1", "0", _MISSING, cmt=cmt, dur=dur)))
+        for j in np.flatnonzero(mask[p]):
+            events.append((times[p, j], 1, j, row(pid, _number(dose_time[p] + times[p, j]), _number(dv[p, j]), "0",
+                                                  _MISSING, "0", "1" if blq[p, j] else "0", _number(lloq[p, j]),
+                                                  dvid=_number(codes[p, j]))))
+        records += [record for *_, record in sorted(events, key=lambda e: e[:3])]
     if dataset.simulated and "SIMULATED" not in (comment or "").upper():
         comment = SIMULATED_NOTE if comment is None else f"{SIMULATED_NOTE}\n{comment}"
-    _write_csv(path, list(CK_COLUMNS), records, comment)
+    _write_csv(path, [*CK_COLUMNS, *extra], records, comment)
 
 
 def write_covariates(

@@ -1,7 +1,7 @@
 """Standard linear PK models (one and two compartments; IV bolus, infusion, first-order absorption), closed
 form with superposition over any dosing history."""
 
-from ._doses import (
+from ...data._doses import (
     DoseEvents as DoseEvents,
     expand_additional_doses as expand_additional_doses,
     pad_doses as pad_doses,

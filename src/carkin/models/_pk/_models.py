@@ -22,7 +22,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from ._doses import DoseEvents
+from ...data._doses import DoseEvents
 from ._one_compartment import one_compartment_concentration_from_terms, one_compartment_terms
 from ._two_compartment import hybrid_rates, two_compartment_concentration_from_terms, two_compartment_terms
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from ._doses import DoseEvents
+from ...data._doses import DoseEvents
 from ._kernels import dose_kernel
 from ._superposition import dose_terms, superpose
 

@@ -23,7 +23,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from ._doses import DoseEvents
+from ...data._doses import DoseEvents
 
 __all__ = ["dose_terms", "superpose"]
 
