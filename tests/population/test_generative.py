@@ -31,12 +31,31 @@ class TestResidualSD:
         np.testing.assert_allclose(np.asarray(sd), [0.5, np.sqrt(0.09 + (20.0 / 1e8) ** 2)], rtol=1e-14)
 
     def test_the_combined_model_needs_sigma_add(self):
-        with pytest.raises(ValueError, match='"combined" error model needs sigma_add'):
+        with pytest.raises(ValueError, match="the 'combined' error model needs sigma_add; got None"):
             residual_sd("combined", jnp.zeros(2), 0.3)
 
     def test_an_unknown_error_model_lists_the_valid_ones(self):
-        with pytest.raises(ValueError, match="unknown error model 'proportional'; choose one of additive_log, combined"):
-            residual_sd("proportional", jnp.zeros(2), 0.3)
+        with pytest.raises(ValueError, match="unknown error model 'exponential'; choose one of additive_log, combined, "
+                                             "additive, proportional, additive_proportional"):
+            residual_sd("exponential", jnp.zeros(2), 0.3)
+
+    @pytest.mark.parametrize(
+        ("residual", "expected"),
+        [("additive", lambda c: 2.0 + 0 * c), ("proportional", lambda c: 0.3 * c),
+         ("additive_proportional", lambda c: np.sqrt(2.0**2 + (0.3 * c) ** 2))],
+    )
+    def test_the_linear_scale_models_give_the_sd_of_dv(self, residual, expected):
+        c = np.array([0.5, 5.0, 50.0])
+        np.testing.assert_allclose(residual_sd(residual, jnp.log(c), 0.3, 2.0), expected(c), rtol=1e-14)
+
+    def test_linear_scale_observations_are_c_plus_sd_eps_and_censor_on_dv(self):
+        c, eps = jnp.array([0.1, 1.0, 10.0]), jnp.array([-1.0, 0.5, 2.0])
+        obs = sample_observations(jnp.log(c), eps, residual="additive", sigma=None, sigma_add=0.4,
+                                  log_lloq=jnp.log(0.2))
+        np.testing.assert_allclose(obs.value, c + 0.4 * eps, rtol=1e-14)
+        assert obs.blq.tolist() == [True, False, False]  # -0.3 < 0.2: below the LLOQ
+        np.testing.assert_allclose(obs.dv, [0.2, 1.2, 10.8], rtol=1e-14)
+        assert np.isnan(np.asarray(obs.log_value)[0])  # a negative value has no log
 
     def test_the_likelihood_uses_the_same_formula(self, spec):
         """The fit's per-patient log-likelihood of a combined-error model is the normal density with this SD."""

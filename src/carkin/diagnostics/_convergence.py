@@ -8,6 +8,8 @@ import pandas as pd
 __all__ = ["POPULATION_SITES", "convergence_table", "convergence_verdict"]
 
 POPULATION_SITES = ("mu", "omega", "beta", "sigma", "sigma_add")
+"""The population sites of a single-analyte spec without co-medication (`carkin.population.population_sites`
+gives any spec's)."""
 
 
 def convergence_table(fit) -> pd.DataFrame:
@@ -16,7 +18,9 @@ def convergence_table(fit) -> pd.DataFrame:
     Individual parameters (``phi``) are left out: one row per patient would bury the population rows
     (the manifest records their worst R-hat).
     """
-    names = [s for s in POPULATION_SITES if s in fit.idata.posterior]
+    from ..population import population_sites
+
+    names = [s for s, _ in population_sites(fit.spec) if s in fit.idata.posterior]
     one_chain = fit.idata.posterior.sizes["chain"] < 2
     table = az.summary(fit.idata, var_names=names, hdi_prob=0.9, kind="all" if not one_chain else "stats")
     return table.reset_index(names="site")

@@ -66,7 +66,9 @@ def joint_model(ck_data, spec, arrays: SurvivalArrays, index, lloq, metric, cent
 
 def _ck_init(fit) -> dict:
     """Posterior medians of the CK fit's sampled sites, as starting values."""
-    sampled = {"mu", "omega", "beta", "sigma", "sigma_add", fit.spec.individual_site}
+    from ..population import population_sites
+
+    sampled = {name for name, _ in population_sites(fit.spec)} | {fit.spec.individual_site}
     out = {}
     for name in sampled:
         if name in fit.idata.posterior:

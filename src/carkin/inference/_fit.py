@@ -23,7 +23,10 @@ def population_draws(posterior, spec: PopulationSpec) -> dict[str, np.ndarray]:
 
     Returns ``typical_<name>`` for every individual parameter, the model's derived typical values
     (``typical_alpha``, ``typical_foldx`` for the multiphasic model), ``omega_<name>`` (IIV SD on the
-    transformed scale), ``beta_<covariate>_<name>``, ``sigma`` (and ``sigma_add`` for combined error).
+    transformed scale), ``beta_<covariate>_<name>``, ``gamma_<comedication>_<process>`` (log multipliers) with
+    ``fold_<comedication>_<process>`` = exp(gamma), the residual parameters (``sigma``, ``sigma_add``; per
+    analyte ``sigma_<analyte>``, ``sigma_add_<analyte>`` when the spec has several) and each scaled analyte's
+    factor ``scale_<analyte>``.
     """
     mu = np.asarray(posterior["mu"])
     typical = {k: np.asarray(v) for k, v in natural_parameters(spec, jnp.asarray(mu)).items()}
@@ -35,9 +38,18 @@ def population_draws(posterior, spec: PopulationSpec) -> dict[str, np.ndarray]:
     if spec.effects:
         beta = np.asarray(posterior["beta"])
         out.update({name: beta[..., e] for e, name in enumerate(spec.effect_names)})
-    out["sigma"] = np.asarray(posterior["sigma"])
-    if spec.residual == "combined":
-        out["sigma_add"] = np.asarray(posterior["sigma_add"])
+    if spec.comedications:
+        gamma = np.asarray(posterior["gamma"])
+        for e, name in enumerate(spec.comedication_effect_names):
+            out[name] = gamma[..., e]
+            out[name.replace("gamma_", "fold_", 1)] = np.exp(gamma[..., e])
+    for analyte in spec.analytes:
+        for site in spec.residual_sites(analyte):
+            if site:
+                out[site] = np.asarray(posterior[site])
+        site = spec.scale_site(analyte)
+        if site:
+            out[f"scale_{analyte.name}"] = np.exp(np.asarray(posterior[site]))
     return out
 
 

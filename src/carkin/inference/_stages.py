@@ -23,6 +23,9 @@ from ..population import (
     individual_means,
     likelihood_whitening,
     patient_log_likelihood,
+    population_extras,
+    population_sites,
+    whitening_reference,
 )
 
 __all__ = ["second_stage", "patient_log_density", "stranded_patients", "restart_stranded", "whitened_start"]
@@ -36,7 +39,7 @@ def patient_log_density(spec: PopulationSpec, data, draws: dict) -> np.ndarray:
 
     ``draws``: {site: (chains, draws, ...)}. Draws whose ODE solve failed give -inf for every patient.
     """
-    names = [n for n in ("mu", "beta", "omega", "sigma", "sigma_add", "phi") if n in draws]
+    names = [n for n, _ in population_sites(spec) if n in draws] + ["phi"]
     chains, n_draws = draws["phi"].shape[:2]
     flat = {n: jnp.asarray(draws[n].reshape(chains * n_draws, *draws[n].shape[2:])) for n in names}
     return np.asarray(_flat_patient_log_density(spec, data, flat)).reshape(chains, n_draws, -1)
@@ -50,7 +53,8 @@ def _flat_patient_log_density(spec: PopulationSpec, data, flat: dict):
         beta = d.get("beta", jnp.zeros((0,)))
         loc = individual_means(spec, d["mu"], beta, data.covariate_z)
         prior = jax.scipy.stats.norm.logpdf(d["phi"], loc, d["omega"]).sum(-1)
-        return patient_log_likelihood(spec, data, d["phi"], d["sigma"], d.get("sigma_add")) + prior
+        sigma, sigma_add, log_scale, gamma = population_extras(spec, d)
+        return patient_log_likelihood(spec, data, d["phi"], sigma, sigma_add, log_scale=log_scale, gamma=gamma) + prior
 
     return jax.lax.map(one, flat)
 
@@ -79,11 +83,12 @@ def whitened_start(draws: dict, spec: PopulationSpec, data, whitening: Whitening
     ``draws``: the first stage's warm-up draws by chain, {site: (chains, draws, ...)}.
     """
     last = {name: values[:, -1] for name, values in draws.items()}
-    start = {name: last[name] for name in ("mu", "beta") if name in last}
-    start.update({name: np.log(last[name]) for name in ("omega", "sigma", "sigma_add") if name in last})
+    start = {name: np.log(last[name]) if positive else last[name] for name, positive in population_sites(spec)}
     beta = last.get("beta", np.zeros((chains, 0)))
+    sigma, sigma_add, _, _ = population_extras(spec, last)
+    reference = np.asarray(whitening_reference(spec, sigma, sigma_add))  # (chains,)
     start["phi_z"] = np.asarray(_whiten_chains(spec, whitening, data.covariate_z, last["mu"], beta, last["omega"],
-                                               last["sigma"], last["phi"]))
+                                               reference, last["phi"]))
     return start if chains > 1 else {name: value[0] for name, value in start.items()}
 
 
@@ -142,8 +147,7 @@ def second_stage(spec: PopulationSpec, data, patient_ids, draws: dict) -> tuple[
         stranded, best = stranded_patients(patient_log_density(spec, data, recent))
         if stranded.any():
             phi_hat, draws, restarted = restart_stranded(settled, draws, stranded, best, patient_ids)
-    whitening = likelihood_whitening(
-        spec, data, phi_hat, float(settled["sigma"].mean()),
-        float(settled["sigma_add"].mean()) if "sigma_add" in settled else None,
-    )
+    means = {name: settled[name].mean(axis=(0, 1)) for name, _ in population_sites(spec)}
+    sigma, sigma_add, log_scale, gamma = population_extras(spec, means)
+    whitening = likelihood_whitening(spec, data, phi_hat, sigma, sigma_add, log_scale=log_scale, gamma=gamma)
     return whitening, whitened_start(draws, spec, data, whitening, chains), restarted

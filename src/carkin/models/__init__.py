@@ -1,4 +1,5 @@
-"""Kinetic models of CAR-T expansion, contraction and persistence: closed form and ODE (diffrax)."""
+"""Kinetic models: CAR-T expansion, contraction and persistence (closed form and ODE, diffrax), and the standard
+linear PK models (one and two compartments, closed form with superposition over any dosing history)."""
 
 from ._cart_tumor import CarTumor as CarTumor
 from ._effector_memory import EffectorMemory as EffectorMemory
@@ -15,4 +16,10 @@ from ._ode import (
     log_concentration_grid as log_concentration_grid,
     result_message as result_message,
 )
-from ._registry import MODELS as MODELS, get_model as get_model, is_ode_model as is_ode_model
+from ._pk import OneCompartment as OneCompartment, TwoCompartment as TwoCompartment
+from ._registry import (
+    MODELS as MODELS,
+    STRUCTURE_OPTIONS as STRUCTURE_OPTIONS,
+    get_model as get_model,
+    is_ode_model as is_ode_model,
+)

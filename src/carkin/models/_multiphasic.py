@@ -140,6 +140,9 @@ class Multiphasic(eqx.Module):
     # The closed form can be evaluated record by record (parameters gathered per observation); ODE
     # models cannot and are evaluated on each patient's padded schedule instead.
     elementwise: ClassVar[bool] = True
+    # What the model predicts (the analytes of a spec observe these), and the rates co-medication can switch.
+    outputs: ClassVar[tuple[str, ...]] = ("transgene",)
+    switch_processes: ClassVar[tuple[str, ...]] = ()
 
     def structural(self, individual: dict[str, Float[Array, "..."]]) -> MultiphasicParams:
         """Structural parameters from individual parameters (natural scale, any batch shape)."""

@@ -6,8 +6,21 @@ from ._cart_tumor import CarTumor
 from ._effector_memory import EffectorMemory
 from ._multiphasic import Multiphasic
 from ._ode import ODEOptions
+from ._pk import OneCompartment, TwoCompartment
 
-MODELS = {"multiphasic": Multiphasic, "effector_memory": EffectorMemory, "cart_tumor": CarTumor}
+MODELS = {
+    "multiphasic": Multiphasic,
+    "effector_memory": EffectorMemory,
+    "cart_tumor": CarTumor,
+    "pk_one_compartment": OneCompartment,
+    "pk_two_compartment": TwoCompartment,
+}
+
+STRUCTURE_OPTIONS: dict[str, dict[str, object]] = {
+    "pk_one_compartment": {"route": "iv", "parameterization": "cl_v", "lag": False},
+    "pk_two_compartment": {"route": "iv", "lag": False},
+}
+"""Models with structural options (the spec's ``[structure]`` table) and each option's default."""
 
 
 def is_ode_model(name: str) -> bool:
@@ -15,7 +28,13 @@ def is_ode_model(name: str) -> bool:
     return not getattr(MODELS[name], "elementwise", True)
 
 
-def get_model(name: str, *, ode: ODEOptions | None = None, constants: dict[str, float] | None = None):
+def get_model(
+    name: str,
+    *,
+    ode: ODEOptions | None = None,
+    constants: dict[str, float] | None = None,
+    structure: dict[str, object] | None = None,
+):
     """Return the kinetic model registered under ``name``.
 
     Parameters
@@ -26,12 +45,14 @@ def get_model(name: str, *, ode: ODEOptions | None = None, constants: dict[str, 
         Solver options of an ODE model (default: the model's own defaults).
     constants : dict of str -> float, optional
         Overrides of an ODE model's fixed constants (``MODELS[name].constants``).
+    structure : dict, optional
+        Structural options of a PK model (``STRUCTURE_OPTIONS[name]``: route, parameterization, lag).
 
     Raises
     ------
     ValueError
-        If ``name`` is not registered (the message lists the valid names), or options/constants are given
-        for a model that does not take them.
+        If ``name`` is not registered (the message lists the valid names), or options, constants or structure
+        are given for a model that does not take them (the message names them and the valid ones).
     """
     try:
         cls = MODELS[name]
@@ -41,10 +62,18 @@ def get_model(name: str, *, ode: ODEOptions | None = None, constants: dict[str, 
             f"{', '.join(sorted(MODELS))}"
         ) from None
     constants = dict(constants or {})
+    structure = dict(structure or {})
+    valid = STRUCTURE_OPTIONS.get(name, {})
+    unknown = [k for k in structure if k not in valid]
+    if unknown:
+        raise ValueError(
+            f"the {name} model has no structural option(s) {', '.join(map(repr, unknown))}; its options: "
+            f"{', '.join(valid) or '(none)'}"
+        )
     if not is_ode_model(name):
         if ode is not None or constants:
             raise ValueError(f"the {name} model is a closed form: it takes no ODE options or constants")
-        return cls()
+        return cls(**{**valid, **structure})
     unknown = [k for k in constants if k not in cls.constants]
     if unknown:
         raise ValueError(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import arviz as az
 
-__all__ = ["plot_trace"]
+from ..population import population_sites
 
-_SITES = ("mu", "omega", "beta", "sigma", "sigma_add")
+__all__ = ["plot_trace"]
 
 
 def plot_trace(fit, *, var_names: list[str] | None = None, simulated: bool | None = None):
@@ -25,7 +25,7 @@ def plot_trace(fit, *, var_names: list[str] | None = None, simulated: bool | Non
     matplotlib.figure.Figure
     """
     simulated = fit.simulated if simulated is None else simulated
-    names = var_names or [s for s in _SITES if s in fit.idata.posterior]
+    names = var_names or [s for s, _ in population_sites(fit.spec) if s in fit.idata.posterior]
     axes = az.plot_trace(fit.idata, var_names=names, compact=True, show=False,
                          backend_kwargs={"figsize": (10, 1.9 * len(names))})
     fig = axes.ravel()[0].figure

@@ -15,6 +15,12 @@ from ._generative import (
 from ._model import (
     PopulationData as PopulationData,
     check_solves as check_solves,
+    comedication_starts as comedication_starts,
+    model_context as model_context,
+    population_extras as population_extras,
+    population_sites as population_sites,
+    record_analytes as record_analytes,
+    whitening_reference as whitening_reference,
     covariate_design as covariate_design,
     log_likelihood as log_likelihood,
     model_inputs as model_inputs,
@@ -26,6 +32,9 @@ from ._model import (
 )
 from ._sharding import shard_records as shard_records
 from ._spec import (
+    RESIDUAL_MODELS as RESIDUAL_MODELS,
+    AnalyteSpec as AnalyteSpec,
+    Comedication as Comedication,
     CovariateEffect as CovariateEffect,
     InputSpec as InputSpec,
     ParameterSpec as ParameterSpec,

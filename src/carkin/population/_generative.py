@@ -5,9 +5,10 @@ Every simulator of carkin draws observations the same way, and this module is th
 1. individual parameters (transformed scale) from population values and standard-normal draws,
    ``phi = mu + covariate effects(beta, z) + omega * eta`` (`individual_parameters`);
 2. the kinetic model's prediction log C (the caller's layout: records, a common grid, a padded schedule);
-3. residual error on the log scale, ``log y = log C + sd * eps`` with ``eps ~ N(0, 1)`` and ``sd`` from
-   the spec's error model (`residual_sd`, the formula the likelihood uses too);
-4. censoring at the LLOQ: ``BLQ = log y < log LLOQ``, and the recorded DV is the LLOQ on a BLQ record (the
+3. residual error, on the log scale for the log-scale error models (``log y = log C + sd * eps``) and on
+   DV's own scale for the linear ones (``y = C + sd * eps``), ``eps ~ N(0, 1)`` and ``sd`` from the
+   analyte's error model (`residual_sd`, the formula the likelihood uses too);
+4. censoring at the LLOQ: ``BLQ = y < LLOQ``, and the recorded DV is the LLOQ on a BLQ record (the
    Monolix / nlmixr2 convention of carkin's data format) (`censor`).
 
 `sample_observations` is steps 3 and 4. The functions take the standard-normal draws (``eta``, ``eps``)
@@ -26,55 +27,75 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float
 
-from ._spec import RESIDUAL_MODELS, PopulationSpec
+from ._spec import LOG_SCALE_RESIDUALS, RESIDUAL_MODELS, PopulationSpec
 
 __all__ = [
     "Observations", "censor", "individual_means", "individual_parameters", "residual_sd", "sample_observations",
 ]
 
-ResidualModel = Literal["additive_log", "combined"]
+ResidualModel = Literal["additive_log", "combined", "additive", "proportional", "additive_proportional"]
 
 
 def residual_sd(
     residual: ResidualModel,
     log_c: Float[ArrayLike, "..."],
-    sigma: Float[ArrayLike, ""],
-    sigma_add: Float[ArrayLike, ""] | None = None,
+    sigma: Float[ArrayLike, "..."] | None,
+    sigma_add: Float[ArrayLike, "..."] | None = None,
 ) -> Float[Array, "..."]:
-    """Residual SD on the log scale of the spec's error model (``PopulationSpec.residual``).
+    """Residual SD of an error model (`carkin.population.RESIDUAL_MODELS`), on the scale the model works on.
+
+    Log scale (the SD of log DV):
 
     - ``"additive_log"``: ``sd = sigma`` (a constant coefficient of variation, in log units);
     - ``"combined"``: ``sd = sqrt(sigma^2 + (sigma_add / C)^2)``, the first-order log-scale SD of
       proportional plus additive error, so that the additive part dominates near the LLOQ.
 
+    Linear scale (the SD of DV):
+
+    - ``"additive"``: ``sd = sigma_add``;
+    - ``"proportional"``: ``sd = sigma C``;
+    - ``"additive_proportional"``: ``sd = sqrt(sigma_add^2 + (sigma C)^2)``.
+
     Parameters
     ----------
-    residual : {"additive_log", "combined"}
+    residual : str
+        The error model.
     log_c : Float[ArrayLike, "..."]
-        Predicted log concentration, log(copies/ug gDNA); any shape.
-    sigma : Float[ArrayLike, ""]
-        Log-scale residual SD.
-    sigma_add : Float[ArrayLike, ""], optional
-        Additive residual SD, copies/ug gDNA ("combined" only).
+        Predicted log concentration (log of the analyte's unit); any shape.
+    sigma : Float[ArrayLike, "..."], optional
+        Log-scale SD, or the proportional coefficient; scalar or broadcastable against ``log_c``.
+    sigma_add : Float[ArrayLike, "..."], optional
+        Additive SD, in the analyte's unit.
 
     Returns
     -------
     Float[Array, "..."]
-        ``sigma`` itself (a scalar) for ``"additive_log"``; the per-prediction SD, shaped like ``log_c``,
-        for ``"combined"``.
+        ``sigma`` or ``sigma_add`` itself where the SD does not depend on C; else shaped like ``log_c``.
 
     Raises
     ------
     ValueError
-        For an unknown error model, or ``"combined"`` without ``sigma_add``.
+        For an unknown error model, or a parameter it needs given as None.
     """
+    needs_sigma = residual in ("additive_log", "combined", "proportional", "additive_proportional")
+    needs_add = residual in ("combined", "additive", "additive_proportional")
+    if residual not in RESIDUAL_MODELS:
+        raise ValueError(f"residual_sd: unknown error model {residual!r}; choose one of {', '.join(RESIDUAL_MODELS)}")
+    missing = [n for n, need, value in (("sigma", needs_sigma, sigma), ("sigma_add", needs_add, sigma_add))
+               if need and value is None]
+    if missing:
+        raise ValueError(f"residual_sd: the {residual!r} error model needs {' and '.join(missing)}; got None")
     if residual == "additive_log":
         return jnp.asarray(sigma)
+    if residual == "additive":
+        return jnp.asarray(sigma_add)
+    log_c = jnp.asarray(log_c)
     if residual == "combined":
-        if sigma_add is None:
-            raise ValueError('residual_sd: the "combined" error model needs sigma_add (copies/ug); got None')
-        return jnp.sqrt(sigma**2 + (sigma_add * jnp.exp(-jnp.asarray(log_c))) ** 2)
-    raise ValueError(f"residual_sd: unknown error model {residual!r}; choose one of {', '.join(RESIDUAL_MODELS)}")
+        return jnp.sqrt(sigma**2 + (sigma_add * jnp.exp(-log_c)) ** 2)
+    c = jnp.exp(log_c)
+    if residual == "proportional":
+        return sigma * c
+    return jnp.sqrt(sigma_add**2 + (sigma * c) ** 2)
 
 
 def _effect_matrix(spec: PopulationSpec) -> np.ndarray:
@@ -138,7 +159,7 @@ def censor(
     Parameters
     ----------
     log_y : Float[ArrayLike, "..."]
-        Log observations, log(copies/ug gDNA).
+        Log observations (log of the analyte's unit).
     log_lloq : Float[ArrayLike, "..."]
         Log LLOQ, broadcastable against ``log_y``; ``-inf`` for a record that cannot be censored.
 
@@ -160,16 +181,31 @@ class Observations(eqx.Module):
     Attributes
     ----------
     log_value : Float[Array, "..."]
-        Log observation before censoring, log(copies/ug gDNA) (what NPDE compares with).
+        log of the observation before censoring (NaN where a linear-scale observation is <= 0): what NPDE
+        compares with on the log scale.
     log_dv : Float[Array, "..."]
-        The recorded log DV: ``log_value``, or the log LLOQ on a BLQ record.
+        log of the recorded DV: ``log_value``, or the log LLOQ on a BLQ record.
     blq : Bool[Array, "..."]
         Below the LLOQ (all False when no LLOQ was given).
+    value : Float[Array, "..."]
+        The observation before censoring, in the analyte's unit (may be <= 0 for a linear-scale error model).
+    dv : Float[Array, "..."]
+        The recorded DV: ``value``, or the LLOQ on a BLQ record.
+
+    The log fields of a log-scale error model are computed on the log scale (``log C + sd * eps``), exactly.
     """
 
     log_value: Float[Array, "..."]
     log_dv: Float[Array, "..."]
     blq: Bool[Array, "..."]
+    value: Float[Array, "..."]
+    dv: Float[Array, "..."]
+
+
+def _safe_log(x):
+    """log x, NaN where x <= 0 (a linear-scale observation can be), without a warning or a NaN gradient."""
+    positive = x > 0
+    return jnp.where(positive, jnp.log(jnp.where(positive, x, 1.0)), jnp.nan)
 
 
 def sample_observations(
@@ -177,31 +213,32 @@ def sample_observations(
     eps: Float[ArrayLike, "..."],
     *,
     residual: ResidualModel,
-    sigma: Float[ArrayLike, ""],
-    sigma_add: Float[ArrayLike, ""] | None = None,
+    sigma: Float[ArrayLike, "..."] | None,
+    sigma_add: Float[ArrayLike, "..."] | None = None,
     log_lloq: Float[ArrayLike, "..."] | None = None,
 ) -> Observations:
-    """Observations from predictions: log-scale residual error (`residual_sd`), then censoring at the LLOQ.
+    """Observations from predictions: residual error (`residual_sd`), then censoring at the LLOQ.
 
-    ``log y = log C + sd * eps``; ``BLQ = log y < log LLOQ``; the recorded DV is the LLOQ where BLQ.
+    Log-scale error models: ``log y = log C + sd * eps``; linear ones: ``y = C + sd * eps``. Then ``BLQ =
+    y < LLOQ`` and the recorded DV is the LLOQ where BLQ.
 
     Parameters
     ----------
     log_c : Float[ArrayLike, "..."]
-        Predicted log concentration, log(copies/ug gDNA); any shape (records, patients x times, ...).
+        Predicted log concentration (log of the analyte's unit); any shape (records, patients x times, ...).
     eps : Float[ArrayLike, "..."]
         Standard-normal draws of ``log_c``'s shape (the caller's random stream).
-    residual : {"additive_log", "combined"}
-        The error model (``spec.residual``).
+    residual : str
+        The analyte's error model.
     sigma, sigma_add
-        As in `residual_sd` (log-scale SD; additive SD in copies/ug, "combined" only).
+        As in `residual_sd`.
     log_lloq : Float[ArrayLike, "..."], optional
         Log LLOQ, broadcastable against ``log_c``; None: nothing is censored.
 
     Returns
     -------
     Observations
-        ``log_value`` (uncensored), ``log_dv`` (censored) and ``blq``.
+        ``value`` (uncensored), ``dv`` (censored) and ``blq``.
 
     Examples
     --------
@@ -211,8 +248,19 @@ def sample_observations(
     [True, False]
     """
     log_c = jnp.asarray(log_c)
-    log_value = log_c + residual_sd(residual, log_c, sigma, sigma_add) * eps
+    sd = residual_sd(residual, log_c, sigma, sigma_add)
+    if residual in LOG_SCALE_RESIDUALS:
+        log_value = log_c + sd * eps
+        if log_lloq is None:
+            blq, log_dv = jnp.zeros(log_value.shape, dtype=bool), log_value
+        else:
+            log_dv, blq = censor(log_value, log_lloq)
+        return Observations(log_value=log_value, log_dv=log_dv, blq=blq, value=jnp.exp(log_value), dv=jnp.exp(log_dv))
+    value = jnp.exp(log_c) + sd * eps
     if log_lloq is None:
-        return Observations(log_value=log_value, log_dv=log_value, blq=jnp.zeros(log_value.shape, dtype=bool))
-    log_dv, blq = censor(log_value, log_lloq)
-    return Observations(log_value=log_value, log_dv=log_dv, blq=blq)
+        blq, dv = jnp.zeros(value.shape, dtype=bool), value
+    else:
+        lloq = jnp.exp(jnp.asarray(log_lloq))
+        blq = ~(value >= lloq) & (lloq > 0)
+        dv = jnp.where(blq, lloq, value)
+    return Observations(log_value=_safe_log(value), log_dv=_safe_log(dv), blq=blq, value=value, dv=dv)

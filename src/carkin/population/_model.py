@@ -15,7 +15,15 @@ sampler rejects the draw (it counts as a divergence) instead of carrying a NaN i
 ``check_solves`` names such patients in a ``SolverError``.
 
 Model inputs (e.g. baseline tumour burden of the mechanistic model, ``[inputs.<name>]`` in the spec) are
-per-patient values from data columns, passed to the kinetic model with the individual parameters.
+per-patient values from data columns, passed to the kinetic model with the individual parameters. A model
+that takes doses (``dosed``: the PK models) gets every patient's `DoseEvents`; a model that supports
+re-infusion gets them when some patient has several doses. Co-medication effects reach the model as
+``switches``: for each process (expansion, contraction), every co-medication's start time per patient and its
+log multiplier.
+
+Several analytes: each record belongs to one analyte (``PopulationData.record_analyte``), observes one of
+the model's outputs, is scaled by the analyte's factor, and has the analyte's error model: normal on log DV
+for the log-scale models, normal on DV for the linear ones, M3 on the same scale for censored records.
 
 Sample sites (a stable contract with arviz and the manifest):
 
@@ -30,8 +38,15 @@ eta        (patients, params)      standardised random effects (non-centred IIV;
                                    a deterministic site)
 phi_raw    (patients, params)      mixed IIV ([iiv] noncentred = [...]): phi's column for a centred
                                    parameter, eta's for a non-centred one; phi is deterministic
-sigma      ()                      residual SD on the log scale
-sigma_add  ()                      additive residual SD, copies/ug ("combined" error only)
+gamma      (comed_effects,)        log multipliers of co-medication effects on kinetic rates
+                                   (``spec.comedication_effect_names``; only with [comedication])
+sigma      ()                      residual SD on the log scale, or the proportional coefficient
+                                   (linear-scale error models); per analyte ``sigma_<analyte>``
+                                   when the spec declares several analytes
+sigma_add  ()                      additive residual SD in the analyte's unit (error models with
+                                   an additive part); per analyte ``sigma_add_<analyte>``
+log_scale_<analyte>  ()            log of an analyte's estimated scaling factor (observed =
+                                   factor x the model output it observes)
 phi_z      (patients, params)      whitened individual parameters (NUTS after its first warm-up
                                    stage, see `Whitening`); phi and the spec's site deterministic
 =========  ======================  ============================================================
@@ -49,7 +64,7 @@ import numpyro
 import numpyro.distributions as dist
 from jaxtyping import Array, Bool, Float, Int
 
-from ..data import Dataset, FlatObservations
+from ..data import Dataset, DoseEvents, FlatObservations
 from ..errors import SolverError, SpecError
 from ..models import result_message
 from ._generative import individual_means, residual_sd
@@ -58,7 +73,8 @@ from ._whitening import Whitening
 
 __all__ = [
     "PopulationData", "prepare", "population_model", "natural_parameters", "covariate_design", "model_inputs",
-    "padded_schedule", "check_solves", "log_likelihood", "patient_log_likelihood",
+    "padded_schedule", "check_solves", "log_likelihood", "patient_log_likelihood", "population_sites",
+    "population_extras", "model_context", "record_analytes", "comedication_starts", "whitening_reference",
 ]
 
 
@@ -80,6 +96,12 @@ class PopulationData(eqx.Module):
         Flat index of each record of ``records`` into ``padded_times`` (row-major).
     record_weight : Float[Array, " records"] or None
         1 for real records, 0 for the padding records `shard_records` adds; None when unpadded.
+    record_analyte : Int[Array, " records"] or None
+        Index into ``spec.analytes`` of each record's analyte; None: one analyte.
+    doses : DoseEvents (patients, doses) or None
+        Every dose, times from the first: for models that take doses, or when some patient has several.
+    comedication_start : Float[Array, "patients comedications"] or None
+        Each co-medication's start per patient (days after the first dose; +inf: never), spec order.
     """
 
     records: FlatObservations
@@ -89,10 +111,14 @@ class PopulationData(eqx.Module):
     padded_times: Float[Array, "patients obs"] | None = None
     record_slot: Int[Array, " records"] | None = None
     record_weight: Float[Array, " records"] | None = None
+    record_analyte: Int[Array, " records"] | None = None
+    doses: DoseEvents | None = None
+    comedication_start: Float[Array, "patients comedications"] | None = None
 
 
 def _data_column(dataset: Dataset, spec: PopulationSpec, column: str, key: str, remedy: str = "") -> np.ndarray:
-    """Per-patient values of a data column the spec's ``key`` uses; a SpecError naming both if it is missing."""
+    """Per-patient values of a data column the spec's ``key`` uses; a SpecError naming both if it is missing or
+    changes within a patient."""
     try:
         return np.asarray(dataset.covariate(column), dtype=float)
     except KeyError as err:
@@ -100,6 +126,8 @@ def _data_column(dataset: Dataset, spec: PopulationSpec, column: str, key: str, 
             f"{spec.source}: {key} uses column {column!r}, which the data ({dataset.source}) does not have: "
             f"{err.args[0]}. Give a covariate table with that column (--covariates){remedy}."
         ) from None
+    except ValueError as err:  # a time-varying column where one value per patient is needed
+        raise SpecError(f"{spec.source}: {key} uses column {column!r} ({dataset.source}): {err}") from None
 
 
 def covariate_design(dataset: Dataset, spec: PopulationSpec) -> np.ndarray:
@@ -175,21 +203,113 @@ def padded_schedule(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
     return padded, slot_of[mask]
 
 
+def record_analytes(dataset: Dataset, spec: PopulationSpec) -> np.ndarray:
+    """Index into ``spec.analytes`` of every real record (``dataset.flat()`` order).
+
+    Raises
+    ------
+    SpecError
+        If a record's analyte code is not one the spec declares (naming the file's row), or a single-analyte
+        spec meets several codes.
+    """
+    codes = dataset.analyte_codes[np.asarray(dataset.obs_mask)]
+    rows = np.asarray(dataset.source_rows)[np.asarray(dataset.obs_mask)]
+    if len(spec.analytes) == 1 and spec.analytes[0].code is None:
+        if np.unique(codes).size > 1:
+            raise SpecError(f"{spec.source}: declares one analyte, but the data ({dataset.source}) name several "
+                            f"(codes {', '.join(f'{c:g}' for c in np.unique(codes))}); declare each in [analytes.<name>]")
+        return np.zeros(codes.size, dtype=np.int32)
+    known = {a.code: k for k, a in enumerate(spec.analytes)}
+    index = np.asarray([known.get(c, -1) for c in codes], dtype=np.int32)
+    if (index < 0).any():
+        bad = int(np.flatnonzero(index < 0)[0])
+        raise SpecError(
+            f"{spec.source}: the data ({dataset.source}, row {rows[bad]}) have an observation of analyte code "
+            f"{codes[bad]:g}, which the spec does not declare ({', '.join(f'{a.name} = {a.code:g}' for a in spec.analytes)})"
+        )
+    return index
+
+
+def comedication_starts(dataset: Dataset, spec: PopulationSpec) -> np.ndarray:
+    """Each co-medication's start per patient, days after the first dose (+inf: never): (patients, comedications)."""
+    starts = []
+    for c in spec.comedications:
+        key = f"comedication.{c.name}"
+        if c.start_column is not None:
+            x = _data_column(dataset, spec, c.start_column, key)
+            x = np.where(np.isnan(x), np.inf, x)
+        else:
+            if dataset.steps is None or c.indicator_column not in dataset.steps.names:
+                raise SpecError(
+                    f"{spec.source}: [{key}] indicator_column = {c.indicator_column!r} is not a time-varying column "
+                    f"of the data ({dataset.source}); load the data with this spec (load_dataset(..., spec=spec)) so "
+                    "that the column is read as a step function"
+                )
+            x = dataset.steps.first_time_above(c.indicator_column)
+        starts.append(np.maximum(x, 0.0))  # a co-medication started before the first dose acts from time 0
+    return np.stack(starts, axis=1) if starts else np.zeros((dataset.n_patients, 0))
+
+
+def _check_doses(dataset: Dataset, spec: PopulationSpec, model) -> DoseEvents | None:
+    """The doses the model gets (None: the single infusion is all it needs); a SpecError for a history it cannot
+    represent."""
+    if getattr(model, "dosed", False):
+        return dataset.dose_events
+    several = dataset.n_doses > 1
+    if dataset.doses is None or not several.any():
+        return None
+    if not getattr(model, "reinfusion", False):
+        p = int(np.flatnonzero(several)[0])
+        raise SpecError(
+            f"{spec.source}: the {spec.model} model takes one infusion per patient, but patient "
+            f"{dataset.patient_ids[p]!r} of {dataset.source} has {int(dataset.n_doses[p])} doses "
+            f"({int(several.sum())} patient(s) with several); use a model that represents re-infusion"
+        )
+    return dataset.dose_events
+
+
 def prepare(dataset: Dataset, spec: PopulationSpec) -> PopulationData:
-    """Build the model's arrays from a dataset and a spec (outside ``jit``; concrete index sets)."""
+    """Build the model's arrays from a dataset and a spec (outside ``jit``; concrete index sets).
+
+    Raises
+    ------
+    SpecError
+        If the data do not fit the spec: a missing or time-varying covariate column, an undeclared analyte, a
+        dosing history the model cannot represent, an observation the analyte's error model cannot take (DV <= 0
+        on the log scale), naming the file's row where there is one.
+    """
     records = dataset.flat()
     padded_times, record_slot = padded_schedule(dataset)
-    if spec.blq == "drop":
-        keep = np.flatnonzero(~np.asarray(records.blq))
-        record_slot = record_slot[keep]
+    analyte = record_analytes(dataset, spec)
+    log_scale = np.asarray([spec.analytes[k].log_scale for k in analyte], dtype=bool)
+    quantified = ~np.asarray(records.blq)
+    bad = quantified & log_scale & ~(np.asarray(records.dv) > 0)
+    if bad.any():
+        rows = np.asarray(dataset.source_rows)[np.asarray(dataset.obs_mask)]
+        i = int(np.flatnonzero(bad)[0])
+        raise SpecError(
+            f"{spec.source}: analyte {spec.analytes[analyte[i]].name!r} has a log-scale error model "
+            f"({spec.analytes[analyte[i]].residual}), but the data ({dataset.source}, row {rows[i]}) have DV = "
+            f"{float(np.asarray(records.dv)[i]):g} on a quantified observation ({int(bad.sum())} in all); flag such "
+            "records BLQ, or use a linear-scale error model (additive, proportional, additive_proportional)"
+        )
+    drop = np.asarray([spec.analytes[k].blq == "drop" for k in analyte], dtype=bool) & np.asarray(records.blq)
+    if drop.any():
+        keep = np.flatnonzero(~drop)
+        record_slot, analyte = record_slot[keep], analyte[keep]
+        blq = np.asarray(records.blq)[keep]
         records = FlatObservations(
             patient=records.patient[keep],
             times=records.times[keep],
             log_dv=records.log_dv[keep],
             blq=records.blq[keep],
-            quantified_index=jnp.arange(keep.size, dtype=jnp.int32),
-            censored_index=jnp.zeros((0,), dtype=jnp.int32),
+            quantified_index=jnp.asarray(np.flatnonzero(~blq), dtype=jnp.int32),
+            censored_index=jnp.asarray(np.flatnonzero(blq), dtype=jnp.int32),
+            dv=records.dv[keep],
+            analyte_code=records.analyte_code[keep],
         )
+    model = spec.kinetic_model
+    starts = comedication_starts(dataset, spec)
     return PopulationData(
         records=records,
         covariate_z=jnp.asarray(covariate_design(dataset, spec)),
@@ -197,6 +317,9 @@ def prepare(dataset: Dataset, spec: PopulationSpec) -> PopulationData:
         inputs={k: jnp.asarray(v) for k, v in model_inputs(dataset, spec).items()},
         padded_times=jnp.asarray(padded_times),
         record_slot=jnp.asarray(record_slot, dtype=jnp.int32),
+        record_analyte=None if len(spec.analytes) == 1 else jnp.asarray(analyte, dtype=jnp.int32),
+        doses=_check_doses(dataset, spec, model),
+        comedication_start=jnp.asarray(starts) if spec.comedications else None,
     )
 
 
@@ -208,8 +331,29 @@ def natural_parameters(spec: PopulationSpec, phi: Float[Array, "... params"]) ->
     return out
 
 
-def _record_predictions(spec: PopulationSpec, data: PopulationData, phi):
-    """Predicted log concentration of every record, and which patients' solves succeeded (None: closed form).
+def model_context(spec: PopulationSpec, data: PopulationData, gamma=None) -> dict:
+    """The keyword arguments a kinetic model gets beside the individual parameters: ``doses`` (a dosed model,
+    or several doses per patient) and ``switches`` (co-medication effects: process -> (start times
+    (patients, comedications), log multipliers (comedications,)))."""
+    context = {}
+    if data.doses is not None:
+        context["doses"] = data.doses
+    if spec.comedications:
+        if gamma is None:
+            raise ValueError(f"{spec.source} has co-medication effects: pass their log multipliers gamma")
+        names = spec.comedication_effects
+        switches = {}
+        for process in dict.fromkeys(p for _, p in names):
+            factors = [gamma[names.index((c.name, process))] if (c.name, process) in names else jnp.zeros(())
+                       for c in spec.comedications]
+            switches[process] = (data.comedication_start, jnp.stack(factors))
+        context["switches"] = switches
+    return context
+
+
+def _record_predictions(spec: PopulationSpec, data: PopulationData, phi, log_scale=None, gamma=None):
+    """Predicted log value of every record (the model output its analyte observes, times the analyte's scaling
+    factor), and which patients' solves succeeded (None: closed form).
 
     Failed patients get a finite placeholder prediction so that no NaN reaches a sum or its gradient.
     """
@@ -217,27 +361,58 @@ def _record_predictions(spec: PopulationSpec, data: PopulationData, phi):
     model = spec.kinetic_model
     individual = natural_parameters(spec, phi)
     individual.update(data.inputs)
+    context = model_context(spec, data, gamma)
+    outputs = tuple(getattr(model, "outputs", ("concentration",)))
+    output_of = [outputs.index(a.output) for a in spec.analytes]
     if model.elementwise:
         # Transform per patient, then gather to the records: the per-record math is what the gradient costs.
-        terms = model.patient_terms(individual)
-        return model.log_concentration_from_terms({k: v[rec.patient] for k, v in terms.items()}, rec.times), None
-    sol = model.solve(individual, data.padded_times)
-    log_pred = jnp.where(sol.ok[rec.patient], sol.log_concentration.reshape(-1)[data.record_slot], 0.0)
-    return log_pred, sol.ok
+        terms = model.patient_terms(individual, **context)
+        gathered = jax.tree_util.tree_map(lambda v: v[rec.patient], terms)
+        log_pred, ok = model.log_concentration_from_terms(gathered, rec.times), None
+    else:
+        sol = model.solve(individual, data.padded_times, **context)
+        if len(outputs) > 1:
+            flat = sol.log_outputs.reshape(-1, len(outputs))[data.record_slot]  # (records, outputs)
+            column = jnp.asarray(output_of)[data.record_analyte] if data.record_analyte is not None else output_of[0]
+            log_pred = jnp.take_along_axis(flat, jnp.broadcast_to(jnp.asarray(column), rec.times.shape)[:, None],
+                                           axis=1)[:, 0]
+        else:
+            log_pred = sol.log_concentration.reshape(-1)[data.record_slot]
+        ok = sol.ok
+        log_pred = jnp.where(ok[rec.patient], log_pred, 0.0)
+    if log_scale is not None and any(a.scaled for a in spec.analytes):
+        log_scale = jnp.reshape(jnp.asarray(log_scale), (-1,))
+        log_pred = log_pred + (log_scale[data.record_analyte] if data.record_analyte is not None else log_scale[0])
+    return log_pred, ok
 
 
-def log_likelihood(spec: PopulationSpec, data: PopulationData, phi, sigma, sigma_add=None) -> Float[Array, ""]:
-    """Sum of the record log-likelihoods: normal on log DV for quantified records, M3 for censored ones.
+def log_likelihood(
+    spec: PopulationSpec, data: PopulationData, phi, sigma, sigma_add=None, *, log_scale=None, gamma=None
+) -> Float[Array, ""]:
+    """Sum of the record log-likelihoods: normal on log DV (log-scale error models) or on DV (linear ones) for
+    quantified records, M3 for censored ones.
+
+    Parameters
+    ----------
+    phi : Float[Array, "patients params"]
+        Individual parameters, transformed scale.
+    sigma, sigma_add : scalars (one analyte) or arrays (analytes,)
+        Residual parameters (`residual_sd`); an analyte's unused entries are ignored.
+    log_scale : array (analytes,), optional
+        Logs of the analytes' scaling factors (0 for an analyte without one).
+    gamma : array (comedication effects,), optional
+        Co-medication log multipliers (``spec.comedication_effect_names``).
 
     For ODE models, -inf if any patient's solve failed (see the module docstring).
     """
-    log_pred, ok = _record_predictions(spec, data, phi)
-    ll = _record_log_likelihood(spec, data.records, log_pred, sigma, sigma_add, data.record_weight)
+    log_pred, ok = _record_predictions(spec, data, phi, log_scale, gamma)
+    terms = _record_terms(spec, data, log_pred, sigma, sigma_add)
+    ll = _weighted_sum(terms, data.records, data.record_weight)
     return ll if ok is None else jnp.where(jnp.all(ok), ll, -jnp.inf)
 
 
 def patient_log_likelihood(
-    spec: PopulationSpec, data: PopulationData, phi, sigma, sigma_add=None
+    spec: PopulationSpec, data: PopulationData, phi, sigma, sigma_add=None, *, log_scale=None, gamma=None
 ) -> Float[Array, " patients"]:
     """Each patient's log-likelihood (its records' terms summed), shape (patients,).
 
@@ -246,31 +421,93 @@ def patient_log_likelihood(
     total is computed without the scatter this needs); used where patients are compared, e.g. between chains.
     """
     rec = data.records
-    log_pred, ok = _record_predictions(spec, data, phi)
-    sd = residual_sd(spec.residual, log_pred, sigma, sigma_add)
-    censored = jnp.zeros(rec.log_dv.shape, bool).at[rec.censored_index].set(True)
-    z = (rec.log_dv - log_pred) / sd
-    terms = jnp.where(censored, jax.scipy.special.log_ndtr(z), dist.Normal(log_pred, sd).log_prob(rec.log_dv))
+    log_pred, ok = _record_predictions(spec, data, phi, log_scale, gamma)
+    quantified, censored = _record_terms(spec, data, log_pred, sigma, sigma_add)
+    terms = jnp.zeros(rec.log_dv.shape, dtype=log_pred.dtype)
+    terms = terms.at[rec.quantified_index].set(quantified)
+    if censored is not None:
+        terms = terms.at[rec.censored_index].set(censored)
     if data.record_weight is not None:
         terms = data.record_weight * terms
     per_patient = jax.ops.segment_sum(terms, rec.patient, num_segments=data.n_patients)
     return per_patient if ok is None else jnp.where(ok, per_patient, -jnp.inf)
 
 
-def _record_log_likelihood(spec: PopulationSpec, rec: FlatObservations, log_pred, sigma, sigma_add, weight=None):
-    sd = residual_sd(spec.residual, log_pred, sigma, sigma_add)
+def _weighted_sum(terms, rec: FlatObservations, weight):
+    """Total of the quantified and censored records' terms (padding records of shard_records weigh 0)."""
+    quantified, censored = terms
 
-    def total(terms, index):  # padding records (weight 0) of shard_records add nothing
-        return jnp.sum(terms if weight is None else weight[index] * terms)
+    def total(values, index):
+        return jnp.sum(values if weight is None else weight[index] * values)
 
-    q = rec.quantified_index
+    ll = total(quantified, rec.quantified_index)
+    return ll if censored is None else ll + total(censored, rec.censored_index)
+
+
+def _per_record(value, data: PopulationData):
+    """An analyte-indexed parameter ((analytes,)) at every record."""
+    return jnp.asarray(value)[data.record_analyte]
+
+
+def _record_terms(spec: PopulationSpec, data: PopulationData, log_pred, sigma, sigma_add):
+    """Log-likelihood terms of the quantified records and of the censored ones (None when there are none)."""
+    rec = data.records
+    q, c = rec.quantified_index, rec.censored_index
+    analytes = spec.analytes
+    if len(analytes) == 1:  # one error model: its own formula (the path every single-analyte spec takes)
+        residual = analytes[0].residual
+        sd = residual_sd(residual, log_pred, _scalar(sigma), _scalar(sigma_add))
+        if analytes[0].log_scale:
+            return _normal_terms(rec.log_dv, log_pred, sd, q, c)
+        return _normal_terms(rec.dv, jnp.exp(log_pred), sd, q, c)
+    # several analytes: sd from the general formulas, unused parameters 0 (see the module docstring)
+    sigma_r = _per_record(_filled(sigma, analytes, "sigma"), data)
+    add_r = _per_record(_filled(sigma_add, analytes, "sigma_add"), data)
+    is_log = np.asarray([a.log_scale for a in analytes])
+    terms = []
+    if is_log.any():
+        sd_log = jnp.sqrt(sigma_r**2 + (add_r * jnp.exp(-log_pred)) ** 2)
+        terms.append(_normal_terms(rec.log_dv, log_pred, sd_log, q, c))
+    if not is_log.all():
+        pred = jnp.exp(log_pred)
+        sd_lin = jnp.sqrt(add_r**2 + (sigma_r * pred) ** 2)
+        terms.append(_normal_terms(rec.dv, pred, sd_lin, q, c))
+    if len(terms) == 1:
+        return terms[0]
+    on_log = jnp.asarray(is_log)[data.record_analyte]
+    quantified = jnp.where(on_log[q], terms[0][0], terms[1][0])
+    censored = None if terms[0][1] is None else jnp.where(on_log[c], terms[0][1], terms[1][1])
+    return quantified, censored
+
+
+def _normal_terms(y, mean, sd, q, c):
+    """Normal log-density of the quantified records and M3 log P(Y < LLOQ) of the censored ones (y holds the
+    LLOQ there), on the scale of ``y``."""
     sd_q = sd if jnp.ndim(sd) == 0 else sd[q]
-    ll = total(dist.Normal(log_pred[q], sd_q).log_prob(rec.log_dv[q]), q)
-    c = rec.censored_index
-    if c.shape[0] > 0:
-        sd_c = sd if jnp.ndim(sd) == 0 else sd[c]
-        ll = ll + total(jax.scipy.special.log_ndtr((rec.log_dv[c] - log_pred[c]) / sd_c), c)
-    return ll
+    quantified = dist.Normal(mean[q], sd_q).log_prob(y[q])
+    if c.shape[0] == 0:
+        return quantified, None
+    sd_c = sd if jnp.ndim(sd) == 0 else sd[c]
+    return quantified, jax.scipy.special.log_ndtr((y[c] - mean[c]) / sd_c)
+
+
+def _scalar(value):
+    """A residual parameter of a single-analyte spec as a scalar (None stays None)."""
+    if value is None:
+        return None
+    value = jnp.asarray(value)
+    return value if value.ndim == 0 else value.reshape(-1)[0]
+
+
+def _filled(value, analytes, name):
+    """(analytes,) parameter vector from a scalar/vector, 0 where an analyte does not use the parameter."""
+    uses = np.asarray([a.uses_sigma if name == "sigma" else a.uses_sigma_add for a in analytes])
+    if value is None:
+        if uses.any():
+            raise ValueError(f"{name} is needed by analyte(s) {[a.name for a, u in zip(analytes, uses) if u]}")
+        return jnp.zeros(len(analytes))
+    value = jnp.broadcast_to(jnp.asarray(value), (len(analytes),))
+    return jnp.where(jnp.asarray(uses), value, 0.0)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "batching"))
@@ -379,8 +616,8 @@ def population_model(data: PopulationData, spec: PopulationSpec, whitening: Whit
             phi = numpyro.deterministic("phi", jnp.where(noncentred, loc + omega[None, :] * raw, raw))
         else:  # validated in the spec; kept for a clear message if a spec is built by hand
             raise SpecError(f"unknown IIV parameterization {spec.iiv!r}")
-    sigma, sigma_add = _residual_sds(spec)
-    numpyro.factor("log_likelihood", log_likelihood(spec, data, phi, sigma, sigma_add))
+    sigma, sigma_add, log_scale, gamma = _population_extras(spec)
+    numpyro.factor("log_likelihood", log_likelihood(spec, data, phi, sigma, sigma_add, log_scale=log_scale, gamma=gamma))
 
 
 def _noncentred_columns(spec: PopulationSpec) -> Bool[Array, " params"]:
@@ -388,19 +625,79 @@ def _noncentred_columns(spec: PopulationSpec) -> Bool[Array, " params"]:
     return jnp.asarray([p in spec.noncentred for p in spec.parameter_names])
 
 
-def _residual_sds(spec: PopulationSpec):
-    sigma = numpyro.sample("sigma", dist.HalfNormal(spec.sigma_scale))
-    sigma_add = numpyro.sample("sigma_add", dist.HalfNormal(spec.sigma_add_scale)) if spec.residual == "combined" else None
-    return sigma, sigma_add
+def population_sites(spec: PopulationSpec) -> tuple[tuple[str, bool], ...]:
+    """(site, positive?) of every population-level sample site, in sampling order (the individual site aside):
+    mu, omega, beta, then per analyte its residual and scaling sites, then gamma."""
+    sites = [("mu", False), ("omega", True)] + ([("beta", False)] if spec.effects else [])
+    for analyte in spec.analytes:
+        sites += [(name, True) for name in spec.residual_sites(analyte) if name]
+        if spec.scale_site(analyte):
+            sites.append((spec.scale_site(analyte), False))
+    if spec.comedications:
+        sites.append(("gamma", False))
+    return tuple(sites)
+
+
+def population_extras(spec: PopulationSpec, values: dict):
+    """(sigma, sigma_add, log_scale, gamma) in the form `log_likelihood` takes, from site values (one draw).
+
+    ``values``: site name -> value (e.g. a posterior draw; leading batch axes allowed). Scalars (or None) for a
+    single-analyte spec, (..., analytes) arrays (0 where unused) for several; log_scale and gamma None when the
+    spec has none.
+    """
+    sigmas, adds, scales = [], [], []
+    for analyte in spec.analytes:
+        sigma_site, add_site = spec.residual_sites(analyte)
+        sigmas.append(values[sigma_site] if sigma_site else None)
+        adds.append(values[add_site] if add_site else None)
+        site = spec.scale_site(analyte)
+        scales.append(values[site] if site else None)
+
+    def stacked(xs):  # the analytes' axis last (site values may carry leading batch axes)
+        given = [jnp.asarray(x) for x in xs if x is not None]
+        if not given:
+            return None
+        return jnp.stack([jnp.zeros_like(given[0]) if x is None else jnp.asarray(x) for x in xs], axis=-1)
+
+    gamma = values["gamma"] if spec.comedications else None
+    if len(spec.analytes) == 1:
+        return sigmas[0], adds[0], stacked(scales), gamma
+    return stacked(sigmas), stacked(adds), stacked(scales), gamma
+
+
+def _population_extras(spec: PopulationSpec):
+    """Sample the residual parameters, the analytes' scaling factors and the co-medication effects, and return
+    them as `population_extras` does."""
+    values = {}
+    for analyte in spec.analytes:
+        sigma_site, add_site = spec.residual_sites(analyte)
+        if sigma_site:
+            values[sigma_site] = numpyro.sample(sigma_site, dist.HalfNormal(analyte.sigma_scale))
+        if add_site:
+            values[add_site] = numpyro.sample(add_site, dist.HalfNormal(analyte.sigma_add_scale))
+        site = spec.scale_site(analyte)
+        if site:
+            values[site] = numpyro.sample(site, dist.Normal(np.log(analyte.scale_typical), analyte.scale_prior_sd))
+    if spec.comedications:
+        gamma_sd = jnp.asarray([c.prior_sd for c in spec.comedications for _ in c.processes])
+        values["gamma"] = numpyro.sample("gamma", dist.Normal(jnp.zeros_like(gamma_sd), gamma_sd).to_event(1))
+    return population_extras(spec, values)
+
+
+def whitening_reference(spec: PopulationSpec, sigma, sigma_add):
+    """The residual scale the whitening's curvature follows (the likelihood's curvature goes as 1 / scale^2):
+    the first analyte's sigma, or its sigma_add when its error model has no sigma. Batch axes lead."""
+    value = jnp.asarray(sigma if spec.analytes[0].uses_sigma else sigma_add)
+    return value if len(spec.analytes) == 1 else value[..., 0]
 
 
 def _whitened_individuals(data: PopulationData, spec: PopulationSpec, whitening: Whitening, loc, omega) -> None:
     """The individual parameters and the likelihood in the whitened parameterisation (see `Whitening`)."""
-    sigma, sigma_add = _residual_sds(spec)
+    sigma, sigma_add, log_scale, gamma = _population_extras(spec)
     standard = dist.Normal(jnp.zeros(len(spec.parameters)), 1.0).to_event(1)
     with numpyro.plate("patients", data.n_patients, dim=-1):
         z = numpyro.sample("phi_z", standard)  # its N(0, 1) density is replaced by the model's just below
-    phi, log_jacobian = whitening.individuals(loc, omega, sigma, z)
+    phi, log_jacobian = whitening.individuals(loc, omega, whitening_reference(spec, sigma, sigma_add), z)
     numpyro.factor(
         "phi_density", dist.Normal(loc, omega).log_prob(phi).sum() + log_jacobian - standard.log_prob(z).sum()
     )
@@ -411,4 +708,4 @@ def _whitened_individuals(data: PopulationData, spec: PopulationSpec, whitening:
             noncentred = _noncentred_columns(spec)
             eta = jnp.where(noncentred, eta, phi)
         numpyro.deterministic(spec.individual_site, eta)
-    numpyro.factor("log_likelihood", log_likelihood(spec, data, phi, sigma, sigma_add))
+    numpyro.factor("log_likelihood", log_likelihood(spec, data, phi, sigma, sigma_add, log_scale=log_scale, gamma=gamma))

@@ -115,7 +115,8 @@ def _solve_upper(chol, rhs):
 
 
 def likelihood_whitening(
-    spec: PopulationSpec, data, phi_hat: Float[Array, "patients params"], sigma, sigma_add=None, *, step: float = 1e-3
+    spec: PopulationSpec, data, phi_hat: Float[Array, "patients params"], sigma, sigma_add=None, *, log_scale=None,
+    gamma=None, step: float = 1e-3
 ) -> Whitening:
     """Build the `Whitening` from the log-likelihood around ``phi_hat`` (e.g. a first warm-up's posterior mean).
 
@@ -123,12 +124,15 @@ def likelihood_whitening(
     of the total, each shifting one parameter of every patient at once (central differences, ``step`` on
     the transformed scale). A patient whose curvature is not finite gets H_i = 0, b_i = 0: the non-centred
     form, which needs no information about it (every patient, if an ODE solve failed at one of the points).
+    ``sigma``, ``sigma_add``, ``log_scale``, ``gamma``: the other parameters' values, as `log_likelihood` takes
+    them (e.g. the first stage's posterior means); the curvature is recorded at `whitening_reference`.
     """
-    from ._model import log_likelihood  # the model module imports this one
+    from ._model import log_likelihood, whitening_reference  # the model module imports this one
 
     phi_hat = jnp.asarray(phi_hat)
     n_params = phi_hat.shape[-1]
-    value_and_gradient = jax.jit(jax.value_and_grad(lambda p: log_likelihood(spec, data, p, sigma, sigma_add)))
+    value_and_gradient = jax.jit(jax.value_and_grad(
+        lambda p: log_likelihood(spec, data, p, sigma, sigma_add, log_scale=log_scale, gamma=gamma)))
     value, centre_gradient = value_and_gradient(phi_hat)
     columns, solved = [], bool(jnp.isfinite(value))
     for k in range(n_params):
@@ -144,4 +148,5 @@ def likelihood_whitening(
     eigenvalues, vectors = jnp.linalg.eigh(precision)
     precision = jnp.einsum("nij,nj,nkj->nik", vectors, jnp.clip(eigenvalues, 0.0), vectors)
     shift = jnp.einsum("nij,nj->ni", precision, phi_hat) + jnp.where(finite[:, None], centre_gradient, 0.0)
-    return Whitening(precision=precision, shift=shift, sigma_ref=jnp.asarray(sigma, dtype=precision.dtype))
+    return Whitening(precision=precision, shift=shift,
+                     sigma_ref=jnp.asarray(whitening_reference(spec, sigma, sigma_add), dtype=precision.dtype))

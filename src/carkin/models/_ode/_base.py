@@ -39,6 +39,9 @@ class ODEModel(eqx.Module):
     inputs: ClassVar[tuple[str, ...]] = ()
     constants: ClassVar[tuple[str, ...]] = ()
     elementwise: ClassVar[bool] = False
+    # What the model predicts (the analytes of a spec observe these), and the rates co-medication can switch.
+    outputs: ClassVar[tuple[str, ...]] = ("transgene",)
+    switch_processes: ClassVar[tuple[str, ...]] = ()
     default_options: ClassVar[ODEOptions] = ODEOptions()
 
     options: ODEOptions = eqx.field(static=True, default=None)

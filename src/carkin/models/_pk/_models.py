@@ -60,6 +60,8 @@ class _LinearPK(eqx.Module):
 
     elementwise: ClassVar[bool] = True
     dosed: ClassVar[bool] = True
+    outputs: ClassVar[tuple[str, ...]] = ("concentration",)
+    switch_processes: ClassVar[tuple[str, ...]] = ()
 
     @abc.abstractmethod
     def patient_terms(self, individual: dict[str, Float[ArrayLike, "..."]], doses: DoseEvents) -> dict[str, Array]:
