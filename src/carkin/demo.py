@@ -75,12 +75,12 @@ def run_demo(
 
     from ._atomic import atomic_write_text
     from .cohorts import karmma3_sim_paths
-    from .data import data_hash, load_dataset
+    from .data import data_hash, load_dataset, read_table
     from .errors import ConvergenceWarning
     from .inference import SamplerSettings, fit, save_fit
     from .plots import plot_individual_fits
     from .population import load_spec
-    from .survival import analyze_trial, read_table, write_trial_report
+    from .survival import analyze_trial, write_trial_report
 
     console = Console(stderr=True)
     out_dir = Path(out_dir)
@@ -94,8 +94,8 @@ def run_demo(
 
     clock = time.perf_counter()
     console.rule(f"[bold]1/{steps} KarMMa-3 primary analysis (SIMULATED cohort)")
-    patients, rows = read_table(paths["patients"])
-    analysis = analyze_trial(patients, source=str(paths["patients"]), rows=rows)
+    patients = read_table(paths["patients"])
+    analysis = analyze_trial(patients)
     trial_dir = write_trial_report(analysis, out_dir / "trial")
     trial = analysis.to_dict()
     console.print(
@@ -121,8 +121,7 @@ def run_demo(
         result = fit(dataset, spec, seed=seed, settings=settings,
                      data_files={"ck": str(paths["ck"]), "covariates": str(paths["patients"])},
                      data_hash=data_hash([paths["ck"], paths["patients"]]))
-    result.manifest["data"]["simulated"] = True
-    figure = plot_individual_fits(result, dataset, simulated=True)
+    figure = plot_individual_fits(result, dataset)
     fit_dir = save_fit(result, out_dir / "ck_fit", figures={"individual_fits.png": figure},
                        inputs={"ck": str(paths["ck"]), "covariates": str(paths["patients"])})
     diag = result.manifest["diagnostics"]
@@ -141,7 +140,7 @@ def run_demo(
         warnings.simplefilter("ignore", UserWarning)  # arviz on short chains
         diagnostics = diagnose(result, dataset, key=jax.random.fold_in(jax.random.PRNGKey(seed), 3),
                                replicates=100 if quick else 200, npde_replicates=200 if quick else 500,
-                               stratify="DOSE", simulated=True)
+                               stratify="DOSE")
         diagnostics_dir = write_diagnostics(diagnostics, result, dataset, out_dir / "diagnostics")
     shrink = ", ".join(f"{r.parameter} {r.shrinkage:.2f}" for r in diagnostics.shrinkage.itertuples())
     console.print(f"pcVPC coverage {diagnostics.vpc.coverage():.2f} (nominal {diagnostics.vpc.level:g}); "
@@ -158,7 +157,7 @@ def run_demo(
         exposure_dir = write_exposure_report(exposure, out_dir / "exposure", nca_table=nca(dataset),
                                              extra={"fit_dir": str(fit_dir), "simulated_data": True})
         er = analyze_exposure_response(exposure, patients, metric="cmax", method="plugin", fit=result, dataset=dataset,
-                                       seed=seed, source=str(paths["patients"]), rows=rows)
+                                       seed=seed)
         er_dir = write_er_report(er, out_dir / "er", extra={"fit_dir": str(fit_dir), "patients": str(paths["patients"])})
     er_json = json.loads((er_dir / "er.json").read_text())
     console.print(f"HR per doubling of Cmax {er_json['hr_per_doubling']:.2f} ({er_json['hr_ci_low']:.2f}-"

@@ -7,11 +7,12 @@ import subprocess
 import sys
 import time
 
-import pandas as pd
 import pytest
+
 from typer.testing import CliRunner
 
 from carkin.cli import app
+from carkin.data import read_table
 
 runner = CliRunner()
 QUICK = ["--chains", "2", "--warmup", "100", "--samples", "100", "--no-progress"]
@@ -44,7 +45,7 @@ def test_fit_writes_the_artefacts_and_fails_loudly_on_its_gates(cohort_dir, tmp_
     assert "FAILED ITS CONVERGENCE GATES" in result.output
     for name in ("posterior.nc", "parameters.csv", "manifest.json", "individual_fits.png", "input"):
         assert (out / name).exists(), name
-    table = pd.read_csv(out / "parameters.csv")
+    table = read_table(out / "parameters.csv").frame
     assert list(table.columns) == ["parameter", "mean", "sd", "q05", "q50", "q95", "r_hat", "ess_bulk", "ess_tail"]
     assert {"typical_tmax", "typical_alpha", "omega_cmax", "beta_tumor_burden_cmax", "sigma"} <= set(table.parameter)
     manifest = json.loads((out / "manifest.json").read_text())

@@ -7,7 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 import carkin.cli
-from carkin.survival import analyze_trial, cox_ph, kaplan_meier, logrank_test, read_table
+from carkin.data import read_table
+from carkin.survival import analyze_trial, cox_ph, kaplan_meier, logrank_test
 
 from ..survival import reference as ref
 from ..survival.test_trial_analysis import simulate_trial
@@ -218,8 +219,7 @@ class TestTrialAnalyze:
         result = invoke("trial", "analyze", patients_csv, "--json")
         assert result.exit_code == 0, result.output
         payload = json.loads(result.stdout)
-        table, rows = read_table(patients_csv)
-        expected = analyze_trial(table, source=str(patients_csv), rows=rows).to_dict()
+        expected = analyze_trial(read_table(patients_csv)).to_dict()
         assert payload == expected
         for key in (
             "hazard_ratio",

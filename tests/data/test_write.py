@@ -110,6 +110,7 @@ class TestWriteCk:
     def test_the_file_is_nonmem_style_with_the_dose_record_first(self, tmp_path):
         write_ck(tmp_path / "out.csv", load(_write(tmp_path, CK)))
         assert (tmp_path / "out.csv").read_text() == (
+            "# SIMULATED data: a virtual cohort, not trial data\n"  # the input said SIMULATED: so does the output
             "ID,TIME,DV,EVID,AMT,MDV,BLQ,LLOQ\n"
             "1,2.5,.,1,450,1,0,.\n"
             "1,3.5,120.25,0,.,0,0,5\n"
@@ -123,7 +124,7 @@ class TestWriteCk:
         target = tmp_path / "out.csv"
         target.write_text("old content\n")
         write_ck(target, load(_write(tmp_path, CK)))
-        assert target.read_text().startswith("ID,TIME")
+        assert target.read_text().startswith("# SIMULATED data")
         assert sorted(os.listdir(tmp_path)) == ["ck.csv", "out.csv"]
 
     def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(self, tmp_path, monkeypatch):

@@ -6,11 +6,12 @@ import warnings
 
 import jax
 import numpy as np
-import pandas as pd
 import pytest
+
 from typer.testing import CliRunner
 
 from carkin.cli import app
+from carkin.data import read_table
 from carkin.errors import ConvergenceWarning, SolverError
 from carkin.inference import SamplerSettings, fit
 from carkin.population import load_spec
@@ -41,7 +42,7 @@ def test_cli_fits_the_mechanistic_model_with_its_tumour_input_and_writes_the_art
     assert manifest["model"]["ode"]["solver"] == "tsit5"
     assert manifest["model"]["ode"]["resolved_batching"] == "population"
     assert manifest["diagnostics"]["ode_solve_failures"] is None
-    assert {"typical_ec50", "typical_km", "beta_log_dose_e0"} <= set(pd.read_csv(out / "parameters.csv").parameter)
+    assert {"typical_ec50", "typical_km", "beta_log_dose_e0"} <= set(read_table(out / "parameters.csv").frame.parameter)
 
 
 def test_a_model_that_cannot_be_solved_at_its_prior_fails_before_sampling_naming_patients():

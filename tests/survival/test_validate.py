@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from carkin.errors import DataError
-from carkin.survival import cox_ph, kaplan_meier, logrank_test, read_table
+from carkin.data import read_table
+from carkin.survival import cox_ph, kaplan_meier, logrank_test
 
 
 def _write(tmp_path, text, name="data.csv"):
@@ -26,40 +27,16 @@ def _table(**columns):
     return pd.DataFrame(base)
 
 
-class TestReadTable:
-    def test_comment_and_blank_lines_are_skipped_and_counted_in_line_numbers(self, tmp_path):
-        path = _write(tmp_path, "# SIMULATED\n# second comment\nT,E\n1,1\n\n# note\n2,0\n3,.\n")
-        table, lines = read_table(path)
-        assert list(table.columns) == ["T", "E"]
-        assert table["T"].tolist() == [1, 2, 3]
-        assert lines == {0: 4, 1: 7, 2: 8}
-        assert np.isnan(table["E"].iloc[2])  # "." is missing
-
-    def test_an_empty_file_is_reported_by_name(self, tmp_path):
-        path = _write(tmp_path, "# only a comment\n")
-        with pytest.raises(DataError, match=r"data\.csv: the file has no header line"):
-            read_table(path)
-
-    def test_a_record_with_too_many_fields_names_its_line(self, tmp_path):
-        path = _write(tmp_path, "# comment\nT,E\n1,1\n2,0,7\n")
-        with pytest.raises(DataError, match=r"data\.csv, row 4: cannot be read as CSV: .*Expected 2 fields.*saw 3"):
-            read_table(path)
-
-    def test_a_file_that_is_not_utf8_is_reported(self, tmp_path):
-        path = tmp_path / "latin.csv"
-        path.write_bytes("T,E\n1,1\n# caf\xe9\n".encode("latin-1"))
-        with pytest.raises(DataError, match=r"latin\.csv: the file is not UTF-8 text"):
-            read_table(path)
-
-    def test_a_missing_file_raises_file_not_found(self, tmp_path):
-        with pytest.raises(FileNotFoundError):
-            read_table(tmp_path / "absent.csv")
-
-    def test_line_numbers_reach_the_error_message(self, tmp_path):
+class TestDataTables:
+    def test_a_data_table_brings_its_file_and_lines_to_the_messages(self, tmp_path):
         path = _write(tmp_path, "# comment\nT,E,G\n1,1,a\n2,0,b\n-3,1,a\n4,1,b\n")
-        table, lines = read_table(path)
         with pytest.raises(DataError, match=r"data\.csv, row 5, column T: negative time -3"):
-            kaplan_meier(table, time="T", event="E", source=str(path), rows=lines)
+            kaplan_meier(read_table(path), time="T", event="E")
+
+    def test_explicit_source_and_rows_override_the_tables_own(self, tmp_path):
+        path = _write(tmp_path, "T,E\n-1,1\n2,0\n")
+        with pytest.raises(DataError, match=r"other\.csv, row 9, column T"):
+            kaplan_meier(read_table(path), time="T", event="E", source="other.csv", rows={0: 9, 1: 10})
 
 
 class TestColumnChecks:
@@ -128,7 +105,7 @@ class TestColumnChecks:
             kaplan_meier(_table().iloc[:0], time="T", event="E")
 
     def test_a_non_dataframe_is_a_type_error(self):
-        with pytest.raises(TypeError, match="expected a pandas DataFrame, got dict"):
+        with pytest.raises(TypeError, match="expected a pandas DataFrame or a carkin DataTable, got dict"):
             kaplan_meier({"T": [1]}, time="T", event="E")
 
 

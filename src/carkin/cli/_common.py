@@ -1,9 +1,8 @@
-"""Small helpers shared by the CLI command modules (error display, simulated-data detection)."""
+"""Small helpers shared by the CLI command modules (error display)."""
 
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -29,17 +28,3 @@ def print_error(err: object) -> None:
     """One error message on stderr, never re-wrapped: a terminal-width wrap can split "row 3" or a path in two,
     and users (and scripts) grep these messages."""
     console.print(f"[bold red]error:[/bold red] {escape(str(err))}", highlight=False, soft_wrap=True)
-
-
-def is_simulated(*paths: str | Path | None) -> bool:
-    """True if any file's leading comment lines say SIMULATED (as every shipped simulated file does)."""
-    for path in paths:
-        if path is None:
-            continue
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if not line.startswith("#"):
-                    break
-                if "SIMULATED" in line.upper():
-                    return True
-    return False

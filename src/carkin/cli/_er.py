@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import enum
 import json
 import warnings
@@ -14,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ._app import app
-from ._common import console, is_simulated, print_error, user_errors
+from ._common import console, print_error, user_errors
 
 
 class ERMethod(enum.StrEnum):
@@ -84,16 +83,12 @@ def exposure_command(
         dataset = load_fit_dataset(fit_dir, fit, ck=ck)
         exposure = posterior_exposures(fit, dataset, metrics=_split(metrics), method=str(method), max_draws=max_draws)
         nca_table = nca(dataset, window_days=nca_window)
-    copy = fit_dir / "input" / "ck.csv"
-    simulated = exposure.simulated or is_simulated(ck if ck is not None else (copy if copy.exists() else None))
-    if simulated and not exposure.simulated:
-        exposure = dataclasses.replace(exposure, simulated=True)
     target = out if out is not None else fit_dir / "exposure"
     write_exposure_report(exposure, target, nca_table=nca_table, extra={"fit_dir": str(fit_dir)})
     if as_json:
         Console().print_json((target / "exposure.json").read_text())
         return
-    _banner(simulated)
+    _banner(exposure.simulated)
     summary = exposure.summary()
     table = Table(title=f"Exposure across {len(exposure.patient_ids)} patients (posterior medians)", title_justify="left")
     for name in ("metric", "unit", "median", "IQR", "median 90% width (x)"):
@@ -139,7 +134,7 @@ def er_command(
     from ..er._analysis_set import STRATIFICATION_FACTORS
     from ..exposure import get_metric, load_fit_dataset, posterior_exposures
     from ..inference import SamplerSettings, load_fit
-    from ..survival import read_table
+    from ..data import read_table
 
     strata_columns = _split(strata)
     if strata_columns is None:
@@ -152,15 +147,13 @@ def er_command(
         fit = load_fit(fit_dir)
         dataset = load_fit_dataset(fit_dir, fit, ck=ck)
         exposure = posterior_exposures(fit, dataset, metrics=[chosen])
-        table, rows = read_table(patients)
+        table = read_table(patients)
         settings = SamplerSettings(chains=chains, warmup=warmup, samples=samples, max_tree_depth=8, progress_bar=False)
         analysis = analyze_exposure_response(
             exposure, table, metric=chosen, method=str(method), landmark_days=landmark, fit=fit, dataset=dataset,
             adjust_burden=adjust_burden, strata=strata_columns, level=level, seed=seed, baseline=str(baseline),
-            n_exposure_draws=draws, scheme=str(scheme), settings=settings, source=str(patients), rows=rows,
+            n_exposure_draws=draws, scheme=str(scheme), settings=settings,
         )
-    if not analysis.simulated and is_simulated(patients, ck):
-        analysis = dataclasses.replace(analysis, simulated=True)
     target = out if out is not None else fit_dir / f"er-{chosen.name.replace(':', '_')}-{method}"
     extra = {"fit_dir": str(fit_dir), "patients": str(patients), "out_dir": str(target)}
     write_er_report(analysis, target, extra=extra)

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from ._app import app
-from ._common import console, is_simulated, user_errors
+from ._common import console, user_errors
 
 
 @app.command("fit")
@@ -61,9 +61,7 @@ def fit_command(
             data_files={"ck": str(ck), **({"covariates": str(covariates)} if covariates else {})},
             data_hash=data_hash(files),
         )
-    simulated = is_simulated(ck, covariates)
-    result.manifest["data"]["simulated"] = simulated
-    figure = plot_individual_fits(result, dataset, simulated=simulated)
+    figure = plot_individual_fits(result, dataset)
     inputs = {"ck": str(ck), **({"covariates": str(covariates)} if covariates else {})}
     save_fit(result, out, figures={"individual_fits.png": figure}, inputs=inputs)
     console.print(result.table.to_string(index=False, float_format=lambda v: f"{v:.4g}"), highlight=False)

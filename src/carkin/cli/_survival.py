@@ -48,11 +48,11 @@ def km_command(
     as_json: bool = _JSON,
 ) -> None:
     """Kaplan-Meier medians with 95% CIs (Brookmeyer-Crowley, log-log), per group."""
-    from ..survival import kaplan_meier, read_table
+    from ..data import read_table
+    from ..survival import kaplan_meier
 
     with _user_errors():
-        df, rows = read_table(data)
-        result = kaplan_meier(df, time=time, event=event, group=group, source=str(data), rows=rows)
+        result = kaplan_meier(read_table(data), time=time, event=event, group=group)
     if as_json:
         _print_json(result.to_dict(), data)
         return
@@ -82,12 +82,12 @@ def logrank_command(
     as_json: bool = _JSON,
 ) -> None:
     """Log-rank test (stratified with --strata), or the log-rank test for trend (--trend)."""
-    from ..survival import logrank_test, logrank_trend_test, read_table
+    from ..data import read_table
+    from ..survival import logrank_test, logrank_trend_test
 
     test = logrank_trend_test if trend else logrank_test
     with _user_errors():
-        df, rows = read_table(data)
-        result = test(df, time=time, event=event, group=group, strata=_names(strata), source=str(data), rows=rows)
+        result = test(read_table(data), time=time, event=event, group=group, strata=_names(strata))
     if as_json:
         _print_json(result.to_dict(), data)
         return
@@ -119,20 +119,18 @@ def cox_command(
     as_json: bool = _JSON,
 ) -> None:
     """Cox proportional hazards model: hazard ratios with 95% CIs and Wald p-values."""
-    from ..survival import cox_ph, read_table
+    from ..data import read_table
+    from ..survival import cox_ph
 
     with _user_errors():
-        df, rows = read_table(data)
         result = cox_ph(
-            df,
+            read_table(data),
             time=time,
             event=event,
             covariates=_names([covariates]),
             strata=_names(strata),
             ties=ties.value,
             robust=robust,
-            source=str(data),
-            rows=rows,
         )
     if as_json:
         _print_json(result.to_dict(), data)
@@ -169,11 +167,11 @@ def trial_analyze_command(
     ),
 ) -> None:
     """The KarMMa-3 primary analysis: stratified log-rank, Cox HR, KM medians, PFS landmarks, ORR, CMH odds ratio."""
-    from ..survival import analyze_trial, read_table, trial_summary, write_trial_report
+    from ..data import read_table
+    from ..survival import analyze_trial, trial_summary, write_trial_report
 
     with _user_errors():
-        df, rows = read_table(patients)
-        analysis = analyze_trial(df, source=str(patients), rows=rows)
+        analysis = analyze_trial(read_table(patients))
         if out is not None:
             write_trial_report(analysis, out)
     if as_json:

@@ -118,6 +118,7 @@ def _ck_dataset(ck: pd.DataFrame):
         blq=padded(obs["BLQ"] == 1, False, bool), lloq=padded(obs["LLOQ"], 1.0),
         obs_mask=padded(True, False, bool), source_rows=padded(0, 0, int), dose=jnp.zeros(ids.size),
         dose_time=jnp.zeros(ids.size), covariates=jnp.zeros((ids.size, 0)), covariate_names=(), source="<ck table>",
+        simulated=True,
     )
 
 

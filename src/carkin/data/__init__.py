@@ -1,7 +1,8 @@
-"""CK data: read and validate CSV files into an immutable `Dataset`, and write them back.
+"""Tables in and out: CK records into an immutable `Dataset`, every other table into a `DataTable`, and back.
 
 This subpackage is the only place where carkin reads or writes tables with pandas; everything downstream
-works on the arrays of `Dataset`.
+works on the arrays of `Dataset` or on a `DataTable`'s frame. Provenance travels with what it returns:
+``Dataset.simulated`` and ``DataTable.simulated`` say whether the data are simulated (`says_simulated`).
 """
 
 from ._dataset import Dataset as Dataset, FlatObservations as FlatObservations
@@ -11,4 +12,10 @@ from ._read import (
     read_ck as read_ck,
     read_covariates as read_covariates,
 )
-from ._write import write_ck as write_ck, write_covariates as write_covariates
+from ._table import DataTable as DataTable, read_table as read_table, says_simulated as says_simulated
+from ._write import (
+    SIMULATED_NOTE as SIMULATED_NOTE,
+    write_ck as write_ck,
+    write_covariates as write_covariates,
+    write_table as write_table,
+)

@@ -81,8 +81,12 @@ class Table:
     comments: list[str]  # comment lines before the header, without the leading '#'
 
 
-def read_table(path: PathLike, problems: list[DataProblem]) -> Table | None:
-    """Split a CSV file into header and text cells, keeping physical line numbers; None if unusable."""
+def read_table(path: PathLike, problems: list[DataProblem], *, upper: bool = True) -> Table | None:
+    """Split a CSV file into header and text cells, keeping physical line numbers; None if unusable.
+
+    Header names are stripped and, with ``upper`` (the CK and covariate files' convention), upper-cased: two
+    names then clash when they differ only in case.
+    """
     file = str(path)
     report = Report(file, np.zeros(0, dtype=np.int64), problems)
     raw = Path(path).read_bytes()
@@ -138,7 +142,7 @@ def read_table(path: PathLike, problems: list[DataProblem]) -> Table | None:
             "line and the records.",
         )
         return None
-    header_row, header = starts[0], [name.strip().upper() for name in records[0]]
+    header_row, header = starts[0], [name.strip().upper() if upper else name.strip() for name in records[0]]
     body, report.rows = records[1:], np.asarray(starts[1:], dtype=np.int64)
     if not body:
         report.whole(
@@ -188,8 +192,10 @@ def read_table(path: PathLike, problems: list[DataProblem]) -> Table | None:
             first = position[name]
             report.whole(
                 name,
-                f"the column name appears twice (columns {first + 1} and {j + 1}; names are case-insensitive: "
-                f"{records[0][first].strip()!r} and {records[0][j].strip()!r}). Fix: rename or delete one of them.",
+                f"the column name appears twice (columns {first + 1} and {j + 1}"
+                + (f"; names are case-insensitive: {records[0][first].strip()!r} and {records[0][j].strip()!r}" if upper
+                   else "")
+                + "). Fix: rename or delete one of them.",
                 row=header_row,
             )
         else:

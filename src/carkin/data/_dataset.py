@@ -44,6 +44,9 @@ class Dataset(eqx.Module):
         Covariate column names (upper case, as in the file).
     source : str, static
         Where the data came from (file paths), for messages and manifests.
+    simulated : bool, static
+        The data are simulated (a file's leading comment or a SIMULATED column said so, or a carkin simulator
+        made them). Every fit, table, plot and report built on them says so.
     """
 
     patient_ids: tuple[str, ...] = eqx.field(static=True)
@@ -58,6 +61,7 @@ class Dataset(eqx.Module):
     covariates: Float[Array, "patients covariates"]
     covariate_names: tuple[str, ...] = eqx.field(static=True)
     source: str = eqx.field(static=True, default="<memory>")
+    simulated: bool = eqx.field(static=True, default=False)
 
     def __check_init__(self):
         n, m = self.times.shape
@@ -122,7 +126,8 @@ class Dataset(eqx.Module):
         blq_frac = self.n_blq / n_obs if n_obs else 0.0
         covs = ", ".join(self.covariate_names) if self.covariate_names else "none"
         return (
-            f"{self.n_patients} patients, {n_obs} observation records "
+            ("SIMULATED data: " if self.simulated else "")
+            + f"{self.n_patients} patients, {n_obs} observation records "
             f"({self.n_blq} BLQ = {100 * blq_frac:.1f}%), doses {dose.min():g}-{dose.max():g} x10^6 cells "
             f"(median {np.median(dose):g}); covariates: {covs}"
         )

@@ -48,6 +48,7 @@ from ._csv import (
     sorted_problems,
 )
 from ._dataset import Dataset
+from ._table import SIMULATED_COLUMN, says_simulated
 
 __all__ = ["load_dataset", "read_ck", "read_covariates", "data_hash"]
 
@@ -134,6 +135,7 @@ def load_dataset(
     notes: list[str] = []
     ck_table = read_table(ck_path, problems)
     ck = _validate_ck(ck_table, problems, notes, covariate_columns=None if covariates_path else columns)
+    cov_table = None
     if covariates_path is not None:
         cov_table = read_table(covariates_path, problems)
         covariates = _validate_covariates(
@@ -150,7 +152,8 @@ def load_dataset(
         raise DataError(sorted_problems(problems))
     assert ck is not None and covariates is not None  # no problems means both were built
     source = f"ck={ck_path}" if covariates_path is None else f"ck={ck_path}; covariates={covariates_path}"
-    dataset = _assemble(ck, covariates, source)
+    simulated = _says_simulated(ck_table) or _says_simulated(cov_table)
+    dataset = _assemble(ck, covariates, source, simulated)
     if verbose:
         _print_report(dataset, notes)
     return dataset
@@ -949,7 +952,16 @@ def _validate_covariates(
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _assemble(ck: _CK, covariates: _Covariates, source: str) -> Dataset:
+def _says_simulated(table: Table | None) -> bool:
+    """`says_simulated` on a text table: a leading comment, or a SIMULATED column with a 1."""
+    if table is None:
+        return False
+    column = table.cells.get(SIMULATED_COLUMN)
+    flagged = column is not None and bool((parse_numbers(column).value == 1.0).any())
+    return flagged or says_simulated(table.comments)
+
+
+def _assemble(ck: _CK, covariates: _Covariates, source: str, simulated: bool) -> Dataset:
     """Pad the flat records into (patients, obs) arrays, sorted by time within patient."""
     n = len(ck.patients.ids)
     order = np.lexsort((ck.time, ck.code))
@@ -977,6 +989,7 @@ def _assemble(ck: _CK, covariates: _Covariates, source: str) -> Dataset:
         covariates=jnp.asarray(covariates.values.astype(np.float64).reshape(n, len(covariates.names))),
         covariate_names=covariates.names,
         source=source,
+        simulated=simulated,
     )
 
 

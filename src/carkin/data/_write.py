@@ -22,7 +22,7 @@ from jaxtyping import ArrayLike
 from .._atomic import atomic_write_text
 from ._dataset import Dataset
 
-__all__ = ["write_ck", "write_covariates"]
+__all__ = ["write_ck", "write_covariates", "write_table", "SIMULATED_NOTE"]
 
 PathLike = str | os.PathLike
 
@@ -30,6 +30,9 @@ CK_COLUMNS = ("ID", "TIME", "DV", "EVID", "AMT", "MDV", "BLQ", "LLOQ")
 """Columns of a CK file written by carkin, in order."""
 
 _MISSING = "."
+
+SIMULATED_NOTE = "SIMULATED data: a virtual cohort, not trial data"
+"""The comment line every table built on simulated data opens with (``# SIMULATED data: ...``)."""
 
 
 def write_ck(path: PathLike, dataset: Dataset, *, comment: str | None = None) -> None:
@@ -48,7 +51,9 @@ def write_ck(path: PathLike, dataset: Dataset, *, comment: str | None = None) ->
     dataset : Dataset
         The records. TIME is written in days, DV and LLOQ in copies/ug gDNA, AMT in 10^6 CAR+ T cells.
     comment : str, optional
-        Written first, each of its lines as a ``# ...`` comment line (e.g. ``"SIMULATED: not trial data"``).
+        Written first, each of its lines as a ``# ...`` comment line. A simulated dataset
+        (``dataset.simulated``) always opens with a line that says SIMULATED (`SIMULATED_NOTE` when
+        ``comment`` does not say it), so that the file reads back as simulated.
 
     Raises
     ------
@@ -87,6 +92,8 @@ def write_ck(path: PathLike, dataset: Dataset, *, comment: str | None = None) ->
                     _number(lloq[p, j]),
                 ]
             )
+    if dataset.simulated and "SIMULATED" not in (comment or "").upper():
+        comment = SIMULATED_NOTE if comment is None else f"{SIMULATED_NOTE}\n{comment}"
     _write_csv(path, list(CK_COLUMNS), records, comment)
 
 
@@ -146,6 +153,38 @@ def write_covariates(
         texts.append(_column_texts(array))
     records = [[pid, *cells] for pid, *cells in zip(id_texts, *texts)] if texts else [[pid] for pid in id_texts]
     _write_csv(path, header, records, comment)
+
+
+def write_table(
+    path: PathLike,
+    frame: pd.DataFrame,
+    *,
+    simulated: bool = False,
+    comment: str | None = None,
+    float_format: str | None = "%.8g",
+) -> None:
+    """Write a result table (CSV) that `read_table` reads back, atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output file; its directory must exist. An existing file is replaced atomically.
+    frame : pandas.DataFrame
+        Written without its index; missing values as ``.``.
+    simulated : bool, default False
+        Open the file with the ``# SIMULATED data: ...`` line (`SIMULATED_NOTE`): every table built on
+        simulated data says so.
+    comment : str, optional
+        Further comment lines, written after the SIMULATED line (each line as ``# ...``).
+    float_format : str or None, default "%.8g"
+        Format of floating-point cells (significant digits of a result table); None writes them exactly (as
+        `write_ck` writes CK records).
+    """
+    lines = ([SIMULATED_NOTE] if simulated else []) + (str(comment).splitlines() if comment else [])
+    header = "".join(line.rstrip() + "\n" if line.lstrip().startswith("#") else f"# {line}".rstrip() + "\n"
+                     for line in lines)
+    body = frame.to_csv(index=False, float_format=float_format, na_rep=_MISSING, lineterminator="\n")
+    atomic_write_text(Path(path), header + body)
 
 
 def _number(x: float) -> str:

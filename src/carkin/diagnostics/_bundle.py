@@ -24,7 +24,7 @@ import pandas as pd
 from jaxtyping import PRNGKeyArray
 
 from .._atomic import atomic_directory
-from ..data import Dataset
+from ..data import Dataset, write_table
 from ._convergence import convergence_table, convergence_verdict
 from ._gof import GoodnessOfFit, goodness_of_fit
 from ._shrinkage import eta_shrinkage
@@ -87,11 +87,11 @@ def diagnose(
     stratify : str, optional
         VPC stratification covariate (e.g. ``"DOSE"``).
     simulated : bool, optional
-        Whether the data are simulated (default: the fit manifest's ``data.simulated``).
+        Whether the data are simulated (default: the fit's or the dataset's provenance).
     """
     k_gof, k_vpc = jax.random.split(key)
     if simulated is None:
-        simulated = bool(fit.manifest.get("data", {}).get("simulated", False))
+        simulated = fit.simulated or dataset.simulated
     return Diagnostics(
         convergence=convergence_table(fit),
         verdict=convergence_verdict(fit),
@@ -126,14 +126,13 @@ def write_diagnostics(diagnostics: Diagnostics, fit, dataset: Dataset, out_dir: 
     """
     import matplotlib.pyplot as plt
 
-    comment = "# SIMULATED: diagnostics of a fit to simulated data; not trial data\n" if diagnostics.simulated else ""
     out_dir = Path(out_dir)
     figures = diagnostic_figures(diagnostics, fit, dataset)
     with atomic_directory(out_dir) as tmp:
         (tmp / "diagnostics.json").write_text(json.dumps(diagnostics.to_dict(), indent=2, default=_default) + "\n")
         for name, frame in (("convergence", diagnostics.convergence), ("shrinkage", diagnostics.shrinkage),
                             ("gof", diagnostics.gof.to_frame()), ("vpc", diagnostics.vpc.to_frame())):
-            (tmp / f"{name}.csv").write_text(comment + frame.to_csv(index=False, float_format="%.6g"))
+            write_table(tmp / f"{name}.csv", frame, simulated=diagnostics.simulated, float_format="%.6g")
         for name, figure in figures.items():
             figure.savefig(tmp / name, dpi=100)
             plt.close(figure)

@@ -24,6 +24,7 @@ import jax
 import numpy as np
 import pandas as pd
 
+from ..data import SIMULATED_NOTE, DataTable
 from ..exposure import ExposureQuartiles, Metric, PosteriorExposure, exposure_quartiles, quartile_by_dose
 from ..inference import Gates, SamplerSettings
 from ..survival._result import json_float
@@ -36,7 +37,6 @@ __all__ = ["ERAnalysis", "analyze_exposure_response", "METHODS"]
 
 Method = Literal["plugin", "two-stage", "joint"]
 METHODS: tuple[str, ...] = ("plugin", "two-stage", "joint")
-SIMULATED_NOTE = "SIMULATED data: a virtual cohort, not trial data"
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -231,7 +231,7 @@ def _cox_quartile_hr(plugin: PluginAnalysis) -> dict[str, dict]:
 
 def analyze_exposure_response(
     exposure: PosteriorExposure,
-    patients: pd.DataFrame,
+    patients: pd.DataFrame | DataTable,
     *,
     metric: str | Metric = "cmax",
     method: Method = "plugin",
@@ -260,7 +260,7 @@ def analyze_exposure_response(
     --------------
     exposure : carkin.exposure.PosteriorExposure
         Exposure draws of the CK-evaluable patients (`carkin.exposure.posterior_exposures`).
-    patients : pandas.DataFrame
+    patients : carkin.data.DataTable or pandas.DataFrame
         One row per randomised patient (see `er_analysis_set` for the columns).
     metric : str or Metric
         Exposure metric (default ``"cmax"``); analysed as log2 (HR per doubling).
@@ -285,7 +285,7 @@ def analyze_exposure_response(
         record the convergence gate's verdict in ``bayes.diagnostics`` / ``plugin_bayes.diagnostics``
         (``passed``, ``failures``; JSON keys of the same names) and warn when they fail.
     source, rows
-        File name and line mapping of ``patients`` for error messages.
+        File name and line mapping of ``patients`` for error messages (default: a DataTable's own).
     **columns
         ``time``, ``event``, ``infusion_day``, ``days_per_time_unit`` of `er_analysis_set`.
 

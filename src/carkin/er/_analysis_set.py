@@ -30,10 +30,11 @@ from collections.abc import Hashable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ..data import DataTable, says_simulated
 from ..errors import DataError, DataProblem
 from ..exposure import DAYS_PER_MONTH, Metric, PosteriorExposure
 from ..survival._trial_analysis import STRATIFICATION_FACTORS
-from ..survival._validate import Where, prepare_columns
+from ..survival._validate import Where, prepare_columns, unwrap
 
 __all__ = ["ERData", "er_analysis_set", "ExposureWindowWarning", "ID", "TIME", "EVENT", "INFUSED", "INFUSION_DAY",
            "TUMOR_BURDEN", "ARM", "SIMULATED", "STRATIFICATION_FACTORS"]
@@ -145,7 +146,7 @@ def _flag(df: pd.DataFrame, column: str, where: Where) -> pd.Series:
 
 def er_analysis_set(
     exposure: PosteriorExposure,
-    patients: pd.DataFrame,
+    patients: pd.DataFrame | DataTable,
     *,
     metric: str | Metric = "cmax",
     landmark_days: float | None = None,
@@ -165,7 +166,7 @@ def er_analysis_set(
     --------------
     exposure : carkin.exposure.PosteriorExposure
         Exposure draws of the CK-evaluable patients (must include ``metric``).
-    patients : pandas.DataFrame
+    patients : carkin.data.DataTable or pandas.DataFrame
         One row per randomised patient: ``ID``, ``PFS_MONTHS``, ``PFS_EVENT``; optional ``ARM``,
         ``INFUSED`` (0/1), ``INFUSION_DAY`` (days from randomisation to infusion), ``TUMOR_BURDEN``, the
         stratification factors, ``SIMULATED``.
@@ -186,7 +187,7 @@ def er_analysis_set(
     days_per_time_unit : float
         Days per unit of the time column (30.4375 for months; 1 for days).
     source, rows : optional
-        File name and index-to-line mapping (from `carkin.survival.read_table`) for error messages.
+        File name and index-to-line mapping for error messages (default: those of a `carkin.data.DataTable`).
 
     Returns
     -------
@@ -210,8 +211,11 @@ def er_analysis_set(
     landmark = metric.landmark_days if landmark_days is None else float(landmark_days)
     if not (np.isfinite(landmark) and landmark >= 0):
         raise ValueError(f"landmark_days must be >= 0 (days after infusion), got {landmark_days!r}")
+    table_simulated = isinstance(patients, DataTable) and patients.simulated
+    patients, source, rows = unwrap(patients, source, rows)
     if not isinstance(patients, pd.DataFrame):
-        raise TypeError(f"patients must be a pandas DataFrame (carkin.survival.read_table), got {type(patients).__name__}")
+        raise TypeError(f"patients must be a carkin DataTable (carkin.data.read_table) or a pandas DataFrame, got "
+                        f"{type(patients).__name__}")
     where = Where.of(patients, source, rows)
     clean_ids, _ = prepare_columns(patients, labels=[ID], unique=[ID], source=source, rows=rows)
     table_ids = clean_ids[ID].map(id_text)
@@ -323,9 +327,7 @@ def er_analysis_set(
         covariates[f"{burden}_PER{BURDEN_PER:g}"] = clean[burden].to_numpy(dtype=float)[index] / BURDEN_PER
     for column in strata or []:
         covariates[column] = clean[column].to_numpy(dtype=float)[index]
-    simulated = exposure.simulated or (
-        SIMULATED in patients.columns and bool((pd.to_numeric(patients[SIMULATED], errors="coerce") == 1).any())
-    )
+    simulated = exposure.simulated or table_simulated or says_simulated(frame=patients)
     counts = {
         "randomised": len(patients),
         "other_arm": len(other_arm),

@@ -18,7 +18,7 @@ file                     content
 =======================  ==============================================================================
 
 CSV files of a simulated analysis start with a ``# SIMULATED ...`` comment line (read them with
-`carkin.survival.read_table` or ``pandas.read_csv(..., comment="#")``).
+`carkin.data.read_table` or ``pandas.read_csv(..., comment="#", na_values=".")``).
 """
 
 from __future__ import annotations
@@ -29,17 +29,11 @@ from pathlib import Path
 import pandas as pd
 
 from .._atomic import atomic_directory
-from ._analysis import SIMULATED_NOTE, ERAnalysis
+from ..data import SIMULATED_NOTE, write_table
+from ._analysis import ERAnalysis
 from ._plots import plot_forest, plot_km_by_quartile
 
 __all__ = ["write_er_report", "er_report_text"]
-
-
-def _write_csv(path: Path, table: pd.DataFrame, simulated: bool) -> None:
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        if simulated:
-            handle.write(f"# {SIMULATED_NOTE}\n")
-        table.to_csv(handle, index=False, float_format="%.8g", lineterminator="\n")
 
 
 def _fmt(x) -> str:
@@ -125,7 +119,7 @@ def write_er_report(analysis: ERAnalysis, out_dir: str | Path, *, extra: dict | 
         (tmp / "er.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         (tmp / "report.md").write_text(er_report_text(analysis, result), encoding="utf-8")
         for name, table in analysis.tables().items():
-            _write_csv(tmp / f"{name}.csv", table, analysis.simulated)
+            write_table(tmp / f"{name}.csv", table, simulated=analysis.simulated)
         for name, figure in (("km_by_quartile.png", plot_km_by_quartile(analysis)), ("forest.png", plot_forest(analysis))):
             figure.savefig(tmp / name, dpi=110)
     return out_dir

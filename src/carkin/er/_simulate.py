@@ -68,14 +68,12 @@ class ERStudy:
 
     def write(self, out_dir: str | Path) -> Path:
         """Write ``ck.csv`` and ``patients.csv`` (each opening with a ``# SIMULATED`` line), atomically."""
-        from ..data import write_ck
+        from ..data import write_ck, write_table
 
         out = Path(out_dir)
         with atomic_directory(out) as tmp:
             write_ck(tmp / "ck.csv", self.dataset, comment=self.header)
-            with open(tmp / "patients.csv", "w", encoding="utf-8", newline="") as handle:
-                handle.write(f"# {self.header}\n")
-                self.patients.to_csv(handle, index=False, na_rep=".", lineterminator="\n")
+            write_table(tmp / "patients.csv", self.patients, comment=self.header, float_format=None)
         return out
 
 

@@ -180,7 +180,8 @@ class PosteriorExposure:
     model : str
         Kinetic model name.
     simulated : bool
-        True when the fit was made on simulated data (``manifest["data"]["simulated"]``).
+        True when the fit was made on simulated data (``manifest["data"]["simulated"]``, or the dataset's
+        provenance).
     """
 
     patient_ids: tuple[str, ...]
@@ -402,5 +403,6 @@ def posterior_exposures(
         method=resolved_method(model, method),
         fit_method=str(manifest.get("method", "unknown")),
         model=fit.spec.model,
-        simulated=bool((manifest.get("data") or {}).get("simulated", False)),
+        simulated=bool((manifest.get("data") or {}).get("simulated", False))
+        or bool(getattr(dataset, "simulated", False)),
     )

@@ -24,19 +24,12 @@ from pathlib import Path
 import pandas as pd
 
 from .._atomic import atomic_directory
+from ..data import SIMULATED_NOTE, write_table
 from ._posterior import PosteriorExposure
 from ._quartiles import exposure_quartiles, quartile_by_dose
 
 __all__ = ["write_exposure_report"]
 
-SIMULATED_NOTE = "SIMULATED data: a virtual cohort, not trial data"
-
-
-def _write_csv(path: Path, table: pd.DataFrame, simulated: bool) -> None:
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        if simulated:
-            handle.write(f"# {SIMULATED_NOTE}\n")
-        table.to_csv(handle, index=False, float_format="%.8g", lineterminator="\n")
 
 
 def write_exposure_report(
@@ -85,14 +78,14 @@ def write_exposure_report(
         + (["quartile_by_dose.csv"] if by_dose else []) + (["nca.csv"] if nca_table is not None else []),
     } | (extra or {})
     with atomic_directory(out_dir) as tmp:
-        _write_csv(tmp / "exposure_summary.csv", exposure.summary(), exposure.simulated)
-        _write_csv(tmp / "quartiles.csv", pd.concat(membership, ignore_index=True), exposure.simulated)
-        _write_csv(tmp / "quartile_cuts.csv", pd.concat(cuts, ignore_index=True), exposure.simulated)
+        write_table(tmp / "exposure_summary.csv", exposure.summary(), simulated=exposure.simulated)
+        write_table(tmp / "quartiles.csv", pd.concat(membership, ignore_index=True), simulated=exposure.simulated)
+        write_table(tmp / "quartile_cuts.csv", pd.concat(cuts, ignore_index=True), simulated=exposure.simulated)
         if by_dose:
             table = pd.concat(by_dose, ignore_index=True)
             table = table[["metric", *[c for c in table.columns if c != "metric"]]]
-            _write_csv(tmp / "quartile_by_dose.csv", table, exposure.simulated)
+            write_table(tmp / "quartile_by_dose.csv", table, simulated=exposure.simulated)
         if nca_table is not None:
-            _write_csv(tmp / "nca.csv", nca_table, exposure.simulated)
+            write_table(tmp / "nca.csv", nca_table, simulated=exposure.simulated)
         (tmp / "exposure.json").write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
     return out_dir

@@ -108,6 +108,11 @@ class Fit:
     def method(self) -> str:
         return self.manifest["method"]
 
+    @property
+    def simulated(self) -> bool:
+        """True if the fitted data are simulated (``manifest["data"]["simulated"]``, from ``Dataset.simulated``)."""
+        return bool(self.manifest.get("data", {}).get("simulated", False))
+
     def individual_parameters(self) -> dict[str, np.ndarray]:
         """Individual parameters on the natural scale, each (chains, draws, patients)."""
         phi = jnp.asarray(self.idata.posterior["phi"].values)

@@ -11,9 +11,9 @@ import shutil
 from pathlib import Path
 
 import arviz as az
-import pandas as pd
 
 from .._atomic import atomic_directory
+from ..data import read_table, write_table
 from ..population import spec_from_dict
 from ._fit import Fit
 
@@ -22,14 +22,12 @@ __all__ = ["save_fit", "load_fit", "atomic_directory", "FIT_FILES"]
 # Everything a fit directory may hold; an existing folder with anything else in it is never replaced.
 FIT_FILES = ("posterior.nc", "parameters.csv", "manifest.json", "individual_fits.png", "input")
 
-
 def _json_default(value):
     if hasattr(value, "item"):
         return value.item()
     if isinstance(value, (set, tuple)):
         return list(value)
     return str(value)
-
 
 def save_fit(fit: Fit, out_dir: str | Path, *, figures: dict | None = None, inputs: dict[str, str] | None = None) -> Path:
     """Write a fit's artefacts into ``out_dir`` atomically.
@@ -49,7 +47,7 @@ def save_fit(fit: Fit, out_dir: str | Path, *, figures: dict | None = None, inpu
     out_dir = Path(out_dir)
     with atomic_directory(out_dir, owned=FIT_FILES) as tmp:
         fit.idata.to_netcdf(str(tmp / "posterior.nc"), engine="h5netcdf")
-        fit.table.to_csv(tmp / "parameters.csv", index=False, float_format="%.10g")
+        write_table(tmp / "parameters.csv", fit.table, simulated=fit.simulated, float_format="%.10g")
         manifest = dict(fit.manifest)
         manifest["patient_ids"] = list(fit.patient_ids)
         if inputs:
@@ -63,7 +61,6 @@ def save_fit(fit: Fit, out_dir: str | Path, *, figures: dict | None = None, inpu
         for name, figure in (figures or {}).items():
             figure.savefig(tmp / name, dpi=110)
     return out_dir
-
 
 def load_fit(fit_dir: str | Path) -> Fit:
     """Read a fit written by ``save_fit``.
@@ -80,5 +77,5 @@ def load_fit(fit_dir: str | Path) -> Fit:
     manifest = json.loads((fit_dir / "manifest.json").read_text())
     spec = spec_from_dict(manifest["model"]["spec"], source=manifest["model"]["source"])
     idata = az.from_netcdf(str(fit_dir / "posterior.nc"), engine="h5netcdf")
-    table = pd.read_csv(fit_dir / "parameters.csv")
+    table = read_table(fit_dir / "parameters.csv").frame
     return Fit(idata=idata, spec=spec, manifest=manifest, table=table, patient_ids=tuple(manifest["patient_ids"]))

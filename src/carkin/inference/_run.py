@@ -294,6 +294,7 @@ def fit(
             "observations": dataset.n_observations,
             "blq": dataset.n_blq,
             "lloq": _data_lloq(dataset),
+            "simulated": dataset.simulated,
         },
         "devices": {"platform": jax.default_backend(), "count": jax.local_device_count(),
                     "x64": bool(jax.config.read("jax_enable_x64"))},

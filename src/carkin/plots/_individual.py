@@ -21,7 +21,7 @@ def plot_individual_fits(
     *,
     patients: int | list[str] = 12,
     max_draws: int = 200,
-    simulated: bool = False,
+    simulated: bool | None = None,
     grid_points: int = 200,
 ):
     """Observed transgene levels and the posterior median curve with a 90% band, one panel per patient.
@@ -35,13 +35,14 @@ def plot_individual_fits(
         How many patients (the first ones, in data order) or which patient IDs to draw.
     max_draws : int
         Posterior draws used for the band (thinned evenly).
-    simulated : bool
-        Adds "SIMULATED data" to the title (always true for the shipped virtual cohort).
+    simulated : bool, optional
+        Adds "SIMULATED data" to the title; default: the fit's data say so (``fit.simulated``).
 
     Returns
     -------
     matplotlib.figure.Figure
     """
+    simulated = fit.simulated or dataset.simulated if simulated is None else simulated
     ids = list(dataset.patient_ids)
     chosen = [ids.index(p) for p in patients] if isinstance(patients, list) else list(range(min(patients, len(ids))))
     individual = fit.individual_parameters()  # name -> (chains, draws, patients)

@@ -9,10 +9,10 @@ import numpy as np
 __all__ = ["plot_rank"]
 
 
-def plot_rank(fit, *, simulated: bool = False):
+def plot_rank(fit, *, simulated: bool | None = None):
     """Rank histograms (arviz ``plot_rank``) of ``mu`` and ``omega`` per parameter, and ``sigma``.
 
-    Needs at least two chains.
+    Needs at least two chains. ``simulated`` adds "SIMULATED data" to the title; default: ``fit.simulated``.
 
     Returns
     -------
@@ -23,6 +23,7 @@ def plot_rank(fit, *, simulated: bool = False):
     ValueError
         If the fit has a single chain.
     """
+    simulated = fit.simulated if simulated is None else simulated
     n_chains = fit.idata.posterior.sizes["chain"]
     if n_chains < 2:
         raise ValueError(f"plot_rank needs at least 2 chains; the fit has {n_chains}")

@@ -11,9 +11,8 @@ Inputs are read through their writers' files, not re-computed: the report joins 
 (``carkin exposure``, ``carkin er``, ``carkin simulate``) wrote. Diagnostics are computed from the fit
 (`carkin.diagnostics.diagnose`) unless a folder written by `carkin.diagnostics.write_diagnostics` is given.
 
-"SIMULATED data" banner: shown at the top and bottom when the fit manifest says ``data.simulated``, when the
-patients table of the fit has a true ``SIMULATED`` column, when a data file's leading comment says
-SIMULATED, or when an E-R / scenario result says so.
+"SIMULATED data" banner: shown at the top and bottom when the fit's data are simulated (``Fit.simulated``, or
+the provenance of the data files it copied, ``Dataset.simulated``), or when an E-R / scenario result says so.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from .._atomic import atomic_write_text
+from ..data import read_table
 from . import _html as h
 
 __all__ = ["build_report", "write_report"]
@@ -33,34 +33,6 @@ _FIGURE_TITLES = {
     "trace.png": "Trace plots (population sites)", "rank.png": "Rank plots", "gof.png": "Goodness of fit",
     "npde.png": "NPDE", "vpc.png": "Prediction-corrected VPC (BLQ fraction below)", "individual_fits.png": "Individual fits",
 }
-
-
-def _leading_comment_simulated(path: Path) -> bool:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if not line.startswith("#"):
-                    return False
-                if "SIMULATED" in line.upper():
-                    return True
-    except OSError:
-        return False
-    return False
-
-
-def _patients_simulated(path: Path) -> bool:
-    try:
-        frame = pd.read_csv(path, comment="#", na_values=".")
-    except (OSError, ValueError):
-        return False
-    return "SIMULATED" in frame.columns and bool(pd.to_numeric(frame["SIMULATED"], errors="coerce").fillna(0).astype(bool).any())
-
-
-def _fit_simulated(fit_dir: Path, manifest: dict) -> bool:
-    if manifest.get("data", {}).get("simulated"):
-        return True
-    inputs = [fit_dir / p for p in manifest.get("inputs", {}).values()]
-    return any(_leading_comment_simulated(p) or _patients_simulated(p) for p in inputs if p.exists())
 
 
 def _json_files(folder: Path) -> dict:
@@ -102,7 +74,7 @@ def _folder_section(folder: Path, *, skip_json: tuple[str, ...] = ()) -> str:
         parts.append("<h3>report.md</h3>" + h.pre((folder / "report.md").read_text(encoding="utf-8")))
     for path in sorted(folder.glob("*.csv")):
         try:
-            frame = pd.read_csv(path, comment="#")
+            frame = read_table(path).frame
         except (OSError, ValueError):
             continue
         parts.append(f"<h3>{h.esc(path.name)}</h3>" + h.table(frame, max_rows=30))
@@ -190,7 +162,7 @@ def build_report(
     fit = load_fit(fit_dir)
     manifest = fit.manifest
     dataset = load_fit_dataset(fit_dir, fit)
-    simulated = _fit_simulated(fit_dir, manifest)
+    simulated = fit.simulated or dataset.simulated
     er_json = _json_files(Path(er_dir)) if er_dir else {}
     sim_json = _json_files(Path(sim_dir)) if sim_dir else {}
     simulated = simulated or any(v.get("simulated") for v in er_json.values() if isinstance(v, dict)) or any(
@@ -214,8 +186,8 @@ def build_report(
         diag_dir = Path(diagnostics_dir)
         diag_json = json.loads((diag_dir / "diagnostics.json").read_text(encoding="utf-8"))
         verdict = {**manifest.get("diagnostics", {}), **diag_json.get("verdict", {})}
-        conv = pd.read_csv(diag_dir / "convergence.csv", comment="#")
-        shrink = pd.read_csv(diag_dir / "shrinkage.csv", comment="#")
+        conv = read_table(diag_dir / "convergence.csv").frame
+        shrink = read_table(diag_dir / "shrinkage.csv").frame
         gof_summary, vpc_info = diag_json.get("gof", {}), diag_json.get("vpc", {})
         figures = {name: h.png_file(diag_dir / name, alt=title) for name, title in _FIGURE_TITLES.items()
                    if (diag_dir / name).exists()}

@@ -248,6 +248,7 @@ def simulate_cohort(
         covariates=jnp.asarray(dataset_cov),
         covariate_names=names,
         source="<simulated>",
+        simulated=True,
     )
     return SimulatedCohort(
         dataset=dataset,

@@ -1,8 +1,8 @@
 """Classic survival analysis on lifelines: Kaplan-Meier, log-rank (stratified, trend), Cox, RMST, CMH.
 
-Every function takes a pandas DataFrame and column names (the lifelines way), checks the columns once
-(errors name the file, line and column), and returns a small immutable result with ``.to_dict()``
-giving JSON-ready numbers under stable keys. `analyze_trial` runs the KarMMa-3 primary analysis.
+Every function takes a table (a `carkin.data.DataTable` from `carkin.data.read_table`, or a pandas DataFrame)
+and column names (the lifelines way), checks the columns once (errors name the file, line and column), and
+returns a small immutable result with ``.to_dict()`` giving JSON-ready numbers under stable keys. `analyze_trial` runs the KarMMa-3 primary analysis.
 """
 
 from ._cmh import CMHResult as CMHResult
@@ -37,4 +37,3 @@ from ._rmst import rmst as rmst
 from ._rmst import rmst_difference as rmst_difference
 from ._trial_analysis import TrialAnalysis as TrialAnalysis
 from ._trial_analysis import analyze_trial as analyze_trial
-from ._validate import read_table as read_table

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..data import DataTable
 from ._kaplan_meier import check_alpha
 from ._result import json_float, json_label
 from ._validate import as_list, group_labels, prepare_columns, strata_codes
@@ -111,7 +112,7 @@ class ResponseRates:
 
 
 def response_rate(
-    df: pd.DataFrame,
+    df: pd.DataFrame | DataTable,
     *,
     response: str,
     group: str | None = None,
@@ -148,7 +149,7 @@ def response_rate(
 
 
 def cmh_odds_ratio(
-    df: pd.DataFrame,
+    df: pd.DataFrame | DataTable,
     *,
     response: str,
     group: str,
@@ -184,7 +185,7 @@ def cmh_odds_ratio(
     correction : bool
         Apply the 0.5 continuity correction to the CMH test statistic.
     source, rows : optional
-        File name and index-to-line mapping (from `read_table`) for error messages.
+        File name and index-to-line mapping for error messages (default: those of a `carkin.data.DataTable`).
 
     Raises
     ------

@@ -15,6 +15,7 @@ from lifelines.exceptions import ConvergenceWarning as LifelinesConvergenceWarni
 from lifelines.utils import concordance_index
 from scipy import stats
 
+from ..data import DataTable
 from ..errors import ConvergenceError
 from ._breslow import fit_breslow
 from ._cox_residuals import robust_covariance, score_residuals
@@ -103,7 +104,7 @@ class CoxResult:
 
 
 def cox_ph(
-    df: pd.DataFrame,
+    df: pd.DataFrame | DataTable,
     *,
     time: str,
     event: str,
@@ -141,7 +142,7 @@ def cox_ph(
     alpha : float
         1 - confidence level of the hazard-ratio intervals.
     source, rows : optional
-        File name and index-to-line mapping (from `read_table`) for error messages.
+        File name and index-to-line mapping for error messages (default: those of a `carkin.data.DataTable`).
 
     Returns
     -------

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..data import DataTable
 from ._kaplan_meier import check_alpha, curve_from_fitter, fit_groups
 from ._result import json_float
 from ._validate import prepare_survival_data
@@ -39,7 +40,7 @@ class FollowUp:
 
 
 def median_followup(
-    df: pd.DataFrame,
+    df: pd.DataFrame | DataTable,
     *,
     time: str,
     event: str,

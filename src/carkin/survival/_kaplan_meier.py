@@ -12,6 +12,7 @@ from lifelines import KaplanMeierFitter
 from lifelines.utils import qth_survival_time
 from scipy import stats
 
+from ..data import DataTable
 from ._result import frozen_array, json_float, json_label
 from ._validate import Where, group_labels, prepare_survival_data
 
@@ -123,7 +124,7 @@ class KaplanMeierResult:
 
 
 def kaplan_meier(
-    df: pd.DataFrame,
+    df: pd.DataFrame | DataTable,
     *,
     time: str,
     event: str,
@@ -163,7 +164,7 @@ def kaplan_meier(
         Transform of the pointwise interval: log-log (default), log (R's default) or plain (linear,
         clipped to [0, 1]), all from Greenwood's variance. The band is NaN where the estimate is 0.
     source, rows : optional
-        File name and index-to-line mapping (from `read_table`) used in error messages.
+        File name and index-to-line mapping used in error messages (default: those of a `carkin.data.DataTable`).
 
     Returns
     -------

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..data import DataTable
 from ._kaplan_meier import CIMethod, kaplan_meier
 from ._result import json_float, json_label
 
@@ -66,7 +67,7 @@ class SurvivalAtResult:
 
 
 def survival_at(
-    df: pd.DataFrame,
+    df: pd.DataFrame | DataTable,
     *,
     time: str,
     event: str,

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..data import DataTable
 from ._result import frozen_array, json_float, json_label
 from ._validate import Where, as_list, group_labels, prepare_survival_data, strata_codes
 
@@ -146,7 +147,7 @@ class LogRankTrendResult:
 
 
 def logrank_test(
-    df: pd.DataFrame,
+    df: pd.DataFrame | DataTable,
     *,
     time: str,
     event: str,
@@ -179,7 +180,7 @@ def logrank_test(
         Group order (default: sorted values). For two groups the signed ``z`` refers to ``groups[0]``, so
         pass ``groups=(treatment, control)``.
     source, rows : optional
-        File name and index-to-line mapping (from `read_table`) for error messages.
+        File name and index-to-line mapping for error messages (default: those of a `carkin.data.DataTable`).
 
     Returns
     -------
@@ -213,7 +214,7 @@ def logrank_test(
 
 
 def logrank_trend_test(
-    df: pd.DataFrame,
+    df: pd.DataFrame | DataTable,
     *,
     time: str,
     event: str,

@@ -12,6 +12,7 @@ from lifelines import KaplanMeierFitter
 from lifelines.utils import restricted_mean_survival_time
 from scipy import stats
 
+from ..data import DataTable
 from ._kaplan_meier import check_alpha, fit_groups
 from ._result import json_float, json_label
 from ._validate import Where, prepare_survival_data
@@ -95,7 +96,7 @@ class RMSTDifference:
 
 
 def rmst(
-    df: pd.DataFrame,
+    df: pd.DataFrame | DataTable,
     *,
     time: str,
     event: str,
@@ -142,7 +143,7 @@ def rmst(
 
 
 def rmst_difference(
-    df: pd.DataFrame,
+    df: pd.DataFrame | DataTable,
     *,
     time: str,
     event: str,

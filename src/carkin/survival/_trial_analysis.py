@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from ..data import DataTable, says_simulated
+
 from ._cmh import CMHResult, ResponseRates, cmh_odds_ratio, response_rate
 from ._cox import CoxResult, cox_ph
 from ._followup import FollowUp, median_followup
@@ -22,7 +24,7 @@ from ._kaplan_meier import KaplanMeierResult, check_alpha, kaplan_meier
 from ._landmark import SurvivalAtResult, survival_at
 from ._logrank import LogRankResult, logrank_test
 from ._result import json_float
-from ._validate import prepare_columns
+from ._validate import prepare_columns, unwrap
 
 __all__ = [
     "TrialAnalysis",
@@ -78,7 +80,8 @@ class TrialAnalysis:
     followup : FollowUp
         Median follow-up (reverse Kaplan-Meier), all patients.
     simulated : bool
-        True when the table says it is simulated (a SIMULATED column equal to 1 on any row).
+        True when the table says it is simulated (`carkin.data.says_simulated`: a leading comment of its file,
+        or a SIMULATED column equal to 1 on any row).
     source : str or None
         The file analysed.
     """
@@ -154,7 +157,7 @@ class TrialAnalysis:
 
 
 def analyze_trial(
-    patients_df: pd.DataFrame,
+    patients_df: pd.DataFrame | DataTable,
     *,
     arms: tuple[str, str] = ("ide-cel", "standard"),
     landmarks: Sequence[float] = (6, 12),
@@ -166,7 +169,7 @@ def analyze_trial(
 
     Main arguments
     --------------
-    patients_df : pandas.DataFrame
+    patients_df : carkin.data.DataTable or pandas.DataFrame
         One row per randomized patient, with columns ID, ARM (values in ``arms``), AGE_GE65,
         PRIOR_REGIMENS_3_4, HIGH_RISK_CYTO (0/1 stratification factors), PFS_MONTHS (>= 0), PFS_EVENT
         (1 progression or death, 0 censored) and BEST_RESPONSE (one of sCR, CR, VGPR, PR, MR, SD, PD, NE;
@@ -182,7 +185,7 @@ def analyze_trial(
     alpha : float
         1 - confidence level of every interval (two-sided).
     source, rows : optional
-        File name and index-to-line mapping (from `read_table`) for error messages.
+        File name and index-to-line mapping for error messages (default: the DataTable's).
 
     Returns
     -------
@@ -196,6 +199,8 @@ def analyze_trial(
         events (the hazard ratio would be 0 or infinite).
     """
     check_alpha(alpha)
+    simulated = isinstance(patients_df, DataTable) and patients_df.simulated
+    patients_df, source, rows = unwrap(patients_df, source, rows)
     arms = tuple(arms)
     if len(arms) != 2 or arms[0] == arms[1]:
         raise ValueError(f"arms={arms!r} must name two different arms: (experimental, control)")
@@ -237,17 +242,10 @@ def analyze_trial(
         orr=response_rate(clean, response=_RESPONDED, alpha=alpha, **by_arm, **common),
         cmh=cmh_odds_ratio(clean, response=_RESPONDED, strata=strata, alpha=alpha, **by_arm, **common),
         followup=median_followup(clean, time=TIME, event=EVENT, alpha=alpha, **common),
-        simulated=is_simulated(patients_df),
+        simulated=simulated or says_simulated(frame=patients_df),
         source=source,
         alpha=alpha,
     )
-
-
-def is_simulated(patients_df: pd.DataFrame) -> bool:
-    """True when the table has a SIMULATED column equal to 1 (or True) on any row."""
-    if SIMULATED not in patients_df.columns:
-        return False
-    return bool((pd.to_numeric(patients_df[SIMULATED], errors="coerce") == 1).any())
 
 
 def _infused(patients_df: pd.DataFrame, clean: pd.DataFrame, arms: tuple[str, str]) -> dict[str, int]:

@@ -1,100 +1,29 @@
-"""Reading and checking survival tables, once, at the boundary.
+"""Checking survival columns, once, at the boundary.
 
 Every check names the file, the 1-based line of the file, the column, the bad value and a fix, and all
 problems are collected and raised together as one `carkin.errors.DataError` (a `ValueError`). After this
 step the analysis functions work on clean columns: times as floats >= 0, events as 0/1 integers, and no
 missing values.
 
-Line numbers: a table read with `read_table` comes with a mapping from DataFrame index to physical line
-(comment and blank lines counted). Without such a mapping, line = position + 2 (the header is line 1).
+Tables are read by `carkin.data.read_table`; the analysis functions take its `DataTable` (whose file name
+and index-to-line mapping then reach every message) or a plain DataFrame (``source=``/``rows=`` optional;
+without a mapping, line = position + 2, the header being line 1).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import io
-import os
-import re
 from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from ..data import DataTable
 from ..errors import DataError, DataProblem
 
-__all__ = ["read_table"]
-
 DATAFRAME_SOURCE = "<DataFrame>"
-# NONMEM marks a missing value with "."; an empty field is missing too.
-MISSING_MARKERS = (".", "")
 # How many offending lines a message lists before it says "...".
 _LINES_SHOWN = 5
-
-
-def read_table(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, dict[int, int]]:
-    """Read a comma-separated table, skipping ``#`` comment lines, and remember where each row came from.
-
-    Parameters
-    ----------
-    path : str or path-like
-        A CSV file with a header line. Lines whose first non-blank character is ``#`` and blank lines are
-        skipped (anywhere in the file). ``.`` and empty fields are missing values (NONMEM convention).
-
-    Returns
-    -------
-    table : pandas.DataFrame
-        The records, with a default ``RangeIndex``.
-    lines : dict of int to int
-        For each index of ``table``, the 1-based physical line of the file it was read from, so that
-        error messages can point at it (pass it as ``rows=`` to the analysis functions).
-
-    Raises
-    ------
-    FileNotFoundError
-        If the file does not exist.
-    carkin.errors.DataError
-        If the file is not UTF-8 text, has no header or cannot be parsed as CSV (e.g. a record with too many
-        fields).
-
-    Notes
-    -----
-    Quoted fields spanning several lines are not supported (the line mapping assumes one record per line).
-    """
-    source = os.fspath(path)
-    try:
-        with open(source, encoding="utf-8-sig") as handle:
-            physical = handle.read().splitlines()
-    except UnicodeDecodeError as exc:
-        message = f"the file is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as CSV with UTF-8 encoding"
-        raise DataError(DataProblem(source, None, None, message)) from None
-    kept: list[str] = []
-    line_numbers: list[int] = []
-    for number, text in enumerate(physical, start=1):
-        stripped = text.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        kept.append(text)
-        line_numbers.append(number)
-    if not kept:
-        raise DataError(DataProblem(source, None, None, "the file has no header line (it is empty or only comments)"))
-    try:
-        table = pd.read_csv(
-            io.StringIO("\n".join(kept)),
-            na_values=list(MISSING_MARKERS),
-            skipinitialspace=True,
-            skip_blank_lines=False,
-        )
-    except pd.errors.ParserError as exc:
-        # pandas counts lines of the text it was given (comments removed): point at the file's own line
-        found = re.search(r"line (\d+)", str(exc))
-        row = line_numbers[int(found.group(1)) - 1] if found and int(found.group(1)) <= len(line_numbers) else None
-        detail = str(exc).strip().splitlines()[-1]
-        if found:
-            detail = re.sub(r" in line \d+", "", detail)
-        raise DataError(DataProblem(source, row, None, f"cannot be read as CSV: {detail}")) from None
-    table.columns = [str(c).strip() for c in table.columns]
-    lines = {index: line_numbers[index + 1] for index in range(len(table))}
-    return table, lines
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,6 +72,16 @@ def _show(value: object) -> str:
     if isinstance(value, (np.generic,)):
         value = value.item()
     return repr(value)
+
+
+def unwrap(
+    df: pd.DataFrame | DataTable, source: str | None, rows: Mapping[Hashable, int] | None
+) -> tuple[pd.DataFrame, str | None, Mapping[Hashable, int] | None]:
+    """A DataTable's frame, with its file and line mapping as the defaults of ``source`` and ``rows``; a
+    DataFrame as given."""
+    if isinstance(df, DataTable):
+        return df.frame, df.source if source is None else source, df.lines if rows is None else rows
+    return df, source, rows
 
 
 def as_list(columns: str | Sequence[str] | None) -> list[str]:
@@ -200,9 +139,11 @@ def prepare_columns(
     ``categories``: columns whose values must be in the given set; ``unique``: identifier columns (no
     missing or repeated values). Every problem found is raised together.
     """
+    df, source, rows = unwrap(df, source, rows)
     if not isinstance(df, pd.DataFrame):
         raise TypeError(
-            f"expected a pandas DataFrame, got {type(df).__name__}; read a CSV with carkin.survival.read_table"
+            f"expected a pandas DataFrame or a carkin DataTable, got {type(df).__name__}; read a CSV with "
+            "carkin.data.read_table"
         )
     where = Where.of(df, source, rows)
     binary = dict(binary or {})
