@@ -34,7 +34,8 @@ patient factor (product / host fitness); ``f ~ N(0, frailty_sd^2)`` a frailty.
 - Trial: 254 + 132 patients, arm labels randomly permuted (exact 2:1 sizes); entry CDF
   ``(u / accrual_months)^accrual_shape``; cut-off at ``cutoff_months``; other censoring at
   ``dropout_per_month`` from the start of treatment. Strata are Bernoulli at the configured frequencies
-  (high-risk cytogenetics by arm); marrow plasma cells ``100 * Beta(a, b)`` (rounded to 0.1).
+  (high-risk cytogenetics by arm); marrow plasma cells ``100 * Beta(a, b)`` rounded to 0.1 and floored at
+  0.1 (never 0.0%, which a log covariate rejects).
 - Never infused: exactly 29 ide-cel patients; first those whose planned infusion (log-normal bridging
   time, whole days, clipped) falls after the cut-off, then a Gumbel-top-k draw with log-weight
   ``not_infused_prognosis_weight * prognosis``. The infused are event-free until infusion.
