@@ -16,14 +16,14 @@ Outputs (``--prefix``, default ``benchmarks/results/cohort-seeds-<UTC date>``; a
 
 - ``<prefix>.csv``: one row per seed, written as each seed finishes (a long run can be watched or resumed
   by hand), preceded by ``#`` comment lines with the commit, date, config hash and versions;
-- ``<prefix>.json``: the same metadata, the passing seeds and the summary table;
+- ``<prefix>.json``: the same metadata, the passing seeds, the summary table and its markdown;
 - ``<prefix>.md``: the summary table: per figure the published value, the acceptance window, the median
   and the 5-95% range over the seeds, and the fraction of seeds inside the window;
 - ``<prefix>.png``: one histogram per figure, published value and window marked, the shipped seed dotted.
 
 Unless ``--quick``, it also writes the package's copy of the summary,
-``src/carkin/_data/karmma3_seed_study.json`` (which ``carkin.cohorts`` renders into the README of every
-realisation), and rewrites the block between ``<!-- cohort-seeds:begin -->`` and
+``src/carkin/_data/karmma3_seed_study.json`` (whose markdown ``carkin.cohorts`` puts, verbatim, into the
+README of every realisation), and rewrites the block between ``<!-- cohort-seeds:begin -->`` and
 ``<!-- cohort-seeds:end -->`` in the top-level ``README.md``. Regenerate the shipped realisation's README
 afterwards (``python -m carkin.cohorts.karmma3 --seed 11 --out src/carkin/_data/karmma3_sim``; its CSV
 files do not change).
@@ -299,7 +299,11 @@ def write_outputs(prefix: Path, meta: dict, rows: list[dict], *, package: bool) 
     table = summarise(rows)
     md = markdown(meta, rows, table)
     passing = [int(r["seed"]) for r in rows if r["passes"]]
-    meta = {**meta, "finished_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")}
+    earlier = prefix.with_suffix(".json")
+    if earlier.exists():  # a re-render keeps the timing of the run that produced the rows
+        old = json.loads(earlier.read_text(encoding="utf-8"))
+        meta = {**{k: old[k] for k in ("wall_seconds", "finished_utc") if k in old}, **meta}
+    meta.setdefault("finished_utc", dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"))
     doc = {
         **meta,
         "results_csv": os.path.relpath(prefix.with_suffix(".csv"), REPO),
@@ -307,6 +311,7 @@ def write_outputs(prefix: Path, meta: dict, rows: list[dict], *, package: bool) 
         "passing_seeds": passing,
         "first_passing_seed": min(passing) if passing else None,
         "table": table,
+        "markdown": md,
     }
     prefix.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     prefix.with_suffix(".md").write_text("# Virtual KarMMa-3 seed study (SIMULATED)\n\n" + md, encoding="utf-8")
