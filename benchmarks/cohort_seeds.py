@@ -354,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     rows = run(args.start, n, prefix.with_suffix(".csv"), meta)
     meta["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    meta["finished_utc"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
     write_outputs(prefix, meta, rows, package=not (args.quick or args.no_package))
     return 0
 
