@@ -1,6 +1,6 @@
 """Issue acceptance: `carkin trial analyze` on the shipped SIMULATED cohort reproduces the published analysis.
 
-Published figures (karmma3.md, Rodriguez-Otero NEJM 2023): KM medians inside the published 95% CIs
+Published figures ([RodriguezOtero2023] in docs/references.md: Rodriguez-Otero NEJM 2023): KM medians inside the published 95% CIs
 (ide-cel 11.8-16.1, standard 3.4-5.9 months); Cox HR inside 0.38-0.65; PFS at 6 and 12 months within 5
 points of 73/40% and 55/30%; ORR within 3 points of 71% and 42%; 242 +/- 15 events.
 """

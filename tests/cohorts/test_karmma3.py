@@ -218,6 +218,58 @@ class TestFiles:
         assert sorted(x.name for x in tmp_path.iterdir()) == ["cohort"]
 
 
+class TestTumourBurden:
+    """Marrow plasma cells are never 0.0% (a log-transformed TUMOR_BURDEN covariate rejects 0)."""
+
+    N_SEEDS = 500  # before the floor, ~1 seed in 10 drew a value that rounded to 0.0 (seeds 2, 9, 31, ...)
+
+    def test_no_seed_draws_a_marrow_plasma_cell_percentage_at_or_below_zero(self, config):
+        from carkin.cohorts._simulate import tumor_burden_percent
+
+        n = config.trial.n_ide_cel + config.trial.n_standard
+        with jax.enable_x64(True):
+            draw = jax.jit(jax.vmap(lambda k: tumor_burden_percent(k, config.tumor_burden, n)))
+            burden = np.asarray(draw(jax.vmap(jax.random.key)(jax.numpy.arange(self.N_SEEDS))))
+        assert burden.shape == (self.N_SEEDS, n)
+        assert burden.min() == pytest.approx(0.1), "the floor (one 0.1 step) is what the rare tiny draws get"
+        assert (burden > 0).all()
+        np.testing.assert_allclose(burden * 10, np.round(burden * 10), rtol=0, atol=1e-9)  # the written 0.1 grid
+        # ... and the log covariate of the multiphasic model takes every value.
+        from carkin.population import load_spec
+
+        (cov,) = [c for c in load_spec("multiphasic").covariates if c.column == "TUMOR_BURDEN"]
+        assert cov.transform == "log"
+        assert np.isfinite(cov.standardise(burden.ravel())).all()
+
+    def test_the_helper_is_the_generator_s_own_draw(self, cohort, config):
+        from carkin.cohorts._simulate import tumor_burden_percent
+
+        with jax.enable_x64(True):
+            burden = np.asarray(tumor_burden_percent(jax.random.key(7), config.tumor_burden, len(cohort.patients)))
+        np.testing.assert_array_equal(cohort.patients["TUMOR_BURDEN"].to_numpy(), burden)
+
+    def test_a_seed_that_used_to_draw_zero_loads_and_fits_its_log_covariate(self, config, tmp_path):
+        data = pytest.importorskip("carkin.data")
+        from carkin.population import load_spec
+        from carkin.population._model import covariate_design
+
+        cohort = simulate_karmma3(jax.random.key(2), config, seed=2)  # seed 2 drew a 0.0 before the floor
+        assert cohort.patients["TUMOR_BURDEN"].min() == pytest.approx(0.1)
+        # Patients whose follow-up ended before the first sample have a dose record only; a fit drops them.
+        ck = cohort.ck[cohort.ck.groupby("ID")["EVID"].transform("min") == 0]
+        ck.to_csv(tmp_path / "ck.csv", index=False, na_rep=".")
+        cohort.patients.to_csv(tmp_path / "patients.csv", index=False, na_rep=".")
+        ds = data.load_dataset(
+            tmp_path / "ck.csv",
+            tmp_path / "patients.csv",
+            covariate_columns=["TUMOR_BURDEN", "DOSE"],
+            allow_extra_ids=True,
+            verbose=False,
+        )
+        z = covariate_design(ds, load_spec("multiphasic"))
+        assert np.isfinite(z).all()
+
+
 class TestShippedCalibration:
     def test_the_shipped_files_meet_the_published_targets(self, shipped):
         summary = summarize_karmma3(_read(shipped["patients"]), _read(shipped["ck"]))

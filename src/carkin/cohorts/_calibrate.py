@@ -35,12 +35,12 @@ from ._simulate import simulate_arrays
 from ._summary import summarize_karmma3
 
 #: ITT shares of best response used as calibration targets. ORR (sum of sCR..PR) and CR-or-better
-#: (sCR + CR) are published (karmma3.md); the split inside them is an assumption.
+#: (sCR + CR) are published ([RodriguezOtero2023], docs/references.md); the split inside them is an assumption.
 RESPONSE_TARGETS = {
     "ide_cel": {"sCR": 0.30, "CR": 0.09, "VGPR": 0.21, "PR": 0.11, "MR": 0.03, "SD": 0.06},
     "standard": {"sCR": 0.01, "CR": 0.04, "VGPR": 0.14, "PR": 0.23, "MR": 0.09, "SD": 0.28},
 }
-TOTAL_LOG_CMAX_VARIANCE = 1.7  # ck-models.md target 10: ~3 logs between-patient spread in expansion
+TOTAL_LOG_CMAX_VARIANCE = 1.7  # assumed: ~3 logs of spread in expansion ([Kirouac2023], [Stein2019])
 
 
 def _run(cfg: KarMMa3Config, key) -> dict:
@@ -68,7 +68,7 @@ def _scaled(cfg: KarMMa3Config, scale: int) -> KarMMa3Config:
 def calibrate_closed_form(cfg: KarMMa3Config) -> KarMMa3Config:
     """Step 1: burden share >= 50% = 0.27 and median dose = 445, from the Beta distributions."""
     tb = cfg.tumor_burden
-    share = 0.27  # karmma3.md: 28% (ide-cel) / 26% (standard) with >= 50% marrow plasma cells
+    share = 0.27  # published: 28% (ide-cel) / 26% (standard) with >= 50% marrow plasma cells ([TCT2024])
     frac = tb.high_threshold_percent / 100.0
     b = optimize.brentq(lambda b: stats.beta.sf(frac, tb.beta_a, b) - share, 0.1, 50.0)
     inf = cfg.infusion

@@ -40,31 +40,34 @@ STRATA = ["AGE_GE65", "PRIOR_REGIMENS_3_4", "HIGH_RISK_CYTO"]
 #: Days per month in the files (PFS_MONTHS vs INFUSION_DAY and CK TIME): 365.25 / 12, as in the config.
 DAYS_PER_MONTH = 30.4375
 
-#: Published point figures (karmma3.md; ck-models.md section 5) that a realisation is compared with.
+#: Published point figures that a realisation is compared with; sources by key, full citations in
+#: docs/references.md ([RodriguezOtero2023] KarMMa-3 NEJM 2023, doi:10.1056/NEJMoa2213614, IA2;
+#: [TCT2024] doi:10.1016/j.jtct.2023.10.022; [USPI] Abecma label 12.3 (KarMMa); [Munshi2021] KarMMa
+#: NEJM 2021, doi:10.1056/NEJMoa2024850).
 PUBLISHED: dict[str, tuple[float, str]] = {
-    "median_pfs_ide_cel": (13.3, "karmma3.md: 13.3 (11.8-16.1) months"),
-    "median_pfs_standard": (4.4, "karmma3.md: 4.4 (3.4-5.9) months"),
-    "hazard_ratio": (0.49, "karmma3.md: 0.49 (0.38-0.65), stratified Cox"),
-    "pfs6_ide_cel": (0.73, "karmma3.md: 73%"),
-    "pfs6_standard": (0.40, "karmma3.md: 40%"),
-    "pfs12_ide_cel": (0.55, "karmma3.md: 55%"),
-    "pfs12_standard": (0.30, "karmma3.md: 30%"),
-    "events": (242.0, "karmma3.md: 242 events at IA2"),
-    "median_follow_up": (18.6, "karmma3.md: 18.6 months"),
-    "orr_ide_cel": (0.71, "karmma3.md: 181/254"),
-    "orr_standard": (0.42, "karmma3.md: 55/132"),
-    "cr_ide_cel": (0.39, "karmma3.md: 39%"),
-    "cr_standard": (0.05, "karmma3.md: 5%"),
-    "dose_median": (445.0, "karmma3.md: median 445 x10^6"),
-    "high_burden_ide_cel": (0.28, "karmma3.md: ~28% with >= 50% marrow plasma cells"),
-    "high_burden_standard": (0.26, "karmma3.md: ~26%"),
-    "high_risk_ide_cel": (0.42, "karmma3.md: 107/254"),
-    "high_risk_standard": (0.46, "karmma3.md: 61/132"),
-    "tmax_median_model": (11.0, "ck-models.md target 1: ~11 days"),
-    "cmax_ratio_model": (4.5, "ck-models.md target 2: ~4.5 (KarMMa, label)"),
-    "auc28_ratio_model": (5.5, "ck-models.md target 3: ~5.5 (KarMMa, label)"),
-    "persistence_6m": (0.59, "ck-models.md target 9: ~59% (recalled, soft)"),
-    "persistence_12m": (0.36, "ck-models.md target 9: ~36% (recalled, soft)"),
+    "median_pfs_ide_cel": (13.3, "[RodriguezOtero2023]: 13.3 (11.8-16.1) months"),
+    "median_pfs_standard": (4.4, "[RodriguezOtero2023]: 4.4 (3.4-5.9) months"),
+    "hazard_ratio": (0.49, "[RodriguezOtero2023]: 0.49 (0.38-0.65), stratified Cox"),
+    "pfs6_ide_cel": (0.73, "[RodriguezOtero2023]: 73%"),
+    "pfs6_standard": (0.40, "[RodriguezOtero2023]: 40%"),
+    "pfs12_ide_cel": (0.55, "[RodriguezOtero2023]: 55%"),
+    "pfs12_standard": (0.30, "[RodriguezOtero2023]: 30%"),
+    "events": (242.0, "[RodriguezOtero2023]: 242 events at IA2"),
+    "median_follow_up": (18.6, "[RodriguezOtero2023]: 18.6 months"),
+    "orr_ide_cel": (0.71, "[RodriguezOtero2023]: 181/254"),
+    "orr_standard": (0.42, "[RodriguezOtero2023]: 55/132"),
+    "cr_ide_cel": (0.39, "[RodriguezOtero2023]: 39%"),
+    "cr_standard": (0.05, "[RodriguezOtero2023]: 5%"),
+    "dose_median": (445.0, "[RodriguezOtero2023]: median 445 x10^6"),
+    "high_burden_ide_cel": (0.28, "[TCT2024]: 71/254 (28%) with >= 50% marrow plasma cells"),
+    "high_burden_standard": (0.26, "[TCT2024]: 34/132 (26%)"),
+    "high_risk_ide_cel": (0.42, "[RodriguezOtero2023]: 107/254"),
+    "high_risk_standard": (0.46, "[RodriguezOtero2023]: 61/132"),
+    "tmax_median_model": (11.0, "[USPI] 12.3: median Tmax 11 days (KarMMa)"),
+    "cmax_ratio_model": (4.5, "[USPI] 12.3: ~4.5 (KarMMa, 93 vs 34)"),
+    "auc28_ratio_model": (5.5, "[USPI] 12.3: ~5.5 (KarMMa, 93 vs 32)"),
+    "persistence_6m": (0.59, "[Munshi2021]: ~59% (recalled, not verified; soft)"),
+    "persistence_12m": (0.36, "[Munshi2021]: ~36% (recalled, not verified; soft)"),
 }
 
 #: The acceptance rule of the shipped realisation: figure -> (low, high), inclusive. PFS, HR, ORR and

@@ -1,6 +1,7 @@
 """The exposure-response analysis set: who is analysed, from when, with which exposure and adjustment.
 
-The pitfalls of ck-models.md section 4 are handled here, explicitly and with counts:
+The exposure-response pitfalls of CAR-T analyses (docs/references.md, section 4: [Anderson1983],
+[Locke2020], [Singh2021]) are handled here, explicitly and with counts:
 
 - **ITT vs infused.** The patients table holds every randomised patient. Patients of another arm (a
   control arm) are not part of exposure-response; patients of the CAR-T arm who were never infused

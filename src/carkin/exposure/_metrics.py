@@ -20,9 +20,9 @@ name                   meaning                                              unit
 =====================  ===================================================  ==================  =========
 
 Times are days after the infusion. The "window" is the span of time the metric depends on: an outcome
-that happens inside it can truncate the observed exposure (guarantee-time bias, ck-models.md section 4),
+that happens inside it can truncate the observed exposure (guarantee-time bias, [Anderson1983]),
 so the exposure-response analysis starts follow-up at a landmark after it by default (`Metric.landmark_days`).
-The peak metrics use a nominal window of 28 days (ide-cel's median Tmax is 11 days, ck-models.md section 2;
+The peak metrics use a nominal window of 28 days (ide-cel's median Tmax is 11 days, [USPI] 12.3;
 the peak of almost every patient lies before day 28).
 """
 
