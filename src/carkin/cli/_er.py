@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import enum
 import json
@@ -14,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ._app import app
-from ._common import console, is_simulated, print_error, user_errors
+from ._common import console, is_simulated, split_list, user_errors
 
 
 class ERMethod(enum.StrEnum):
@@ -37,23 +36,6 @@ class ExposureMethod(enum.StrEnum):
     auto = "auto"
     closed_form = "closed-form"
     numerical = "numerical"
-
-
-@contextlib.contextmanager
-def _errors():
-    """User-fixable problems (bad data, spec, file, argument value) -> a message and exit code 2."""
-    with user_errors():
-        try:
-            yield
-        except ValueError as err:  # DataError/SpecError are ValueErrors too, but user_errors sees them first
-            print_error(err)
-            raise typer.Exit(code=2) from None
-
-
-def _split(values: list[str] | None) -> list[str] | None:
-    if not values:
-        return None
-    return [v.strip() for item in values for v in item.split(",") if v.strip()]
 
 
 def _banner(simulated: bool) -> None:
@@ -79,10 +61,10 @@ def exposure_command(
     from ..exposure import load_fit_dataset, nca, posterior_exposures, write_exposure_report
     from ..inference import load_fit
 
-    with _errors():
+    with user_errors():
         fit = load_fit(fit_dir)
         dataset = load_fit_dataset(fit_dir, fit, ck=ck)
-        exposure = posterior_exposures(fit, dataset, metrics=_split(metrics), method=str(method), max_draws=max_draws)
+        exposure = posterior_exposures(fit, dataset, metrics=split_list(metrics) or None, method=str(method), max_draws=max_draws)
         nca_table = nca(dataset, window_days=nca_window)
     copy = fit_dir / "input" / "ck.csv"
     simulated = exposure.simulated or is_simulated(ck if ck is not None else (copy if copy.exists() else None))
@@ -141,12 +123,12 @@ def er_command(
     from ..inference import SamplerSettings, load_fit
     from ..survival import read_table
 
-    strata_columns = _split(strata)
+    strata_columns = split_list(strata) or None
     if strata_columns is None:
         strata_columns = list(STRATIFICATION_FACTORS)
     elif [s.lower() for s in strata_columns] == ["none"]:
         strata_columns = []
-    with _errors(), warnings.catch_warnings(record=True) as caught:
+    with user_errors(), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ExposureWindowWarning)
         chosen = get_metric(metric)
         fit = load_fit(fit_dir)

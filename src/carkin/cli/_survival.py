@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +12,8 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.table import Table
 
-from ..errors import ConvergenceError, DataError
 from ._app import app
+from ._common import split_list, user_errors
 
 survival_app = typer.Typer(
     name="survival",
@@ -50,7 +48,7 @@ def km_command(
     """Kaplan-Meier medians with 95% CIs (Brookmeyer-Crowley, log-log), per group."""
     from ..survival import kaplan_meier, read_table
 
-    with _user_errors():
+    with user_errors():
         df, rows = read_table(data)
         result = kaplan_meier(df, time=time, event=event, group=group, source=str(data), rows=rows)
     if as_json:
@@ -85,9 +83,9 @@ def logrank_command(
     from ..survival import logrank_test, logrank_trend_test, read_table
 
     test = logrank_trend_test if trend else logrank_test
-    with _user_errors():
+    with user_errors():
         df, rows = read_table(data)
-        result = test(df, time=time, event=event, group=group, strata=_names(strata), source=str(data), rows=rows)
+        result = test(df, time=time, event=event, group=group, strata=split_list(strata), source=str(data), rows=rows)
     if as_json:
         _print_json(result.to_dict(), data)
         return
@@ -112,7 +110,9 @@ def cox_command(
     data: Path = _DATA,
     time: str = _TIME,
     event: str = _EVENT,
-    covariates: str = typer.Option(..., "--covariates", help="Numeric covariate columns, separated by commas."),
+    covariates: list[str] = typer.Option(
+        ..., "--covariates", help="Numeric covariate columns; repeat the option or separate names by commas."
+    ),
     strata: list[str] | None = _STRATA,
     ties: TiesOption = typer.Option(TiesOption.efron, "--ties", help="Approximation for tied event times."),
     robust: bool = typer.Option(False, "--robust", help="Robust (sandwich) standard errors."),
@@ -121,14 +121,14 @@ def cox_command(
     """Cox proportional hazards model: hazard ratios with 95% CIs and Wald p-values."""
     from ..survival import cox_ph, read_table
 
-    with _user_errors():
+    with user_errors():
         df, rows = read_table(data)
         result = cox_ph(
             df,
             time=time,
             event=event,
-            covariates=_names([covariates]),
-            strata=_names(strata),
+            covariates=split_list(covariates),
+            strata=split_list(strata),
             ties=ties.value,
             robust=robust,
             source=str(data),
@@ -171,7 +171,7 @@ def trial_analyze_command(
     """The KarMMa-3 primary analysis: stratified log-rank, Cox HR, KM medians, PFS landmarks, ORR, CMH odds ratio."""
     from ..survival import analyze_trial, read_table, trial_summary, write_trial_report
 
-    with _user_errors():
+    with user_errors():
         df, rows = read_table(patients)
         analysis = analyze_trial(df, source=str(patients), rows=rows)
         if out is not None:
@@ -185,31 +185,6 @@ def trial_analyze_command(
             f"wrote {out}/ (results.json, km.png, summary.md){' - SIMULATED cohort' if analysis.simulated else ''}",
             err=True,
         )
-
-
-@contextlib.contextmanager
-def _user_errors() -> Iterator[None]:
-    """Errors the user can fix become one line each on stderr (no traceback) and exit code 2."""
-    try:
-        yield
-    except DataError as err:
-        for problem in err.problems:
-            typer.echo(f"error: {problem}", err=True)
-        raise typer.Exit(code=2) from None
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as err:
-        typer.echo(f"error: {err.filename}: {err.strerror.lower() if err.strerror else err}", err=True)
-        raise typer.Exit(code=2) from None
-    except (FileExistsError, ValueError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(code=2) from None
-    except ConvergenceError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(code=1) from None
-
-
-def _names(values: list[str] | None) -> list[str]:
-    """Column names from repeated options and/or comma-separated lists."""
-    return [name.strip() for value in values or [] for name in value.split(",") if name.strip()]
 
 
 def _print_json(payload: dict[str, Any], source: Path | None) -> None:
