@@ -16,12 +16,14 @@ import tomllib
 import typing
 from pathlib import Path
 
+from .._karmma3 import ASSESSED_RESPONSES
 from ..errors import SpecError
 
 __all__ = ["RESPONSE_CATEGORIES", "KarMMa3Config", "default_config_path", "load_karmma3_config"]
 
-#: Best-response categories (IMWG), best first; ``NE`` (not evaluable) is assigned outside the score model.
-RESPONSE_CATEGORIES: tuple[str, ...] = ("sCR", "CR", "VGPR", "PR", "MR", "SD", "PD")
+#: Best-response categories the score model cuts into (IMWG, best first; `carkin._karmma3`); ``NE`` (not
+#: evaluable) is assigned outside it.
+RESPONSE_CATEGORIES: tuple[str, ...] = ASSESSED_RESPONSES
 
 # Value checks, by name; the loader applies the one in each field's metadata.
 _CHECKS: dict[str, tuple[typing.Callable[[typing.Any], bool], str]] = {
