@@ -16,7 +16,8 @@ Error policy (every command runs its work inside `user_errors`):
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+import inspect
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import typer
@@ -41,6 +42,12 @@ def split_list(values: Iterable[str] | str | None) -> list[str]:
     if isinstance(values, str):
         values = [values]
     return [name.strip() for value in values for name in value.split(",") if name.strip()]
+
+
+def default_of(function: Callable, name: str):
+    """The default of a keyword argument of a library function, so that a command's option uses (and its help
+    shows) the library's value instead of a copy of it."""
+    return inspect.signature(function).parameters[name].default
 
 
 @contextlib.contextmanager
