@@ -55,7 +55,7 @@ def render_readme(cohort) -> str:
     table = calibration_table(s)
     seed = cohort.seed
     regen = (
-        f"python -m carkin.cohorts.karmma3 --seed {seed} --out DIR"
+        f"carkin cohort karmma3 --seed {seed} --out DIR"
         if seed is not None
         else "carkin.cohorts.simulate_karmma3(key) with the key above"
     )
