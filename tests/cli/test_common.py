@@ -5,7 +5,13 @@ import typer
 from typer.testing import CliRunner
 
 from carkin.cli._common import default_of, split_list, user_errors
-from carkin.errors import ConvergenceError, DataError, DataProblem, SolverError, SpecError
+from carkin.errors import (
+    ConvergenceError,
+    DataError,
+    DataProblem,
+    SolverError,
+    SpecError,
+)
 
 
 def _run(error: BaseException):
