@@ -156,3 +156,8 @@ def test_er_two_stage_reports_how_much_wider_than_the_plug_in(cohort):
     payload = json.loads(result.stdout)
     assert payload["method"] == "two-stage" and payload["width_ratio"] > 0 and payload["bayes"]["n_exposure_draws"] == 100
     assert payload["hr_ci_high"] < 1.0 and payload["seed"] == 0
+    # one chain has no R-hat: the convergence gate fails and says why, under stable keys
+    gate = payload["bayes"]["diagnostics"]
+    assert gate["passed"] is False and any("R-hat nan" in f for f in gate["failures"])
+    assert set(gate) >= {"passed", "failures", "gates", "max_r_hat", "min_ess_bulk", "min_ess_tail", "divergences"}
+    assert "FAILED its convergence gates" in (out / "report.md").read_text()

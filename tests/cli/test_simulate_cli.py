@@ -105,7 +105,7 @@ class TestErrors:
         bad.write_text(SCENARIO.read_text().replace('metric = "cmax"\nthreshold', 'metric = "cmin"\nthreshold'))
         result = invoke("simulate", fit_dir, "--scenario", bad, "--out", tmp_path / "o", "--no-progress")
         assert result.exit_code == 2, result.output
-        assert "bad.toml: target.metric: = 'cmin' is not a computed metric" in text(result)
+        assert "bad.toml: [target] metric = 'cmin' is not valid; choose one of cmax" in text(result)
         assert not (tmp_path / "o").exists()
 
     def test_missing_covariate_and_not_a_fit_directory(self, fit_dir, tmp_path):

@@ -75,14 +75,14 @@ class TestErrors:
         for command in ("design", "simulate"):
             result = invoke("trial", command, "--design", bad, "--no-progress" if command == "simulate" else "--json")
             assert result.exit_code == 2, result.output
-            assert "bad.toml: analysis.events: = 'many' (str) must be an integer" in text(result)
+            assert "bad.toml: [analysis] events = 'many' is a string, not an integer" in text(result)
 
     def test_unknown_spending_function_and_missing_file(self, tmp_path):
         bad = tmp_path / "spend.toml"
         bad.write_text(KARMMA3.read_text().replace('spending = "obf"          # karmma3.md', 'spending = "obrien"  #'))
         result = invoke("trial", "design", "--design", bad)
         assert result.exit_code == 2
-        assert "spend.toml: analysis.efficacy.spending: = 'obrien' is not valid; choose one of obf, pocock, hsd" in text(result)
+        assert "spend.toml: [analysis.efficacy] spending = 'obrien' is not valid; choose one of obf, pocock, hsd" in text(result)
         result = invoke("trial", "design", "--design", tmp_path / "missing.toml")
         assert result.exit_code == 2 and "missing.toml: design file not found" in text(result)
 

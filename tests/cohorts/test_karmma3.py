@@ -273,27 +273,32 @@ class TestConfig:
 
     def test_a_missing_key_is_named(self, tmp_path):
         path = self._write(tmp_path, lambda t: re.sub(r"(?m)^lloq = .*$", "", t))
-        with pytest.raises(SpecError, match=r"cohort\.toml: missing key \[ck\]\.lloq"):
+        with pytest.raises(SpecError, match=r"cohort\.toml: \[ck\] lloq is missing; add lloq = <a number>"):
             load_karmma3_config(path)
 
     def test_an_unknown_key_is_named(self, tmp_path):
         path = self._write(tmp_path, lambda t: t.replace("[ck]\n", "[ck]\nllqo = 3\n"))
-        with pytest.raises(SpecError, match=r"unknown key\(s\) in \[ck\]: llqo"):
+        with pytest.raises(SpecError, match=r"cohort\.toml: \[ck\] llqo is not a valid key; valid keys: cmax_typical, "):
             load_karmma3_config(path)
 
     def test_an_invalid_value_is_named(self, tmp_path):
         path = self._write(tmp_path, lambda t: re.sub(r"(?m)^p_age_ge65 = \S+", "p_age_ge65 = 1.5", t))
-        with pytest.raises(SpecError, match=r"key \[strata\]\.p_age_ge65 must be a probability"):
+        with pytest.raises(SpecError, match=r"\[strata\] p_age_ge65 = 1.5 is outside \(0, 1\); give a number in \(0, 1\)"):
+            load_karmma3_config(path)
+
+    def test_an_unknown_section_is_named(self, tmp_path):
+        path = self._write(tmp_path, lambda t: t + "\n[ck2]\nlloq = 3   # x\n")
+        with pytest.raises(SpecError, match=r"cohort\.toml: ck2 is not a valid key; valid keys: trial, strata, tumor_burden"):
             load_karmma3_config(path)
 
     def test_a_wrong_type_is_named(self, tmp_path):
         path = self._write(tmp_path, lambda t: re.sub(r"(?m)^n_ide_cel = \S+", 'n_ide_cel = "254"', t))
-        with pytest.raises(SpecError, match=r"key \[trial\]\.n_ide_cel must be an integer"):
+        with pytest.raises(SpecError, match=r"\[trial\] n_ide_cel = '254' is a string, not an integer"):
             load_karmma3_config(path)
 
     def test_mismatched_hazard_pieces_are_named(self, tmp_path):
         path = self._write(tmp_path, lambda t: t.replace("breaks_months = [0.0, 2.0]", "breaks_months = [0.0]"))
-        with pytest.raises(SpecError, match=r"\[pfs_not_infused\]\.breaks_months has 1 entries"):
+        with pytest.raises(SpecError, match=r"\[pfs_not_infused\] breaks_months = \[0.0\] has 1 entries but hazard_per_month has 2"):
             load_karmma3_config(path)
 
     def test_a_missing_file_is_named(self, tmp_path):
@@ -422,7 +427,7 @@ class TestInternals:
         assert table.loc[pid, "CMAX"] == rec.loc[quantified, "DV"].max()
 
     def test_config_replace_checks_consistency(self, config):
-        with pytest.raises(SpecError, match=r"n_not_infused \(300\) must be < \[trial\]\.n_ide_cel"):
+        with pytest.raises(SpecError, match=r"\[trial\] n_not_infused = 300 is not < n_ide_cel = 254"):
             config.replace("trial", n_not_infused=300)
         with pytest.raises(ValueError, match="unknown config section 'trail'"):
             config.replace("trail", n_ide_cel=1)

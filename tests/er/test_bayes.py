@@ -1,5 +1,7 @@
 """Bayesian PH: likelihoods against hand formulas and scipy, site shapes, and the two-stage runs."""
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,6 +11,7 @@ from scipy import stats
 
 from carkin.er import er_analysis_set, ph_log_likelihood, simulate_er_study, survival_arrays, two_stage
 from carkin.er._ph_model import piecewise_log_likelihood, weibull_log_likelihood
+from carkin.errors import ConvergenceWarning
 from carkin.exposure import PosteriorExposure
 from carkin.inference import SamplerSettings
 
@@ -110,6 +113,48 @@ class TestTwoStage:
     def test_an_unknown_scheme_lists_the_valid_ones(self, known_exposure_data):
         with pytest.raises(ValueError, match="choose one of resample, cut"):
             two_stage(known_exposure_data, key=jax.random.key(0), scheme="pool")
+
+
+class TestConvergenceGate:
+    """E-R Bayesian fits pass through the CK fits' convergence gate: verdict and reasons in the result."""
+
+    def test_a_too_short_fit_fails_the_gate_and_says_why(self, known_exposure_data):
+        short = SamplerSettings(chains=2, warmup=20, samples=30, max_tree_depth=4, progress_bar=False)
+        with pytest.warns(ConvergenceWarning, match=r"the Bayesian PH fit \(plug-in \(Bayesian\)\) FAILED its "
+                                                    r"convergence gates:\n  log_hr: "):
+            _, plug_in = two_stage(known_exposure_data, key=jax.random.key(4), n_draws=0, settings=short)
+        gate = plug_in.diagnostics
+        assert gate["passed"] is False and "log_hr: bulk ESS" in "; ".join(gate["failures"])
+        assert gate["min_ess_bulk"] < 400 and gate["gates"]["min_ess_bulk"] == 400
+        assert plug_in.to_dict()["diagnostics"]["failures"] == gate["failures"]  # the JSON keys of `carkin er`
+
+    def test_a_healthy_fit_passes_the_gate_on_every_coefficient(self, known_exposure_data):
+        healthy = SamplerSettings(chains=2, warmup=300, samples=1000, max_tree_depth=6, progress_bar=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)
+            _, plug_in = two_stage(known_exposure_data, key=jax.random.key(5), n_draws=0, settings=healthy)
+        gate = plug_in.diagnostics
+        assert gate["passed"] and gate["failures"] == [] and gate["divergences"] == 0
+        assert gate["max_r_hat"] <= 1.01 and gate["min_ess_bulk"] >= 400 and gate["min_ess_tail"] >= 400
+
+    def test_the_joint_fit_is_gated_on_the_pfs_and_the_ck_population_quantities(self):
+        from carkin.er import joint_ph
+        from carkin.inference import fit
+        from carkin.population import load_spec
+
+        study = simulate_er_study(jax.random.key(6), n=30, seed=6)
+        spec = load_spec("multiphasic")
+        with pytest.warns(ConvergenceWarning):  # MAP: an approximation
+            ck = fit(study.dataset, spec, method="map", settings=SamplerSettings(steps=200, progress_bar=False))
+        exposure = PosteriorExposure.from_values(study.truth["ID"], {"cmax": study.truth["EXPOSURE"].to_numpy()})
+        data = er_analysis_set(exposure, study.patients)
+        tiny = SamplerSettings(chains=1, warmup=10, samples=10, max_tree_depth=3, progress_bar=False)
+        with pytest.warns(ConvergenceWarning, match="the joint CK \\+ PFS fit FAILED its convergence gates"):
+            joint = joint_ph(ck, study.dataset, data, key=jax.random.key(6), settings=tiny)
+        failures = joint.diagnostics["failures"]
+        assert not joint.diagnostics["passed"] and "log_hr: R-hat nan > 1.01" in failures  # one chain: no R-hat
+        assert "typical_cmax: R-hat nan > 1.01" in failures and "sigma: R-hat nan > 1.01" in failures
+        assert joint.diagnostics["max_r_hat_ck"] is None and joint.diagnostics["min_ess_bulk_ck"] > 0
 
 
 class TestJointModel:

@@ -61,11 +61,11 @@ class TestOptions:
         "model, change, match",
         [
             ("effector_memory", {"ode": {"solver": "euler"}}, r"ode.solver = 'euler' .*choose one of tsit5"),
-            ("effector_memory", {"ode": {"tol": 1e-6}}, r"unknown \[ode\] key\(s\) 'tol'; valid keys: solver"),
+            ("effector_memory", {"ode": {"tol": 1e-6}}, r"\[ode\] tol is not a valid key; valid keys: solver"),
             ("multiphasic", {"ode": {"solver": "tsit5"}}, r"\[ode\] is only for ODE models; the multiphasic model is a closed form"),
-            ("cart_tumor", {"constants": {"kdeath": 1.0}}, "constants.kdeath is not a constant of the cart_tumor model"),
-            ("cart_tumor", {"constants": {"kg": -1.0}}, "constants.kg = -1.0 must be a non-negative finite number"),
-            ("cart_tumor", {"inputs": {}}, r"the cart_tumor model needs input\(s\) tumor0 mapped to data columns"),
+            ("cart_tumor", {"constants": {"kdeath": 1.0}}, r"\[constants\] kdeath is not a valid key; valid keys: kg, kkill"),
+            ("cart_tumor", {"constants": {"kg": -1.0}}, r"\[constants\] kg = -1.0 is not >= 0; give a number >= 0"),
+            ("cart_tumor", {"inputs": {}}, r"\[inputs\] holds no input, but the cart_tumor model needs input\(s\) tumor0 mapped to data columns"),
         ],
     )
     def test_spec_errors_name_the_file_and_the_key(self, model, change, match):

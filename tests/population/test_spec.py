@@ -37,17 +37,23 @@ def test_replace_changes_one_option_and_keeps_the_rest():
 @pytest.mark.parametrize(
     "edit, match",
     [
-        (lambda d: d.update(model="gompertz"), r"t.toml: model = 'gompertz' is not a known kinetic model; choose one of multiphasic"),
-        (lambda d: d["parameters"].pop("fb"), r"t.toml: the multiphasic model needs parameters cmax, tmax, rho, beta, delta, fb"),
-        (lambda d: d["parameters"]["tmax"].pop("prior_sd"), r"t.toml: missing key parameters.tmax.prior_sd"),
-        (lambda d: d["parameters"]["tmax"].update(transform="sqrt"), r"parameters.tmax.transform = 'sqrt' is not valid; choose one of log, logit"),
-        (lambda d: d["parameters"]["rho"].update(typical=-1.0), r"parameters.rho.typical = -1.0 must be a positive finite number"),
-        (lambda d: d["parameters"]["fb"].update(typical=1.5), r"parameters.fb.typical = 1.5 must lie in \(0, 1\)"),
-        (lambda d: d["parameters"]["cmax"].update(omega_scale="big"), r"parameters.cmax.omega_scale = 'big' has type str, expected float"),
-        (lambda d: d["covariates"]["log_dose"].update(parameters=["kel"]), r"covariates.log_dose.parameters names 'kel'"),
-        (lambda d: d["iiv"].update(parameterization="partial"), r"iiv.parameterization = 'partial' is not valid; choose one of centred, noncentred"),
-        (lambda d: d["residual"].update(model="proportional"), r"residual.model = 'proportional' is not valid"),
-        (lambda d: d["blq"].update(method="m1"), r"blq.method = 'm1' is not valid; choose one of m3, drop"),
+        (lambda d: d.update(model="gompertz"), r"t.toml: model = 'gompertz' is not valid; choose one of multiphasic"),
+        (lambda d: d["parameters"].pop("fb"), r"t.toml: \[parameters\] holds cmax, tmax, rho, beta, delta, but the multiphasic model needs cmax, tmax, rho, beta, delta, fb"),
+        (lambda d: d["parameters"]["tmax"].pop("prior_sd"), r"t.toml: \[parameters.tmax\] prior_sd is missing; add prior_sd = <a number>"),
+        (lambda d: d["parameters"]["tmax"].update(transform="sqrt"), r"\[parameters.tmax\] transform = 'sqrt' is not valid; choose one of log, logit"),
+        (lambda d: d["parameters"]["rho"].update(typical=-1.0), r"\[parameters.rho\] typical = -1.0 is not > 0; give a number > 0"),
+        (lambda d: d["parameters"]["fb"].update(typical=1.5), r"\[parameters.fb\] typical = 1.5 is outside \(0, 1\)"),
+        (lambda d: d["parameters"]["cmax"].update(omega_scale="big"), r"\[parameters.cmax\] omega_scale = 'big' is a string, not a number"),
+        (lambda d: d["covariates"]["log_dose"].update(parameters=["kel"]), r"\[covariates.log_dose\] parameters = \['kel'\] names 'kel'"),
+        (lambda d: d["iiv"].update(parameterization="partial"), r"\[iiv\] parameterization = 'partial' is not valid; choose one of centred, noncentred"),
+        (lambda d: d["residual"].update(model="proportional"), r"\[residual\] model = 'proportional' is not valid"),
+        (lambda d: d["blq"].update(method="m1"), r"\[blq\] method = 'm1' is not valid; choose one of m3, drop"),
+        # unknown keys (typos) are errors that list the valid keys
+        (lambda d: d.update(modle="multiphasic"), r"t.toml: modle is not a valid key; valid keys: model, parameters, covariates"),
+        (lambda d: d["parameters"]["rho"].update(prior_sdd=1.0), r"\[parameters.rho\] prior_sdd is not a valid key; valid keys: transform, typical, prior_sd"),
+        (lambda d: d["covariates"]["log_dose"].update(colum="DOSE"), r"\[covariates.log_dose\] colum is not a valid key"),
+        (lambda d: d["residual"].update(sigma=0.5), r"\[residual\] sigma is not a valid key; valid keys: model, sigma_scale, sigma_add_scale"),
+        (lambda d: d["blq"].update(lloq=10), r"\[blq\] lloq is not a valid key; valid keys: method"),
     ],
 )
 def test_invalid_spec_names_file_and_key(raw, edit, match):
@@ -58,7 +64,7 @@ def test_invalid_spec_names_file_and_key(raw, edit, match):
 
 
 def test_missing_and_malformed_files_are_reported(tmp_path):
-    with pytest.raises(SpecError, match="not found"):
+    with pytest.raises(SpecError, match="nope.toml: model spec file not found; give the path of a TOML file"):
         load_spec(tmp_path / "nope.toml")
     bad = tmp_path / "bad.toml"
     bad.write_text("model = \n")

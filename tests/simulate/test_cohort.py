@@ -73,8 +73,24 @@ def test_records_below_lloq_are_censored_at_the_lloq(spec):
 def test_missing_simulation_values_are_reported(spec):
     broken = spec.replace(covariates={"weight": {"column": "WT", "transform": "linear", "reference": 70.0,
                                                   "parameters": ["cmax"], "prior_sd": 1.0}})
-    with pytest.raises(SpecError, match=r"\[simulation\].effects has no value for beta_weight_cmax"):
+    with pytest.raises(SpecError, match=r"multiphasic.toml: \[simulation.effects\] has no value for beta_weight_cmax"):
         simulate_cohort(broken, key=jax.random.PRNGKey(0), n=5)
+
+
+def test_simulation_table_keys_and_covariates_are_checked(spec):
+    import json
+
+    from carkin.population import spec_from_dict
+
+    data = json.loads(spec.raw)
+    data["simulation"]["sigmaa"] = 0.3
+    with pytest.raises(SpecError, match=r"t.toml: \[simulation\] sigmaa is not a valid key; valid keys: omega, effects, sigma"):
+        simulate_cohort(spec_from_dict(data, source="t.toml"), key=jax.random.PRNGKey(0), n=5)
+    data = json.loads(spec.raw)
+    del data["simulation"]["covariates"]["TUMOR_BURDEN"]
+    with pytest.raises(SpecError, match=r"t.toml: \[simulation.covariates\] has no distribution for the covariate column "
+                                        r"TUMOR_BURDEN; add \[simulation.covariates.TUMOR_BURDEN\]"):
+        simulate_cohort(spec_from_dict(data, source="t.toml"), key=jax.random.PRNGKey(0), n=5)
 
 
 def test_n_must_be_a_positive_integer(spec):

@@ -186,7 +186,7 @@ class TestExposureResponseHook:
 
     def test_per_draw_slopes_must_match_the_draws(self, spec):
         fit = point_mass_fit(spec, draws=3)
-        with pytest.raises(SpecError, match="has 2 values but 3 posterior draws"):
+        with pytest.raises(SpecError, match=r"test.toml: \[exposure_response\] log_hr_per_doubling has 2 values but 3 posterior draws"):
             simulate_scenario(fit, scenario(exposure_response=self.hook([-0.1, -0.2])), key=jax.random.PRNGKey(0))
 
 
@@ -277,14 +277,22 @@ class TestScenarioFile:
     @pytest.mark.parametrize(
         "change, message",
         [
-            ({"doses": {}}, r"test.toml: doses: missing \[doses\] table"),
-            ({"doses": {"levels": [150, -1]}}, r"test.toml: doses.levels: = \[150, -1\] must hold positive numbers"),
-            ({"population": {"n_patients": 0}}, r"population.n_patients: = 0 must be an integer >= 1"),
-            ({"sampling": {"times": [5, 1]}}, r"sampling.times: must increase strictly"),
-            ({"sampling": {"interval": 1.5}}, r"sampling.interval: = 1.5 must lie in \(0, 1\)"),
-            ({"target": {"metric": "cmin", "threshold": 1.0}}, r"target.metric: = 'cmin' is not a computed metric; choose one of cmax, tmax, auc0_28"),
-            ({"covariates": {"TUMOR_BURDEN": {"median": 30, "low": 50, "high": 10}}}, r"covariates.TUMOR_BURDEN: low = 50.0 must be below high"),
-            ({"sampling": {"lloq": 0}}, r"test.toml: sampling.lloq: = 0 must be > 0"),
+            ({"doses": {}}, r"test.toml: \[doses\] levels is missing; add levels = <a list of numbers> \(10\^6 CAR\+ T cells\)"),
+            ({"doses": {"levels": [150, -1]}}, r"test.toml: \[doses\] levels = \[150, -1\] holds -1, which is not > 0"),
+            ({"population": {"n_patients": 0}}, r"\[population\] n_patients = 0 is not >= 1; give an integer >= 1"),
+            ({"sampling": {"times": [5, 1]}}, r"\[sampling\] times = \[5, 1\] does not increase strictly"),
+            ({"sampling": {"interval": 1.5}}, r"\[sampling\] interval = 1.5 is outside \(0, 1\)"),
+            ({"target": {"metric": "cmin", "threshold": 1.0}}, r"\[target\] metric = 'cmin' is not valid; choose one of cmax, tmax, auc0_28"),
+            ({"covariates": {"TUMOR_BURDEN": {"median": 30, "low": 50, "high": 10}}}, r"\[covariates.TUMOR_BURDEN\] low = 50.0 is not below high"),
+            ({"sampling": {"lloq": 0}}, r"test.toml: \[sampling\] lloq = 0 is not > 0"),
+            # unknown keys (typos) are errors that list the valid keys
+            ({"dose": {"levels": [150]}}, r"test.toml: dose is not a valid key; valid keys: name, doses, population"),
+            ({"sampling": {"intervall": 0.8}}, r"\[sampling\] intervall is not a valid key; valid keys: times, interval, residual"),
+            ({"covariates": {"TUMOR_BURDEN": {"median": 30, "logsd": 0.5}}}, r"\[covariates.TUMOR_BURDEN\] logsd is not a valid key"),
+            ({"covariates": {"TUMOR_BURDEN": {"value": 30, "median": 30}}}, r"\[covariates.TUMOR_BURDEN\] median given with value"),
+            ({"exposure_response": {"metric": "cmax", "log_hr_per_doubling": -0.1, "reference": 1e4, "breaks_months": [0.0, 3.0],
+                                    "hazard_per_month": [0.1]}},
+             r"\[exposure_response\] hazard_per_month = \[0.1\] has 1 values but breaks_months has 2; give one hazard per piece"),
         ],
     )
     def test_bad_keys_are_named_with_the_file(self, change, message):
@@ -292,7 +300,7 @@ class TestScenarioFile:
             scenario(**change)
 
     def test_missing_covariate_names_the_scenario_and_the_model(self, spec):
-        with pytest.raises(SpecError, match=r"test.toml: covariates: the model .*multiphasic.toml\) needs covariate\(s\) TUMOR_BURDEN"):
+        with pytest.raises(SpecError, match=r"test.toml: \[covariates\] has no TUMOR_BURDEN, but the model .*multiphasic.toml\) needs covariate\(s\) TUMOR_BURDEN"):
             simulate_scenario(point_mass_fit(spec), scenario(covariates={}), key=jax.random.PRNGKey(0))
 
     def test_missing_scenario_file(self, tmp_path):

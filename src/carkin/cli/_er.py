@@ -169,4 +169,10 @@ def er_command(
     out_table.add_row("excluded: event, censored by landmark",
                       f"{c['event_before_landmark']}, {c['censored_before_landmark']}")
     console.print(out_table)
+    for key in ("bayes", "plugin_bayes"):  # the Bayesian fits' convergence gates (their warnings were caught above)
+        if result[key] is not None and not result[key]["diagnostics"]["passed"]:
+            failures = result[key]["diagnostics"]["failures"]
+            console.print(f"[bold red]BAYESIAN PH ({result[key]['method']}) FAILED ITS CONVERGENCE GATES[/bold red]:\n  "
+                          + "\n  ".join(failures[:8]) + (f"\n  ... and {len(failures) - 8} more (er.json)"
+                                                         if len(failures) > 8 else ""), soft_wrap=True)
     console.print(f"wrote {target}/ (er.json, report.md, tables, km_by_quartile.png, forest.png)")

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import itertools
-import math
-import tomllib
 import typing
 from pathlib import Path
 
 from .._karmma3 import ASSESSED_RESPONSES
-from ..errors import SpecError
+from .._toml import Table, parse_toml, spec_error
 
 __all__ = ["RESPONSE_CATEGORIES", "KarMMa3Config", "default_config_path", "load_karmma3_config"]
 
@@ -25,27 +22,18 @@ __all__ = ["RESPONSE_CATEGORIES", "KarMMa3Config", "default_config_path", "load_
 #: evaluable) is assigned outside it.
 RESPONSE_CATEGORIES: tuple[str, ...] = ASSESSED_RESPONSES
 
-# Value checks, by name; the loader applies the one in each field's metadata.
-_CHECKS: dict[str, tuple[typing.Callable[[typing.Any], bool], str]] = {
-    "positive": (lambda v: v > 0, "a number > 0"),
-    "nonnegative": (lambda v: v >= 0, "a number >= 0"),
-    "probability": (lambda v: 0.0 < v < 1.0, "a probability strictly between 0 and 1"),
-    "fraction": (lambda v: 0.0 <= v < 1.0, "a number in [0, 1)"),
-    "real": (lambda v: True, "a finite number"),
-    "all_positive": (lambda v: len(v) > 0 and all(x > 0 for x in v), "a non-empty list of numbers > 0"),
-    "breaks": (
-        lambda v: len(v) > 0 and v[0] == 0 and all(b > a for a, b in itertools.pairwise(v)),
-        "a list of increasing numbers starting at 0",
-    ),
-    "schedule": (
-        lambda v: len(v) > 0 and v[0] > 0 and all(b > a for a, b in itertools.pairwise(v)),
-        "a list of increasing numbers > 0",
-    ),
-    "decreasing": (lambda v: all(b < a for a, b in itertools.pairwise(v)), "a list of decreasing numbers"),
-}
+# Each field's metadata holds the arguments of its `carkin._toml.Table` accessor (bounds, list order).
+_POSITIVE = {"gt": 0}
+_NONNEGATIVE = {"ge": 0}
+_PROBABILITY = {"gt": 0, "lt": 1}  # strictly between 0 and 1
+_FRACTION = {"ge": 0, "lt": 1}
+_REAL: dict = {}
+_BREAKS = {"starts_at": 0.0, "increasing": True}  # piece starts: 0, then increasing
+_SCHEDULE = {"gt": 0, "increasing": True}
+_DECREASING = {"decreasing": True, "nonempty": False}
 
 
-def _f(check: str):
+def _f(check: dict):
     return dataclasses.field(metadata={"check": check})
 
 
@@ -53,79 +41,79 @@ def _f(check: str):
 class TrialConfig:
     """[trial]: sizes, accrual and data cut-off (months from study start)."""
 
-    n_ide_cel: int = _f("positive")
-    n_standard: int = _f("positive")
-    n_not_infused: int = _f("nonnegative")
-    accrual_months: float = _f("positive")
-    accrual_shape: float = _f("positive")
-    cutoff_months: float = _f("positive")
-    days_per_month: float = _f("positive")
-    dropout_per_month: float = _f("nonnegative")
+    n_ide_cel: int = _f(_POSITIVE)
+    n_standard: int = _f(_POSITIVE)
+    n_not_infused: int = _f(_NONNEGATIVE)
+    accrual_months: float = _f(_POSITIVE)
+    accrual_shape: float = _f(_POSITIVE)
+    cutoff_months: float = _f(_POSITIVE)
+    days_per_month: float = _f(_POSITIVE)
+    dropout_per_month: float = _f(_NONNEGATIVE)
 
 
 @dataclasses.dataclass(frozen=True)
 class StrataConfig:
     """[strata]: frequencies of the three stratification factors."""
 
-    p_age_ge65: float = _f("probability")
-    p_prior_regimens_3_4: float = _f("probability")
-    p_high_risk_ide_cel: float = _f("probability")
-    p_high_risk_standard: float = _f("probability")
+    p_age_ge65: float = _f(_PROBABILITY)
+    p_prior_regimens_3_4: float = _f(_PROBABILITY)
+    p_high_risk_ide_cel: float = _f(_PROBABILITY)
+    p_high_risk_standard: float = _f(_PROBABILITY)
 
 
 @dataclasses.dataclass(frozen=True)
 class BurdenConfig:
     """[tumor_burden]: bone-marrow plasma cells (%), ``100 * Beta(beta_a, beta_b)``."""
 
-    beta_a: float = _f("positive")
-    beta_b: float = _f("positive")
-    reference_percent: float = _f("nonnegative")
-    per_percent: float = _f("positive")
-    high_threshold_percent: float = _f("positive")
+    beta_a: float = _f(_POSITIVE)
+    beta_b: float = _f(_POSITIVE)
+    reference_percent: float = _f(_NONNEGATIVE)
+    per_percent: float = _f(_POSITIVE)
+    high_threshold_percent: float = _f(_POSITIVE)
 
 
 @dataclasses.dataclass(frozen=True)
 class InfusionConfig:
     """[infusion]: bridging time, dose, and who is never infused."""
 
-    bridging_median_days: float = _f("positive")
-    bridging_sd_log: float = _f("positive")
-    bridging_min_days: float = _f("positive")
-    bridging_max_days: float = _f("positive")
-    dose_min: float = _f("positive")
-    dose_max: float = _f("positive")
-    dose_beta_a: float = _f("positive")
-    dose_beta_b: float = _f("positive")
-    dose_low_tail_prob: float = _f("fraction")
-    dose_reference: float = _f("positive")
-    not_infused_prognosis_weight: float = _f("real")
+    bridging_median_days: float = _f(_POSITIVE)
+    bridging_sd_log: float = _f(_POSITIVE)
+    bridging_min_days: float = _f(_POSITIVE)
+    bridging_max_days: float = _f(_POSITIVE)
+    dose_min: float = _f(_POSITIVE)
+    dose_max: float = _f(_POSITIVE)
+    dose_beta_a: float = _f(_POSITIVE)
+    dose_beta_b: float = _f(_POSITIVE)
+    dose_low_tail_prob: float = _f(_FRACTION)
+    dose_reference: float = _f(_POSITIVE)
+    not_infused_prognosis_weight: float = _f(_REAL)
 
 
 @dataclasses.dataclass(frozen=True)
 class CKConfig:
     """[ck]: multiphasic transgene kinetics of infused patients, sampling and the assay."""
 
-    cmax_typical: float = _f("positive")
-    tmax_typical: float = _f("positive")
-    rho_typical: float = _f("positive")
-    beta_typical: float = _f("positive")
-    delta_typical: float = _f("positive")
-    fb_typical: float = _f("probability")
-    omega2_cmax: float = _f("nonnegative")
-    omega2_tmax: float = _f("nonnegative")
-    omega2_rho: float = _f("nonnegative")
-    omega2_beta: float = _f("nonnegative")
-    omega2_delta: float = _f("nonnegative")
-    omega2_fb: float = _f("nonnegative")
-    latent_log_cmax: float = _f("real")
-    latent_log_delta: float = _f("real")
-    burden_log_cmax: float = _f("real")
-    dose_log_cmax: float = _f("real")
-    residual_sd: float = _f("positive")
-    lloq: float = _f("positive")
-    missing_sample_prob: float = _f("fraction")
-    schedule_days: tuple[float, ...] = _f("schedule")
-    schedule_months: tuple[float, ...] = _f("schedule")
+    cmax_typical: float = _f(_POSITIVE)
+    tmax_typical: float = _f(_POSITIVE)
+    rho_typical: float = _f(_POSITIVE)
+    beta_typical: float = _f(_POSITIVE)
+    delta_typical: float = _f(_POSITIVE)
+    fb_typical: float = _f(_PROBABILITY)
+    omega2_cmax: float = _f(_NONNEGATIVE)
+    omega2_tmax: float = _f(_NONNEGATIVE)
+    omega2_rho: float = _f(_NONNEGATIVE)
+    omega2_beta: float = _f(_NONNEGATIVE)
+    omega2_delta: float = _f(_NONNEGATIVE)
+    omega2_fb: float = _f(_NONNEGATIVE)
+    latent_log_cmax: float = _f(_REAL)
+    latent_log_delta: float = _f(_REAL)
+    burden_log_cmax: float = _f(_REAL)
+    dose_log_cmax: float = _f(_REAL)
+    residual_sd: float = _f(_POSITIVE)
+    lloq: float = _f(_POSITIVE)
+    missing_sample_prob: float = _f(_FRACTION)
+    schedule_days: tuple[float, ...] = _f(_SCHEDULE)
+    schedule_months: tuple[float, ...] = _f(_SCHEDULE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,37 +121,37 @@ class HazardConfig:
     """A piecewise-constant hazard: ``hazard_per_month[k]`` on ``[breaks_months[k], breaks_months[k+1])``,
     the last piece extending to infinity."""
 
-    breaks_months: tuple[float, ...] = _f("breaks")
-    hazard_per_month: tuple[float, ...] = _f("all_positive")
+    breaks_months: tuple[float, ...] = _f(_BREAKS)
+    hazard_per_month: tuple[float, ...] = _f(_POSITIVE)
 
 
 @dataclasses.dataclass(frozen=True)
 class PrognosisConfig:
     """[prognosis]: log hazard ratios of baseline factors (both arms) and the frailty."""
 
-    log_hr_burden: float = _f("real")
-    log_hr_high_risk: float = _f("real")
-    log_hr_prior_3_4: float = _f("real")
-    log_hr_age_ge65: float = _f("real")
-    frailty_sd: float = _f("nonnegative")
+    log_hr_burden: float = _f(_REAL)
+    log_hr_high_risk: float = _f(_REAL)
+    log_hr_prior_3_4: float = _f(_REAL)
+    log_hr_age_ge65: float = _f(_REAL)
+    frailty_sd: float = _f(_NONNEGATIVE)
 
 
 @dataclasses.dataclass(frozen=True)
 class ExposureConfig:
     """[exposure]: how exposure and the latent factor lower the post-infusion hazard (ide-cel infused)."""
 
-    log_hr_per_doubling_cmax: float = _f("real")
-    log_hr_latent: float = _f("real")
+    log_hr_per_doubling_cmax: float = _f(_REAL)
+    log_hr_latent: float = _f(_REAL)
 
 
 @dataclasses.dataclass(frozen=True)
 class ResponseConfig:
     """[response]: best response from a score ``-log-hazard predictor + noise`` cut at thresholds."""
 
-    noise_sd: float = _f("nonnegative")
-    thresholds_ide_cel: tuple[float, ...] = _f("decreasing")
-    thresholds_standard: tuple[float, ...] = _f("decreasing")
-    min_months_to_response: float = _f("nonnegative")
+    noise_sd: float = _f(_NONNEGATIVE)
+    thresholds_ide_cel: tuple[float, ...] = _f(_DECREASING)
+    thresholds_standard: tuple[float, ...] = _f(_DECREASING)
+    min_months_to_response: float = _f(_NONNEGATIVE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,57 +207,12 @@ def default_config_path() -> Path:
     return shipped_file("models", "karmma3_cohort")
 
 
-def _coerce(value, tp, where: str, file: str):
-    """Convert one TOML value to the annotated type or raise a SpecError naming file and key."""
-
-    def bad(expected: str):
-        return SpecError(
-            f"{file}: key {where} must be {expected}; got {value!r} (type {type(value).__name__}). "
-            "Fix the value in the TOML file."
-        )
-
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad("an integer")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise bad("a finite number")
-        return float(value)
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is tuple and args[0] is float:
-        if not isinstance(value, list) or any(
-            isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in value
-        ):
-            raise bad("a list of finite numbers")
-        return tuple(float(v) for v in value)
-    if origin is tuple and args[0] is str:
-        if not isinstance(value, list) or any(not isinstance(v, str) for v in value):
-            raise bad("a list of strings")
-        return tuple(value)
-    raise TypeError(f"unsupported config field type {tp!r} for {where}")  # a bug in this module
-
-
-def _build_section(cls: type, table, name: str, file: str):
-    if not isinstance(table, dict):
-        raise SpecError(f"{file}: [{name}] must be a TOML table; got {type(table).__name__}")
+def _build_section(cls: type, table: Table):
+    """One section's dataclass from its table: every field required, each checked, no unknown key."""
     hints = typing.get_type_hints(cls)
-    values = {}
-    for f in dataclasses.fields(cls):
-        where = f"[{name}].{f.name}"
-        if f.name not in table:
-            raise SpecError(f"{file}: missing key {where}. Add it to the TOML file (see the module docs).")
-        value = _coerce(table[f.name], hints[f.name], where, file)
-        check, expected = _CHECKS[f.metadata["check"]]
-        if not check(value):
-            raise SpecError(f"{file}: key {where} must be {expected}; got {table[f.name]!r}.")
-        values[f.name] = value
-    unknown = sorted(set(table) - set(values))
-    if unknown:
-        raise SpecError(
-            f"{file}: unknown key(s) in [{name}]: {', '.join(unknown)}; valid keys: "
-            f"{', '.join(values)}. Check the spelling."
-        )
+    accessors = {int: table.integer, float: table.number, tuple[float, ...]: table.numbers, tuple[str, ...]: table.strings}
+    values = {f.name: accessors[hints[f.name]](f.name, **f.metadata["check"]) for f in dataclasses.fields(cls)}
+    table.check_keys(values)
     return cls(**values)
 
 
@@ -277,32 +220,30 @@ def _check_consistency(cfg: KarMMa3Config, file: str) -> None:
     """Checks that involve more than one key; each message names the keys."""
     t = cfg.trial
     if t.n_not_infused >= t.n_ide_cel:
-        raise SpecError(
-            f"{file}: [trial].n_not_infused ({t.n_not_infused}) must be < [trial].n_ide_cel ({t.n_ide_cel})."
-        )
+        raise spec_error(file, "[trial]", "n_not_infused", f"is not < n_ide_cel = {t.n_ide_cel}",
+                         "fewer patients than randomised can go without infusion", value=t.n_not_infused)
     if t.cutoff_months < t.accrual_months:
-        raise SpecError(
-            f"{file}: [trial].cutoff_months ({t.cutoff_months}) must be >= [trial].accrual_months ({t.accrual_months})."
-        )
+        raise spec_error(file, "[trial]", "cutoff_months", f"is before the end of accrual, accrual_months = "
+                         f"{t.accrual_months}", "give cutoff_months >= accrual_months", value=t.cutoff_months)
     i = cfg.infusion
     if not i.dose_min < i.dose_max:
-        raise SpecError(f"{file}: [infusion].dose_min ({i.dose_min}) must be < [infusion].dose_max ({i.dose_max}).")
+        raise spec_error(file, "[infusion]", "dose_min", f"is not < dose_max = {i.dose_max}", "give dose_min < dose_max",
+                         value=i.dose_min)
     if not i.bridging_min_days < i.bridging_max_days:
-        raise SpecError(f"{file}: [infusion].bridging_min_days must be < [infusion].bridging_max_days.")
+        raise spec_error(file, "[infusion]", "bridging_min_days", f"is not < bridging_max_days = {i.bridging_max_days}",
+                         "give bridging_min_days < bridging_max_days", value=i.bridging_min_days)
     for name in ("pfs_standard", "pfs_not_infused", "pfs_ide_cel_infused"):
         h = getattr(cfg, name)
         if len(h.breaks_months) != len(h.hazard_per_month):
-            raise SpecError(
-                f"{file}: [{name}].breaks_months has {len(h.breaks_months)} entries but "
-                f"[{name}].hazard_per_month has {len(h.hazard_per_month)}; give one hazard per piece."
-            )
+            raise spec_error(file, f"[{name}]", "breaks_months",
+                             f"has {len(h.breaks_months)} entries but hazard_per_month has {len(h.hazard_per_month)}",
+                             "give one hazard per piece", value=list(h.breaks_months))
     n_thr = len(RESPONSE_CATEGORIES) - 1
     for name in ("thresholds_ide_cel", "thresholds_standard"):
-        if len(getattr(cfg.response, name)) != n_thr:
-            raise SpecError(
-                f"{file}: [response].{name} must have {n_thr} entries (cut points between "
-                f"{', '.join(RESPONSE_CATEGORIES)}); got {len(getattr(cfg.response, name))}."
-            )
+        values = getattr(cfg.response, name)
+        if len(values) != n_thr:
+            raise spec_error(file, "[response]", name, f"has {len(values)} entries",
+                             f"give {n_thr} cut points between {', '.join(RESPONSE_CATEGORIES)}", value=list(values))
 
 
 def load_karmma3_config(path: str | Path | None = None) -> KarMMa3Config:
@@ -324,25 +265,16 @@ def load_karmma3_config(path: str | Path | None = None) -> KarMMa3Config:
         If the file does not exist.
     SpecError
         If the file is not valid TOML, or a section or key is missing, unknown or invalid; the message
-        names the file and the key (e.g. ``[ck].lloq``).
+        names the file, the table and the key (e.g. ``[ck] lloq is missing; ...``).
     """
     path = Path(path) if path is not None else default_config_path()
     file = str(path)
     if not path.is_file():
         raise FileNotFoundError(f"virtual KarMMa-3 config not found: {file}")
     raw = path.read_bytes()
-    try:
-        doc = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{file}: not valid TOML ({exc})") from None
-    sections = {}
-    for name, cls in _SECTIONS.items():
-        if name not in doc:
-            raise SpecError(f"{file}: missing section [{name}]. Add it to the TOML file.")
-        sections[name] = _build_section(cls, doc[name], name, file)
-    unknown = sorted(set(doc) - set(_SECTIONS))
-    if unknown:
-        raise SpecError(f"{file}: unknown section(s) {', '.join(unknown)}; valid sections: {', '.join(_SECTIONS)}.")
+    doc = Table(parse_toml(raw, file), file=file)
+    sections = {name: _build_section(cls, doc.table(name, required=True)) for name, cls in _SECTIONS.items()}
+    doc.check_keys(_SECTIONS)
     cfg = KarMMa3Config(**sections, source=file, sha256=hashlib.sha256(raw).hexdigest())
     _check_consistency(cfg, file)
     return cfg

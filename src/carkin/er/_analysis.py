@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..exposure import ExposureQuartiles, Metric, PosteriorExposure, exposure_quartiles, quartile_by_dose
-from ..inference import SamplerSettings
+from ..inference import Gates, SamplerSettings
 from ..survival._result import json_float
 from ._analysis_set import TUMOR_BURDEN, ERData, er_analysis_set
 from ._bayes import BayesianPH, reliability, two_stage
@@ -248,6 +248,7 @@ def analyze_exposure_response(
     scheme: str = "resample",
     settings: SamplerSettings | None = None,
     exposure_prior_sd: float = 1.0,
+    gates: Gates | None = None,
     source: str | None = None,
     rows: Mapping[Hashable, int] | None = None,
     **columns,
@@ -280,8 +281,10 @@ def analyze_exposure_response(
     seed : int
         Seed of the ``jax.random.key`` of the Bayesian methods (recorded in the result).
     baseline : {"piecewise", "weibull"}
-    pieces, n_exposure_draws, scheme, settings, exposure_prior_sd
-        Bayesian PH options (see `carkin.er.two_stage`; ``scheme`` "resample" or "cut").
+    pieces, n_exposure_draws, scheme, settings, exposure_prior_sd, gates
+        Bayesian PH options (see `carkin.er.two_stage`; ``scheme`` "resample" or "cut"). The Bayesian fits
+        record the convergence gate's verdict in ``bayes.diagnostics`` / ``plugin_bayes.diagnostics``
+        (``passed``, ``failures``; JSON keys of the same names) and warn when they fail.
     source, rows
         File name and line mapping of ``patients`` for error messages.
     **columns
@@ -313,7 +316,7 @@ def analyze_exposure_response(
     quartiles = exposure_quartiles(2.0 ** data.log2_draws, patient_ids=data.ids, metric=data.metric.name)
     plugin = plugin_analysis(data, quartiles, level=level)
     options = dict(baseline=baseline, pieces=pieces, settings=settings, exposure_prior_sd=exposure_prior_sd,
-                   level=level, seed=seed, n_draws=n_exposure_draws, scheme=scheme, fit=fit, dataset=dataset)
+                   level=level, seed=seed, n_draws=n_exposure_draws, scheme=scheme, fit=fit, dataset=dataset, gates=gates)
     bayes, plugin_bayes = _RUNNERS[method](data, jax.random.key(seed), options)
     return ERAnalysis(
         data=data, quartiles=quartiles, plugin=plugin, bayes=bayes, plugin_bayes=plugin_bayes, method=method,
@@ -328,13 +331,13 @@ def _run_plugin(data, key, options):
 
 def _run_two_stage(data, key, options):
     o = {k: options[k] for k in ("baseline", "pieces", "settings", "exposure_prior_sd", "level", "seed", "n_draws",
-                                 "scheme")}
+                                 "scheme", "gates")}
     return two_stage(data, key=key, **o)
 
 
 def _run_joint(data, key, options):
     joint_key, plug_key = jax.random.split(key)
-    o = {k: options[k] for k in ("baseline", "pieces", "settings", "exposure_prior_sd", "level", "seed")}
+    o = {k: options[k] for k in ("baseline", "pieces", "settings", "exposure_prior_sd", "level", "seed", "gates")}
     joint = joint_ph(options["fit"], options["dataset"], data, key=joint_key, **o)
     _, plug_in = two_stage(data, key=plug_key, n_draws=0, **o)
     return joint, plug_in

@@ -33,19 +33,17 @@ runs as one more independent copy in the same NUTS run, so its interval compares
 from __future__ import annotations
 
 import dataclasses
-import time as _time
 from collections.abc import Mapping
 
-import arviz as az
 import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
-from numpyro.infer import NUTS, HMCGibbs, init_to_value
+from numpyro.infer import init_to_value
 
 from ..exposure._quartiles import quartile_of
-from ..inference import SamplerSettings, make_mcmc, resolve_chain_method
+from ..inference import Gates, SamplerSettings, judge_convergence, parameter_table, run_nuts, warn_if_failed
 from ._analysis_set import ERData
 from ._ph_model import (
     BASELINES,
@@ -82,7 +80,9 @@ class BayesianPH:
     covariate_hr : dict name -> HazardRatio
         Per unit of each adjustment covariate.
     diagnostics : dict
-        ``max_r_hat``, ``min_ess_bulk`` of ``log_hr`` (over the copies for two-stage), ``divergences``.
+        The convergence gate's verdict (`carkin.inference.judge_convergence`) on the draws of ``log_hr`` and
+        ``coef`` (every copy for two-stage; the joint model adds the CK population quantities): ``passed``,
+        ``failures``, ``gates``, ``max_r_hat``, ``min_ess_bulk``, ``min_ess_tail``, ``divergences``.
     baseline : str
     n_exposure_draws : int
         Exposure draws integrated over (0 for the plug-in analysis; all CK draws for the joint model).
@@ -190,20 +190,20 @@ def _summaries(log_hr, coef, contrasts, arrays, data: ERData, level):
     return HazardRatio.from_log_draws(f"{data.metric.label}, per doubling", log_hr, level), quartile, covariates
 
 
-def _diagnostics(draws: np.ndarray, divergences: int) -> dict:
-    """R-hat and bulk ESS of draws (chains, draws, copies...) per copy; worst copy reported."""
-    draws = np.asarray(draws, dtype=float)
-    flat = draws.reshape(draws.shape[0], draws.shape[1], -1)
-    r_hat, ess = [], []
-    for j in range(flat.shape[2]):
-        x = flat[:, :, j]
-        ess.append(float(az.ess(x, method="bulk")))
-        r_hat.append(float(az.rhat(x)) if x.shape[0] > 1 else float("nan"))
-    return {
-        "max_r_hat": float(np.nanmax(r_hat)) if np.isfinite(r_hat).any() else None,
-        "min_ess_bulk": float(np.min(ess)),
-        "divergences": int(divergences),
-    }
+def ph_draws(log_hr: np.ndarray, coef: np.ndarray | None, covariate_names) -> dict[str, np.ndarray]:
+    """The gated PH quantities, each (chains, draws): ``log_hr`` and ``coef_<covariate>`` of every copy.
+
+    ``log_hr`` (chains, draws, copies), ``coef`` (chains, draws, copies, covariates); with several copies the
+    names carry the copy's 1-based index (``log_hr[3]``).
+    """
+    copies = log_hr.shape[2]
+    out = {}
+    for j in range(copies):
+        tag = f"[{j + 1}]" if copies > 1 else ""
+        out[f"log_hr{tag}"] = log_hr[:, :, j]
+        if coef is not None:
+            out.update({f"coef_{name}{tag}": coef[:, :, j, c] for c, name in enumerate(covariate_names)})
+    return out
 
 
 SCHEMES: tuple[str, ...] = ("resample", "cut")
@@ -222,6 +222,7 @@ def two_stage(
     exposure_prior_sd: float = 1.0,
     level: float = 0.9,
     seed: int | None = None,
+    gates: Gates | None = None,
 ) -> tuple[BayesianPH | None, BayesianPH]:
     """Two-stage Bayesian PH over CK posterior draws, plus the plug-in Bayesian PH, in one NUTS run.
 
@@ -252,6 +253,10 @@ def two_stage(
         Credible level.
     seed : int, optional
         Recorded in the result (the integer ``key`` was made from).
+    gates : carkin.inference.Gates, optional
+        Convergence gates of each result's ``log_hr`` and ``coef`` draws (default: those of a CK fit, R-hat
+        <= 1.01, bulk and tail ESS >= 400, no divergences); a result that fails them says so in its
+        ``diagnostics`` and with a `carkin.errors.ConvergenceWarning`.
 
     Returns
     -------
@@ -286,26 +291,16 @@ def two_stage(
     resample = scheme == "resample" and m > 0
     x = plug_in_x if resample else np.concatenate([plug_in_x, candidates], axis=0)
     copies = x.shape[0] + int(resample)
-    nuts = NUTS(
-        stacked_ph_model,
-        target_accept_prob=settings.target_accept,
-        max_tree_depth=settings.max_tree_depth,
-        init_strategy=init_to_value(values=ph_init_values(arrays, baseline, (copies,))),
-    )
     draws = jnp.asarray(candidates) if resample else None
-    kernel = HMCGibbs(nuts, gibbs_fn=_gibbs_index(arrays, baseline, draws, copies - 1),
-                      gibbs_sites=["draw_index"]) if resample else nuts
-    mcmc = make_mcmc(kernel, settings)
-    start = _time.perf_counter()
-    diverging = "hmc_state.diverging" if resample else "diverging"
-    mcmc.run(mcmc_key, jnp.asarray(x), arrays, baseline, exposure_prior_sd, draws, extra_fields=(diverging,))
-    runtime = _time.perf_counter() - start
-    samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
-    divergences = int(np.asarray(mcmc.get_extra_fields(group_by_chain=True)[diverging]).sum())
+    gibbs = (_gibbs_index(arrays, baseline, draws, copies - 1), ["draw_index"]) if resample else None
+    run = run_nuts(stacked_ph_model, (jnp.asarray(x), arrays, baseline, exposure_prior_sd, draws), settings=settings,
+                   key=mcmc_key, init_strategy=init_to_value(values=ph_init_values(arrays, baseline, (copies,))),
+                   gibbs=gibbs)
+    samples = run.samples
     log_hr = samples["log_hr"]  # (chains, draws, copies)
     coef = samples.get("coef")  # (chains, draws, copies, p)
     fixed_contrasts = quartile_contrasts(x)  # (rows of x, 3)
-    settings_dict = dataclasses.asdict(settings) | {"chain_method": resolve_chain_method(settings), "scheme": scheme}
+    settings_dict = dataclasses.asdict(settings) | {"chain_method": run.chain_method, "scheme": scheme}
     blocks = [("plug-in (Bayesian)", slice(0, 1))]
     if m:
         blocks.append(("two-stage", slice(1, copies)))
@@ -320,6 +315,9 @@ def two_stage(
             contrasts = np.broadcast_to(fixed_contrasts[block][None, None], lh.shape + (3,)).reshape(-1, 3)
         cf = None if coef is None else coef[:, :, block].reshape(-1, coef.shape[-1])
         hr, quartile, covariates = _summaries(lh.reshape(-1), cf, contrasts, arrays, data, level)
+        gated = ph_draws(lh, None if coef is None else coef[:, :, block], data.covariate_names)
+        diagnostics = judge_convergence(parameter_table(gated), run.divergences, gates)
+        warn_if_failed(diagnostics, f"the Bayesian PH fit ({label})")
         results.append(
             BayesianPH(
                 method=label,
@@ -327,12 +325,12 @@ def two_stage(
                 hr_per_doubling=hr,
                 quartile_hr=quartile,
                 covariate_hr=covariates,
-                diagnostics=_diagnostics(lh, divergences),
+                diagnostics=diagnostics,
                 baseline=baseline,
                 n_exposure_draws=0 if block.start == 0 else m,
                 settings=settings_dict,
                 seed=seed,
-                runtime_seconds=runtime,
+                runtime_seconds=run.runtime_seconds,
                 level=level,
             )
         )

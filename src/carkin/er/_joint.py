@@ -16,20 +16,27 @@ HR 1 at the crude event rate (PH sites).
 from __future__ import annotations
 
 import dataclasses
-import time as _time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
 from numpyro import handlers
-from numpyro.infer import NUTS, init_to_value
+from numpyro.infer import init_to_value
 
 from ..exposure import exposure_metrics, patient_lloq
-from ..inference import SamplerSettings, make_mcmc, resolve_chain_method
+from ..inference import (
+    Gates,
+    SamplerSettings,
+    judge_convergence,
+    parameter_table,
+    population_draws,
+    run_nuts,
+    warn_if_failed,
+)
 from ..population import natural_parameters, population_model, prepare
 from ._analysis_set import ERData
-from ._bayes import DEFAULT_SETTINGS, BayesianPH, _diagnostics, _summaries, quartile_contrasts
+from ._bayes import DEFAULT_SETTINGS, BayesianPH, _summaries, ph_draws, quartile_contrasts
 from ._ph_model import SurvivalArrays, check_baseline, ph_log_likelihood, survival_arrays
 
 __all__ = ["joint_ph", "joint_model"]
@@ -80,6 +87,7 @@ def joint_ph(
     exposure_prior_sd: float = 1.0,
     level: float = 0.9,
     seed: int | None = None,
+    gates: Gates | None = None,
 ) -> BayesianPH:
     """Fit the joint CK + PFS model with NUTS and summarise the exposure effect.
 
@@ -97,13 +105,18 @@ def joint_ph(
     ---------------
     baseline, pieces, exposure_prior_sd, level, seed
         As in `carkin.er.two_stage`.
+    gates : carkin.inference.Gates, optional
+        Convergence gates of the draws of ``log_hr``, ``coef`` and the CK population quantities (those a CK
+        fit is gated on); default as for a CK fit.
     settings : SamplerSettings
         NUTS settings (default `carkin.er.DEFAULT_SETTINGS`).
 
     Returns
     -------
     BayesianPH
-        ``method="joint"``; diagnostics cover ``log_hr`` and the CK population sites (``mu``, ``omega``).
+        ``method="joint"``; its ``diagnostics`` are the gate's verdict over ``log_hr``, ``coef`` and the CK
+        population quantities (`carkin.inference.population_draws`), plus ``max_r_hat_ck`` and
+        ``min_ess_bulk_ck`` of the CK quantities alone. A failed gate also issues a ConvergenceWarning.
     """
     check_baseline(baseline)
     settings = settings or DEFAULT_SETTINGS
@@ -127,19 +140,9 @@ def joint_ph(
     else:
         init["log_weibull_shape"] = jnp.zeros(())
         init["log_weibull_scale"] = jnp.asarray(arrays.log_time)
-    kernel = NUTS(
-        joint_model,
-        target_accept_prob=settings.target_accept,
-        max_tree_depth=settings.max_tree_depth,
-        init_strategy=init_to_value(values=init),
-    )
-    mcmc = make_mcmc(kernel, settings)
-    start = _time.perf_counter()
-    mcmc.run(key, ck_data, spec, arrays, index, lloq, metric, centre, baseline, exposure_prior_sd,
-             extra_fields=("diverging",))
-    runtime = _time.perf_counter() - start
-    samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
-    divergences = int(np.asarray(mcmc.get_extra_fields(group_by_chain=True)["diverging"]).sum())
+    run = run_nuts(joint_model, (ck_data, spec, arrays, index, lloq, metric, centre, baseline, exposure_prior_sd),
+                   settings=settings, key=key, init_strategy=init_to_value(values=init))
+    samples = run.samples
     log_hr = samples["log_hr"]  # (chains, draws)
     x = np.asarray(_log2_metric(spec, metric, jnp.asarray(samples["phi"]), index,
                                 None if lloq is None else lloq[None, None, :], getattr(ck_data, "inputs", {})))
@@ -149,10 +152,14 @@ def joint_ph(
         log_hr.reshape(-1), None if coef is None else coef.reshape(-1, coef.shape[-1]), contrasts, arrays,
         data, level,
     )
-    diagnostics = _diagnostics(log_hr[..., None], divergences)
-    ck = _diagnostics(np.concatenate([samples["mu"], samples["omega"]], axis=-1), divergences)
-    diagnostics["max_r_hat_ck"] = ck["max_r_hat"]
-    diagnostics["min_ess_bulk_ck"] = ck["min_ess_bulk"]
+    ck = population_draws(samples, spec)  # the quantities a CK fit is gated on
+    table = parameter_table(ph_draws(log_hr[..., None], None if coef is None else coef[:, :, None],
+                                     data.covariate_names) | ck)
+    diagnostics = judge_convergence(table, run.divergences, gates)
+    ck_verdict = judge_convergence(table[table["parameter"].isin(list(ck))], run.divergences, gates)
+    diagnostics["max_r_hat_ck"] = ck_verdict["max_r_hat"]
+    diagnostics["min_ess_bulk_ck"] = ck_verdict["min_ess_bulk"]
+    warn_if_failed(diagnostics, "the joint CK + PFS fit")
     return BayesianPH(
         method="joint",
         log_hr=log_hr.reshape(-1),
@@ -162,8 +169,8 @@ def joint_ph(
         diagnostics=diagnostics,
         baseline=baseline,
         n_exposure_draws=int(log_hr.size),
-        settings=dataclasses.asdict(settings) | {"chain_method": resolve_chain_method(settings)},
+        settings=dataclasses.asdict(settings) | {"chain_method": run.chain_method},
         seed=seed,
-        runtime_seconds=runtime,
+        runtime_seconds=run.runtime_seconds,
         level=level,
     )

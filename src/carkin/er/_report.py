@@ -46,6 +46,17 @@ def _fmt(x) -> str:
     return "NR" if x is None else f"{x:.2f}"
 
 
+def _gate_line(name: str, diagnostics: dict) -> str:
+    """One line: the convergence gate's verdict of a Bayesian fit (its failures, at most three, when it failed)."""
+    if diagnostics.get("passed"):
+        return (f"- {name}: passed the convergence gates (max R-hat {diagnostics['max_r_hat']:.3f}, min bulk ESS "
+                f"{diagnostics['min_ess_bulk']:.0f}, min tail ESS {diagnostics['min_ess_tail']:.0f}, "
+                f"{diagnostics['divergences']} divergences).")
+    failures = list(diagnostics.get("failures", []))
+    more = f"; and {len(failures) - 3} more (er.json)" if len(failures) > 3 else ""
+    return f"- WARNING: {name} FAILED its convergence gates: {'; '.join(failures[:3])}{more}."
+
+
 def er_report_text(analysis: ERAnalysis, result: dict | None = None) -> str:
     """A short markdown report of the analysis (says SIMULATED first when it is)."""
     r = result or analysis.to_dict()
@@ -69,6 +80,9 @@ def er_report_text(analysis: ERAnalysis, result: dict | None = None) -> str:
             f"- Interval width (log scale) relative to the plug-in Bayesian PH: x{r['width_ratio']:.2f}; "
             f"relative to the plug-in Cox: x{r['width_ratio_vs_cox']:.2f}."
         )
+    for key, label in (("bayes", "Bayesian PH"), ("plugin_bayes", "plug-in Bayesian PH")):
+        if r.get(key) is not None:
+            lines.append(_gate_line(f"{label} ({r[key]['method']})", r[key]["diagnostics"]))
     lines.append(f"- Log-rank trend across quartiles: z = {r['trend_z']:.2f}, p = {r['trend_p']:.3g}.")
     lines.append(f"- Exposure reliability Var(E[x|CK])/Var(x): {r['exposure_reliability']:.2f}; expected share of "
                  f"patients off their plug-in quartile: {r['quartile_misclassification']:.2f}.")

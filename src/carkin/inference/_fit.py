@@ -13,19 +13,9 @@ import pandas as pd
 
 from ..population import PopulationSpec, natural_parameters
 
-__all__ = ["Fit", "Gates", "population_draws", "parameter_table", "TABLE_COLUMNS"]
+__all__ = ["Fit", "population_draws", "parameter_table", "TABLE_COLUMNS"]
 
 TABLE_COLUMNS = ["parameter", "mean", "sd", "q05", "q50", "q95", "r_hat", "ess_bulk", "ess_tail"]
-
-
-@dataclasses.dataclass(frozen=True)
-class Gates:
-    """Convergence gates a fit must pass (defaults: R-hat <= 1.01, bulk and tail ESS >= 400, 0 divergences)."""
-
-    max_r_hat: float = 1.01
-    min_ess_bulk: float = 400.0
-    min_ess_tail: float = 400.0
-    max_divergences: int = 0
 
 
 def population_draws(posterior, spec: PopulationSpec) -> dict[str, np.ndarray]:

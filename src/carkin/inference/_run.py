@@ -8,7 +8,6 @@ import importlib.metadata
 import math
 import platform
 import time
-import warnings
 from typing import Callable, Literal
 
 import arviz as az
@@ -16,11 +15,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO, init_to_median
+from numpyro.infer import SVI, Trace_ELBO, init_to_median
 from numpyro.infer.autoguide import AutoDelta, AutoLaplaceApproximation, AutoLowRankMultivariateNormal
 
 from ..data import Dataset
-from ..errors import ConvergenceWarning, SolverError
+from ..errors import SolverError
 from ..population import (
     PopulationSpec,
     check_solves,
@@ -30,10 +29,12 @@ from ..population import (
     prepare,
     shard_records,
 )
-from ._fit import Fit, Gates, parameter_table, population_draws
+from ._fit import Fit, parameter_table, population_draws
+from ._gates import Gates, judge_convergence, table_extremes, warn_if_failed
+from ._nuts import run_nuts
 from ._stages import second_stage
 
-__all__ = ["fit", "SamplerSettings", "METHODS", "make_mcmc", "resolve_chain_method"]
+__all__ = ["fit", "SamplerSettings", "METHODS"]
 
 Method = Literal["nuts", "laplace", "svi", "map"]
 
@@ -92,29 +93,6 @@ class SamplerSettings:
             )
 
 
-def resolve_chain_method(settings: SamplerSettings) -> str:
-    """The chain method a run with these settings uses ("auto": parallel over enough host devices, else vectorized)."""
-    if settings.chain_method != "auto":
-        return settings.chain_method
-    if settings.shard:
-        return "vectorized"
-    if settings.chains == 1:
-        return "sequential"
-    return "parallel" if jax.local_device_count() >= settings.chains else "vectorized"
-
-
-def make_mcmc(kernel, settings: SamplerSettings) -> MCMC:
-    """A numpyro MCMC driver for ``kernel`` with the warm-up, draws, chains, chain method and progress bar of ``settings``."""
-    return MCMC(
-        kernel,
-        num_warmup=settings.warmup,
-        num_samples=settings.samples,
-        num_chains=settings.chains,
-        chain_method=resolve_chain_method(settings),
-        progress_bar=settings.progress_bar,
-    )
-
-
 def _dims(spec: PopulationSpec, dataset: Dataset) -> tuple[dict, dict]:
     coords = {"patient": list(dataset.patient_ids), "parameter": list(spec.parameter_names)}
     dims = {"mu": ["parameter"], "omega": ["parameter"], "phi": ["patient", "parameter"], "eta": ["patient", "parameter"],
@@ -129,50 +107,30 @@ MIN_FIRST_STAGE = 20  # warm-up iterations below which a first stage could not p
 
 
 def _run_nuts(data, spec, dataset, settings: SamplerSettings, key) -> tuple[az.InferenceData, dict]:
-    chain_method = resolve_chain_method(settings)
-
-    def kernel():
-        return NUTS(
-            population_model,
-            target_accept_prob=settings.target_accept,
-            max_tree_depth=settings.max_tree_depth,
-            init_strategy=init_to_median(num_samples=15),
-        )
-
+    init = init_to_median(num_samples=15)
     first_stage = settings.warmup // 2 if settings.whitening else 0
     model_args, init_params, stages = (data, spec), None, {}
     if first_stage >= MIN_FIRST_STAGE:
         # Stage 1: warm up in the spec's parameterisation; its second half places each patient's Gaussian.
         key, first_key = jax.random.split(key)
-        first = make_mcmc(kernel(), dataclasses.replace(settings, warmup=first_stage))
-        first.warmup(first_key, data, spec, collect_warmup=True, extra_fields=("num_steps",))
-        draws = {k: np.asarray(v) for k, v in first.get_samples(group_by_chain=True).items()}
-        whitening, init_params, restarted = second_stage(spec, data, dataset.patient_ids, draws)
+        first = run_nuts(population_model, (data, spec), settings=dataclasses.replace(settings, warmup=first_stage),
+                         key=first_key, init_strategy=init, warmup_only=True)
+        whitening, init_params, restarted = second_stage(spec, data, dataset.patient_ids, first.samples)
         model_args = (data, spec, whitening)
         stages = {"whitening": True, "warmup_stages": [first_stage, settings.warmup - first_stage],
-                  "first_stage_mean_leapfrog_steps": float(np.asarray(first.get_extra_fields()["num_steps"]).mean()),
+                  "first_stage_mean_leapfrog_steps": first.mean_leapfrog_steps,
                   "restarted_patients": restarted}
         settings = dataclasses.replace(settings, warmup=settings.warmup - first_stage)
-    mcmc = make_mcmc(kernel(), settings)
-    mcmc.run(key, *model_args, init_params=init_params, extra_fields=("diverging", "num_steps"))
+    run = run_nuts(population_model, model_args, settings=settings, key=key, init_strategy=init, init_params=init_params)
     coords, dims = _dims(spec, dataset)
-    samples = mcmc.get_samples(group_by_chain=True)
-    extra = mcmc.get_extra_fields(group_by_chain=True)
-    posterior = {k: np.asarray(v) for k, v in samples.items()}
-    idata = az.from_dict(
-        posterior=posterior,
-        sample_stats={"diverging": np.asarray(extra["diverging"]), "n_steps": np.asarray(extra["num_steps"])},
-        coords=coords,
-        dims={k: v for k, v in dims.items() if k in posterior},
-    )
     info = {
-        "chain_method": chain_method,
-        "divergences": int(np.asarray(extra["diverging"]).sum()),
-        "mean_leapfrog_steps": float(np.asarray(extra["num_steps"]).mean()),
+        "chain_method": run.chain_method,
+        "divergences": run.divergences,
+        "mean_leapfrog_steps": run.mean_leapfrog_steps,
         "whitening": False,
         **stages,
     }
-    return idata, info
+    return run.to_arviz(coords=coords, dims=dims), info
 
 
 def _run_optimisation(guide_cls, data, spec, dataset, settings: SamplerSettings, key):
@@ -222,33 +180,14 @@ def _versions() -> dict[str, str]:
 
 
 def _judge(table, info: dict, gates: Gates, method: str) -> dict:
-    failures = []
+    """The verdict: the MCMC gate (`judge_convergence`) for NUTS; an approximation never passes."""
     if method == "nuts":
-        for _, row in table.iterrows():
-            if not row["r_hat"] <= gates.max_r_hat:
-                failures.append(f"{row['parameter']}: R-hat {row['r_hat']:.3f} > {gates.max_r_hat}")
-            if not row["ess_bulk"] >= gates.min_ess_bulk:
-                failures.append(f"{row['parameter']}: bulk ESS {row['ess_bulk']:.0f} < {gates.min_ess_bulk:g}")
-            if not row["ess_tail"] >= gates.min_ess_tail:
-                failures.append(f"{row['parameter']}: tail ESS {row['ess_tail']:.0f} < {gates.min_ess_tail:g}")
-        if info["divergences"] > gates.max_divergences:
-            failures.append(f"{info['divergences']} divergent transitions > {gates.max_divergences}")
-    else:
-        failures.append(
-            f"method {method!r} is an approximation: no MCMC convergence diagnostics; use NUTS for inference you report"
-        )
-        change = info.get("relative_loss_change_last_10pct", math.nan)
-        if not change < 1e-3:
-            failures.append(f"optimisation has not settled (relative loss change {change:.2g} over the last 10% of steps)")
-    return {
-        "passed": not failures,
-        "failures": failures,
-        "gates": dataclasses.asdict(gates),
-        "max_r_hat": float(np.nanmax(table["r_hat"])) if table["r_hat"].notna().any() else None,
-        "min_ess_bulk": float(np.nanmin(table["ess_bulk"])) if table["ess_bulk"].notna().any() else None,
-        "min_ess_tail": float(np.nanmin(table["ess_tail"])) if table["ess_tail"].notna().any() else None,
-        **info,
-    }
+        return {**judge_convergence(table, info["divergences"], gates), **info}
+    failures = [f"method {method!r} is an approximation: no MCMC convergence diagnostics; use NUTS for inference you report"]
+    change = info.get("relative_loss_change_last_10pct", math.nan)
+    if not change < 1e-3:
+        failures.append(f"optimisation has not settled (relative loss change {change:.2g} over the last 10% of steps)")
+    return {"passed": False, "failures": failures, "gates": dataclasses.asdict(gates), **table_extremes(table), **info}
 
 
 def _preflight_ode(spec: PopulationSpec, dataset: Dataset, data) -> None:
@@ -363,10 +302,5 @@ def fit(
         "diagnostics": diagnostics,
     }
     result = Fit(idata=idata, spec=spec, manifest=manifest, table=table, patient_ids=dataset.patient_ids)
-    if not diagnostics["passed"]:
-        warnings.warn(
-            "the fit FAILED its convergence gates:\n  " + "\n  ".join(diagnostics["failures"]),
-            ConvergenceWarning,
-            stacklevel=2,
-        )
+    warn_if_failed(diagnostics, "the fit")
     return result

@@ -7,17 +7,16 @@ resolved here, once, with errors that name the file and the key (house rule 10).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-import math
-import tomllib
 from pathlib import Path
 from typing import Literal
 
 import equinox as eqx
 import numpy as np
 
-from ..errors import SpecError
+from .._toml import Table, read_toml, spec_error
 from ..models import MODELS, ODEOptions, get_model, is_ode_model
 
 __all__ = [
@@ -170,29 +169,10 @@ def to_transformed(transform: str, value):
     return float(out) if out.ndim == 0 else out
 
 
-def _require(table: dict, key: str, where: str, kind, source: str):
-    if key not in table:
-        raise SpecError(f"{source}: missing key {where}.{key}")
-    value = table[key]
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, kind):
-        raise SpecError(
-            f"{source}: {where}.{key} = {value!r} has type {type(value).__name__}, expected {kind.__name__}"
-        )
-    return value
-
-
-def _choice(value, valid: tuple[str, ...], key: str, source: str) -> str:
-    if value not in valid:
-        raise SpecError(f"{source}: {key} = {value!r} is not valid; choose one of {', '.join(valid)}")
-    return value
-
-
-def _positive(value: float, key: str, source: str) -> float:
-    if not (math.isfinite(value) and value > 0):
-        raise SpecError(f"{source}: {key} = {value!r} must be a positive finite number")
-    return value
+SPEC_KEYS: tuple[str, ...] = (
+    "model", "parameters", "covariates", "iiv", "residual", "blq", "ode", "constants", "inputs", "simulation",
+)
+"""The top-level keys and tables of a spec (``[simulation]`` is read by `carkin.simulate.truth_from_spec`)."""
 
 
 def spec_from_dict(data: dict, *, source: str = "<dict>") -> PopulationSpec:
@@ -201,85 +181,39 @@ def spec_from_dict(data: dict, *, source: str = "<dict>") -> PopulationSpec:
     Raises
     ------
     SpecError
-        Naming ``source`` and the offending key, for a missing key, a wrong type, an unknown choice, a
-        non-positive scale, or parameters that do not match the kinetic model.
+        Naming ``source``, the table and the key (`carkin._toml` style), for a missing or unknown key, a wrong
+        type, an unknown choice, a non-positive scale, or parameters that do not match the kinetic model.
     """
-    model_name = data.get("model")
-    if model_name not in MODELS:
-        raise SpecError(f"{source}: model = {model_name!r} is not a known kinetic model; choose one of {', '.join(MODELS)}")
+    root = Table(data, file=source)
+    root.check_keys(SPEC_KEYS)
+    model_name = root.choice("model", MODELS)
     kinetic = get_model(model_name)
-    params_table = data.get("parameters")
-    if not isinstance(params_table, dict) or not params_table:
-        raise SpecError(f"{source}: missing [parameters.<name>] tables")
     expected = tuple(kinetic.individual_parameters)
-    if set(params_table) != set(expected):
-        raise SpecError(
-            f"{source}: the {model_name} model needs parameters {', '.join(expected)}; the spec has "
-            f"{', '.join(params_table)}"
+    tables = root.tables("parameters")
+    if set(tables) != set(expected):
+        raise spec_error(
+            source, "[parameters]", None,
+            f"holds {', '.join(tables) or 'no parameter'}, but the {model_name} model needs {', '.join(expected)}",
+            "give one [parameters.<name>] table for each",
         )
-    parameters = []
-    for name in expected:  # the model's order: stable site layout
-        table = params_table[name]
-        where = f"parameters.{name}"
-        transform = _choice(_require(table, "transform", where, str, source), TRANSFORMS, f"{where}.transform", source)
-        typical = _positive(_require(table, "typical", where, float, source), f"{where}.typical", source)
-        if transform == "logit" and not typical < 1:
-            raise SpecError(f"{source}: {where}.typical = {typical} must lie in (0, 1) for a logit transform")
-        parameters.append(
-            ParameterSpec(
-                name=name,
-                transform=transform,
-                typical=typical,
-                prior_sd=_positive(_require(table, "prior_sd", where, float, source), f"{where}.prior_sd", source),
-                omega_scale=_positive(
-                    _require(table, "omega_scale", where, float, source), f"{where}.omega_scale", source
-                ),
-                unit=str(table.get("unit", "")),
-            )
-        )
-    covariates = []
-    for cname, table in (data.get("covariates") or {}).items():
-        where = f"covariates.{cname}"
-        transform = _choice(
-            table.get("transform", "linear"), COVARIATE_TRANSFORMS, f"{where}.transform", source
-        )
-        targets = table.get("parameters")
-        if not isinstance(targets, list) or not targets:
-            raise SpecError(f"{source}: {where}.parameters must be a non-empty list of parameter names")
-        for target in targets:
-            if target not in expected:
-                raise SpecError(
-                    f"{source}: {where}.parameters names {target!r}, which is not a parameter of the "
-                    f"{model_name} model ({', '.join(expected)})"
-                )
-        covariates.append(
-            CovariateEffect(
-                name=cname,
-                column=_require(table, "column", where, str, source).upper(),
-                transform=transform,
-                reference=_positive(_require(table, "reference", where, float, source), f"{where}.reference", source)
-                if transform == "log"
-                else float(table.get("reference", 0.0)),
-                scale=_positive(float(table.get("scale", 1.0)), f"{where}.scale", source),
-                parameters=tuple(targets),
-                prior_sd=_positive(_require(table, "prior_sd", where, float, source), f"{where}.prior_sd", source),
-            )
-        )
-    ode, constants, inputs = _ode_tables(data, model_name, kinetic, source)
-    iiv, noncentred = _iiv_table(data.get("iiv") or {}, [p.name for p in parameters], source)
-    residual_table = data.get("residual") or {}
-    residual = _choice(residual_table.get("model", "additive_log"), RESIDUAL_MODELS, "residual.model", source)
-    blq = _choice((data.get("blq") or {}).get("method", "m3"), BLQ_METHODS, "blq.method", source)
+    parameters = tuple(_parameter(name, tables[name]) for name in expected)  # the model's order: stable site layout
+    covariates = tuple(_covariate(name, table, model_name, expected) for name, table in root.tables("covariates").items())
+    ode, constants, inputs = _ode_tables(root, model_name, kinetic)
+    iiv, noncentred = _iiv_table(root.table("iiv"), [p.name for p in parameters])
+    residual = root.table("residual")
+    residual.check_keys(("model", "sigma_scale", "sigma_add_scale"))
+    blq = root.table("blq")
+    blq.check_keys(("method",))
     return PopulationSpec(
         model=model_name,
-        parameters=tuple(parameters),
-        covariates=tuple(covariates),
+        parameters=parameters,
+        covariates=covariates,
         iiv=iiv,
         noncentred=noncentred,
-        residual=residual,
-        sigma_scale=_positive(float(residual_table.get("sigma_scale", 1.0)), "residual.sigma_scale", source),
-        sigma_add_scale=_positive(float(residual_table.get("sigma_add_scale", 10.0)), "residual.sigma_add_scale", source),
-        blq=blq,
+        residual=residual.choice("model", RESIDUAL_MODELS, default="additive_log"),
+        sigma_scale=residual.number("sigma_scale", 1.0, gt=0),
+        sigma_add_scale=residual.number("sigma_add_scale", 10.0, gt=0),
+        blq=blq.choice("method", BLQ_METHODS, default="m3"),
         source=source,
         raw=json.dumps(data, sort_keys=True),
         ode=ode,
@@ -288,26 +222,58 @@ def spec_from_dict(data: dict, *, source: str = "<dict>") -> PopulationSpec:
     )
 
 
-def _iiv_table(table: dict, names: list[str], source: str) -> tuple[str, tuple[str, ...]]:
+def _parameter(name: str, t: Table) -> ParameterSpec:
+    """[parameters.<name>]."""
+    t.check_keys(("transform", "typical", "prior_sd", "omega_scale", "unit"))
+    transform = t.choice("transform", TRANSFORMS)
+    typical = t.number("typical", gt=0)
+    if transform == "logit" and not typical < 1:
+        raise t.fail("typical", "is outside (0, 1)", "a logit-transformed parameter needs 0 < typical < 1", value=typical)
+    return ParameterSpec(
+        name=name,
+        transform=transform,
+        typical=typical,
+        prior_sd=t.number("prior_sd", gt=0),
+        omega_scale=t.number("omega_scale", gt=0),
+        unit=t.string("unit", ""),
+    )
+
+
+def _covariate(name: str, t: Table, model_name: str, expected: tuple[str, ...]) -> CovariateEffect:
+    """[covariates.<name>]: a covariate effect on the parameters it names."""
+    t.check_keys(("column", "transform", "reference", "scale", "parameters", "prior_sd"))
+    transform = t.choice("transform", COVARIATE_TRANSFORMS, default="linear")
+    targets = t.strings("parameters", hint="parameter names")
+    for target in targets:
+        if target not in expected:
+            raise t.fail("parameters", f"names {target!r}, which is not a parameter of the {model_name} model",
+                         f"choose among {', '.join(expected)}", value=list(targets))
+    return CovariateEffect(
+        name=name,
+        column=t.string("column", nonempty=True, hint="a data column").upper(),
+        transform=transform,
+        reference=t.number("reference", gt=0) if transform == "log" else t.number("reference", 0.0),
+        scale=t.number("scale", 1.0, gt=0),
+        parameters=targets,
+        prior_sd=t.number("prior_sd", gt=0),
+    )
+
+
+def _iiv_table(t: Table, names: list[str]) -> tuple[str, tuple[str, ...]]:
     """[iiv]: ``parameterization`` for every parameter, and ``noncentred`` = [names] to sample some of them
     non-centred in a centred model (e.g. those the data inform weakly: a mixed parameterization)."""
-    if not isinstance(table, dict):
-        raise SpecError(f"{source}: [iiv] must be a table")
-    unknown = set(table) - {"parameterization", "noncentred"}
-    if unknown:
-        raise SpecError(f"{source}: [iiv] has unknown key(s) {', '.join(sorted(unknown))}; valid: parameterization, "
-                        "noncentred")
-    scheme = _choice(table.get("parameterization", "centred"), IIV_PARAMETERIZATIONS, "iiv.parameterization", source)
-    listed = table.get("noncentred", [])
-    if not isinstance(listed, list) or not all(isinstance(n, str) for n in listed):
-        raise SpecError(f"{source}: iiv.noncentred = {listed!r} must be a list of parameter names")
+    t.check_keys(("parameterization", "noncentred"))
+    scheme = t.choice("parameterization", IIV_PARAMETERIZATIONS, default="centred")
+    listed = t.strings("noncentred", (), nonempty=False, hint="parameter names")
     for name in listed:
         if name not in names:
-            raise SpecError(f"{source}: iiv.noncentred names {name!r}, which is not a parameter ({', '.join(names)})")
+            raise t.fail("noncentred", f"names {name!r}, which is not a parameter", f"choose among {', '.join(names)}",
+                         value=list(listed))
     if scheme == "noncentred":
         if listed:
-            raise SpecError(f"{source}: iiv.noncentred lists parameters, but parameterization = \"noncentred\" "
-                            "already samples every parameter non-centred")
+            raise t.fail("noncentred", 'lists parameters, but parameterization = "noncentred" already samples every '
+                         "parameter non-centred", "remove noncentred, or set parameterization = \"centred\"",
+                         value=list(listed))
         return "noncentred", tuple(names)
     noncentred = tuple(n for n in names if n in listed)  # in parameter order
     if not noncentred:
@@ -315,59 +281,47 @@ def _iiv_table(table: dict, names: list[str], source: str) -> tuple[str, tuple[s
     return ("noncentred" if len(noncentred) == len(names) else "mixed"), noncentred
 
 
-def _ode_tables(data: dict, model_name: str, kinetic, source: str):
+def _ode_tables(root: Table, model_name: str, kinetic):
     """Validate the ODE-only tables: [ode] (solver options), [constants] and [inputs.<name>]."""
     if not is_ode_model(model_name):
         for table in ("ode", "constants", "inputs"):
-            if table in data:
-                raise SpecError(
-                    f"{source}: [{table}] is only for ODE models; the {model_name} model is a closed form "
-                    f"(ODE models: {', '.join(m for m in MODELS if is_ode_model(m))})"
+            if table in root:
+                raise spec_error(
+                    root.file, f"[{table}]", None,
+                    f"is only for ODE models; the {model_name} model is a closed form",
+                    f"remove [{table}], or choose an ODE model ({', '.join(m for m in MODELS if is_ode_model(m))})",
                 )
         return None, (), ()
-    ode_table = data.get("ode") or {}
-    if not isinstance(ode_table, dict):
-        raise SpecError(f"{source}: [ode] must be a table of solver options")
-    try:
-        ode = ODEOptions.from_dict(ode_table, defaults=type(kinetic).default_options)
-    except (ValueError, TypeError) as err:
-        raise SpecError(f"{source}: {err}") from None
-    constants = []
-    for name, value in (data.get("constants") or {}).items():
-        if name not in kinetic.constants:
-            raise SpecError(
-                f"{source}: constants.{name} is not a constant of the {model_name} model; its constants: "
-                f"{', '.join(kinetic.constants) or '(none)'}"
-            )
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
-            raise SpecError(f"{source}: constants.{name} = {value!r} must be a non-negative finite number")
-        constants.append((name, float(value)))
-    try:
-        get_model(model_name, ode=ode, constants=dict(constants))
-    except ValueError as err:
-        raise SpecError(f"{source}: {err}") from None
-    inputs_table = data.get("inputs") or {}
+    ode_table = root.table("ode")
+    ode_table.check_keys(f.name for f in dataclasses.fields(ODEOptions))
+    # ODEOptions' own messages name the option as ode.<key>
+    ode = root.wrap(None, ODEOptions.from_dict, dict(ode_table.raw), defaults=type(kinetic).default_options)
+    constants_table = root.table("constants")
+    constants_table.check_keys(kinetic.constants)
+    constants = tuple((name, constants_table.number(name, ge=0)) for name in constants_table)
+    root.wrap(None, get_model, model_name, ode=ode, constants=dict(constants))
+    tables = root.tables("inputs")
     expected = tuple(kinetic.inputs)
-    if set(inputs_table) != set(expected):
-        raise SpecError(
-            f"{source}: the {model_name} model needs input(s) {', '.join(expected) or '(none)'} mapped to data "
-            f"columns ([inputs.<name>] column = ...); the spec has {', '.join(inputs_table) or '(none)'}"
+    if set(tables) != set(expected):
+        raise spec_error(
+            root.file, "[inputs]", None,
+            f"holds {', '.join(tables) or 'no input'}, but the {model_name} model needs input(s) "
+            f"{', '.join(expected) or '(none)'} mapped to data columns",
+            'give one [inputs.<name>] table with column = "<DATA COLUMN>" for each',
         )
     inputs = []
     for name in expected:
-        table = inputs_table[name]
-        where = f"inputs.{name}"
-        if not isinstance(table, dict):
-            raise SpecError(f'{source}: [{where}] must be a table, e.g. column = "TUMOR_BURDEN"')
+        t = tables[name]
+        t.check_keys(("column", "scale", "unit"))
         inputs.append(
             InputSpec(
                 name=name,
-                column=_require(table, "column", where, str, source).upper(),
-                scale=_positive(float(table.get("scale", 1.0)), f"{where}.scale", source),
-                unit=str(table.get("unit", "")),
+                column=t.string("column", nonempty=True, hint='a data column, e.g. "TUMOR_BURDEN"').upper(),
+                scale=t.number("scale", 1.0, gt=0),
+                unit=t.string("unit", ""),
             )
         )
-    return ode, tuple(constants), tuple(inputs)
+    return ode, constants, tuple(inputs)
 
 
 def default_models_dir() -> Path:
@@ -386,10 +340,5 @@ def load_spec(path: str | Path) -> PopulationSpec:
     from .._resources import resolve_shipped
 
     path = resolve_shipped(path, "models")
-    if not path.exists():
-        raise SpecError(f"{path}: model spec file not found")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise SpecError(f"{path}: not valid TOML ({err})") from None
+    data = read_toml(path, what="model spec", example="models/multiphasic.toml")
     return spec_from_dict(data, source=str(path))

@@ -22,8 +22,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .._toml import Table
 from ..data import Dataset
-from ..errors import SolverError, SpecError
+from ..errors import SolverError
 from ..models import result_message
 from ..population import (
     PopulationSpec,
@@ -33,6 +34,7 @@ from ..population import (
     sample_observations,
 )
 from ..population._spec import to_transformed
+from ._scenario import covariate_distribution
 
 __all__ = ["PopulationParameters", "SimulatedCohort", "simulate_cohort", "truth_from_spec"]
 
@@ -56,29 +58,38 @@ class PopulationParameters(eqx.Module):
     sigma_add: Float[Array, ""]
 
 
+SIMULATION_KEYS: tuple[str, ...] = ("omega", "effects", "sigma", "sigma_add", "lloq", "times", "covariates")
+"""The keys of a spec's [simulation] table."""
+
+
+def _simulation(spec: PopulationSpec) -> Table:
+    """The spec's [simulation] table (the population truth of simulated cohorts), its keys checked."""
+    sim = Table(spec.simulation, file=spec.source, path="simulation")
+    sim.check_keys(SIMULATION_KEYS)
+    return sim
+
+
 def truth_from_spec(spec: PopulationSpec) -> PopulationParameters:
     """Population truth from the spec: typical values from [parameters], the rest from [simulation].
 
     Raises
     ------
     SpecError
-        If [simulation] lacks an omega for some parameter or a coefficient for some covariate effect.
+        If [simulation] lacks an omega for some parameter or a coefficient for some covariate effect, or
+        holds an unknown key or an invalid value.
     """
-    sim = spec.simulation
-    omega_table = sim.get("omega", {})
-    effects_table = sim.get("effects", {})
-    missing = [p.name for p in spec.parameters if p.name not in omega_table]
-    if missing:
-        raise SpecError(f"{spec.source}: [simulation].omega has no value for {', '.join(missing)}")
-    missing = [e for e in spec.effect_names if e not in effects_table]
-    if missing:
-        raise SpecError(f"{spec.source}: [simulation].effects has no value for {', '.join(missing)}")
+    sim = _simulation(spec)
+    omega, effects = sim.table("omega"), sim.table("effects")
+    for table, names, what in ((omega, spec.parameter_names, "IIV SD"), (effects, spec.effect_names, "coefficient")):
+        missing = [name for name in names if name not in table]
+        if missing:
+            raise table.fail(None, f"has no value for {', '.join(missing)}", f"add {missing[0]} = <{what}> (and the others)")
     return PopulationParameters(
         mu=jnp.asarray([to_transformed(p.transform, p.typical) for p in spec.parameters]),
-        omega=jnp.asarray([float(omega_table[p.name]) for p in spec.parameters]),
-        beta=jnp.asarray([float(effects_table[e]) for e in spec.effect_names]),
-        sigma=jnp.asarray(float(sim.get("sigma", 0.4))),
-        sigma_add=jnp.asarray(float(sim.get("sigma_add", 0.0))),
+        omega=jnp.asarray([omega.number(name, ge=0) for name in spec.parameter_names]),
+        beta=jnp.asarray([effects.number(name) for name in spec.effect_names]),
+        sigma=jnp.asarray(sim.number("sigma", 0.4, ge=0)),
+        sigma_add=jnp.asarray(sim.number("sigma_add", 0.0, ge=0)),
     )
 
 
@@ -102,7 +113,7 @@ DEFAULT_SIMULATION_LLOQ = 10.0
 
 def simulation_lloq(spec: PopulationSpec) -> float:
     """The assay LLOQ (copies/ug gDNA) a spec's simulations censor at: [simulation] lloq, else 10."""
-    return float(spec.simulation.get("lloq", DEFAULT_SIMULATION_LLOQ))
+    return _simulation(spec).number("lloq", DEFAULT_SIMULATION_LLOQ, gt=0, hint="copies/ug gDNA")
 
 
 def per_patient_normal(key: PRNGKeyArray, n: int, shape: tuple[int, ...] = ()) -> Float[Array, "n ..."]:
@@ -111,18 +122,17 @@ def per_patient_normal(key: PRNGKeyArray, n: int, shape: tuple[int, ...] = ()) -
 
 
 def _draw_covariates(spec: PopulationSpec, key: PRNGKeyArray, n: int) -> dict[str, np.ndarray]:
-    table = spec.simulation.get("covariates", {})
+    table = _simulation(spec).table("covariates")
     needed = sorted(set(spec.data_columns) | set(table))
     out = {}
     for column in needed:
         k = jax.random.fold_in(key, zlib.crc32(column.encode()) & 0x7FFFFFFF)  # one stream per column, by name
         if column not in table:
-            raise SpecError(
-                f"{spec.source}: covariate column {column} has no distribution in [simulation.covariates.{column}]"
-            )
-        d = table[column]
-        draw = float(d["median"]) * jnp.exp(float(d.get("log_sd", 0.0)) * per_patient_normal(k, n))
-        out[column] = np.clip(np.asarray(draw), float(d.get("low", -np.inf)), float(d.get("high", np.inf)))
+            raise table.fail(None, f"has no distribution for the covariate column {column}",
+                             f"add [simulation.covariates.{column}] with median, log_sd, low, high (or value)")
+        d = covariate_distribution(table.table(column))
+        draw = d.median * jnp.exp(d.log_sd * per_patient_normal(k, n))
+        out[column] = np.clip(np.asarray(draw), d.low, d.high)
     return out
 
 
@@ -187,9 +197,12 @@ def simulate_cohort(
     """
     if not (isinstance(n, int) and n >= 1):
         raise ValueError(f"n must be a positive integer number of patients, got {n!r}")
-    sim = spec.simulation
+    sim = _simulation(spec)
     truth = truth if truth is not None else truth_from_spec(spec)
-    times = jnp.asarray(times if times is not None else sim.get("times", [2, 4, 7, 9, 11, 14, 21, 28, 56, 90, 180, 365]), dtype=float)
+    if times is None:
+        times = sim.numbers("times", (2.0, 4.0, 7.0, 9.0, 11.0, 14.0, 21.0, 28.0, 56.0, 90.0, 180.0, 365.0), ge=0,
+                            hint="days after infusion")
+    times = jnp.asarray(times, dtype=float)
     lloq = float(lloq if lloq is not None else simulation_lloq(spec))
     k_cov, k_eta, k_eps = jax.random.split(key, 3)
     if covariates is None:

@@ -38,7 +38,8 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._chunks import map_chunks
 from .._hazards import PiecewiseExponential, cumulative_hazard
-from ..errors import ConvergenceWarning, SpecError
+from .._toml import spec_error
+from ..errors import ConvergenceWarning
 from ..exposure import exposure_metrics
 from ..population import (
     PopulationSpec,
@@ -124,11 +125,12 @@ def _check_covariates(spec: PopulationSpec, scenario: DoseScenario) -> tuple[str
     available = set(scenario.covariate_table or {}) if scenario.covariate_table is not None else set(scenario.covariates)
     missing = [c for c in needed if c not in available]
     if missing:
-        where = "covariates.table" if scenario.covariate_table is not None else "covariates"
-        raise SpecError(
-            f"{scenario.source}: {where}: the model ({spec.source}) needs covariate(s) {', '.join(missing)}; "
-            + (f"add [covariates.{missing[0]}] with median, log_sd, low, high (or value)" if scenario.covariate_table is None
-               else f"the table has columns {', '.join(sorted(available))}")
+        table = scenario.covariate_table is not None
+        raise spec_error(
+            scenario.source, "[covariates]", "table" if table else None,
+            f"has no {', '.join(missing)}, but the model ({spec.source}) needs covariate(s) {', '.join(missing)}",
+            f"give a table with the columns {', '.join(needed)} (it has {', '.join(sorted(available))})" if table
+            else f"add [covariates.{missing[0]}] with median, log_sd, low, high (or value)",
         )
     return needed
 
@@ -270,14 +272,14 @@ def _population_pfs(breaks, cumulative, hazards, log_rel, landmarks):
     return at, jnp.where(reached, (a + b) / 2.0, jnp.nan)
 
 
-def _predicted_pfs(result_metrics: np.ndarray, hook, n_draws: int) -> tuple[np.ndarray, np.ndarray]:
+def _predicted_pfs(result_metrics: np.ndarray, hook, n_draws: int, source: str) -> tuple[np.ndarray, np.ndarray]:
     """Population PFS at the landmarks (draws, doses, landmarks) and its median (draws, doses), months."""
     baseline = PiecewiseExponential(hook.breaks_months, hook.hazard_per_month)
     slope = np.asarray(hook.log_hr_per_doubling, dtype=float)
     if slope.ndim == 1 and slope.shape[0] != n_draws:
-        raise SpecError(
-            f"exposure_response.log_hr_per_doubling has {slope.shape[0]} values but {n_draws} posterior draws are "
-            "used; give one value, or one per draw (set population.draws to match)"
+        raise spec_error(
+            source, "[exposure_response]", "log_hr_per_doubling", f"has {slope.shape[0]} values but {n_draws} posterior "
+            "draws are used", "give one value, or one per draw (set [population] draws to match)",
         )
     slope = np.broadcast_to(slope, (n_draws,))
     log_rel = slope[:, None, None] * np.log2(result_metrics / hook.reference)  # (draws, doses, patients)
@@ -383,7 +385,8 @@ def simulate_scenario(
 
     landmarks = median = None
     if scenario.exposure_response is not None:
-        landmarks, median = _predicted_pfs(out["metrics"][scenario.exposure_response.metric], scenario.exposure_response, s_total)
+        hook = scenario.exposure_response
+        landmarks, median = _predicted_pfs(out["metrics"][hook.metric], hook, s_total, scenario.source)
 
     names = tuple(scenario_metrics(scenario.auc_windows))
     fit_info = {

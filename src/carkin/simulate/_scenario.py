@@ -27,14 +27,12 @@ The layout (``scenarios/doses.toml`` is the worked example)::
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
-import tomllib
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import SpecError
+from .._toml import Table, read_toml
 from ..exposure import Metric, get_metric
 
 __all__ = [
@@ -178,75 +176,70 @@ class DoseScenario:
         return {c: float(np.clip(d.median, d.low, d.high)) for c, d in self.covariates.items()}
 
 
-class _Reader:
-    def __init__(self, source: str):
-        self.source = source
-
-    def fail(self, key: str, message: str) -> SpecError:
-        return SpecError(f"{self.source}: {key}: {message}")
-
-    def number(self, table: dict, key: str, where: str, *, default=None, positive=False, low=None, high=None):
-        full = f"{where}.{key}" if where else key
-        if key not in table:
-            if default is None:
-                raise self.fail(full, "missing key")
-            return default
-        v = table[key]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise self.fail(full, f"= {v!r} ({type(v).__name__}) must be a finite number")
-        if positive and not v > 0:
-            raise self.fail(full, f"= {v!r} must be > 0")
-        if low is not None and v < low:
-            raise self.fail(full, f"= {v!r} must be >= {low}")
-        if high is not None and v > high:
-            raise self.fail(full, f"= {v!r} must be <= {high}")
-        return float(v)
-
-    def numbers(self, table: dict, key: str, where: str, *, positive=False, nonnegative=False, default=None) -> tuple[float, ...]:
-        full = f"{where}.{key}" if where else key
-        if key not in table and default is not None:
-            return default
-        v = table.get(key)
-        if not isinstance(v, list) or not v or not all(
-            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v
-        ):
-            raise self.fail(full, f"= {v!r} must be a non-empty list of numbers")
-        if positive and any(x <= 0 for x in v):
-            raise self.fail(full, f"= {v!r} must hold positive numbers")
-        if nonnegative and any(x < 0 for x in v):
-            raise self.fail(full, f"= {v!r} must hold numbers >= 0")
-        return tuple(float(x) for x in v)
-
-    def integer(self, table: dict, key: str, where: str, *, default: int, low: int) -> int:
-        v = table.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, int) or v < low:
-            raise self.fail(f"{where}.{key}", f"= {v!r} must be an integer >= {low}")
-        return v
-
-    def table(self, data: dict, key: str) -> dict:
-        v = data.get(key, {})
-        if not isinstance(v, dict):
-            raise self.fail(key, f"must be a table [{key}], got {type(v).__name__}")
-        return v
+SCENARIO_KEYS: tuple[str, ...] = (
+    "name", "doses", "population", "covariates", "sampling", "exposure", "target", "exposure_response",
+)
+"""The top-level keys and tables of a scenario."""
 
 
-def _read_covariate_table(path: Path, rd: _Reader) -> dict[str, np.ndarray]:
+def _read_covariate_table(path: Path, covariates: Table, value: str) -> dict[str, np.ndarray]:
     from ..data import read_covariates
     from ..data._csv import read_table
 
+    if not path.is_file():
+        raise covariates.fail("table", f"names no file ({path})",
+                              "give the path of a covariate CSV (ID + columns), relative to the scenario's folder",
+                              value=value)
     problems: list = []
-    table = read_table(path, problems) if path.is_file() else None
-    if table is None or "ID" not in table.columns:
-        if not path.is_file():
-            raise rd.fail("covariates.table", f"file {str(path)!r} not found")
-        ids: list[str] = []
-    else:
-        ids = [str(i) for i in table.cells["ID"]]
+    table = read_table(path, problems)
+    ids = [str(i) for i in table.cells["ID"]] if table is not None and "ID" in table.columns else []
     names, values = read_covariates(path, ids, verbose=False)
     values = np.asarray(values, dtype=float)
     if values.shape[0] == 0:
-        raise rd.fail("covariates.table", f"{path} has no rows")
+        raise covariates.fail("table", f"names a file with no rows ({path})", "give a table with one row per patient",
+                              value=value)
     return {name: values[:, j] for j, name in enumerate(names)}
+
+
+def covariate_distribution(t: Table) -> CovariateDistribution:
+    """[covariates.<COLUMN>] (and a spec's [simulation.covariates.<COLUMN>]): a fixed value, or a clipped
+    log-normal distribution."""
+    t.check_keys(("value", "median", "log_sd", "low", "high"))
+    if "value" in t:
+        others = [k for k in t if k != "value"]
+        if others:
+            raise t.fail(", ".join(others), "given with value", "give either value (fixed) or median, log_sd, low, high")
+        return CovariateDistribution(median=t.number("value"))
+    low = t.number("low", -math.inf)
+    high = t.number("high", math.inf)
+    if not low < high:
+        raise t.fail("low", f"is not below high = {high!r}", "give low < high", value=low)
+    return CovariateDistribution(median=t.number("median"), log_sd=t.number("log_sd", 0.0, ge=0), low=low, high=high)
+
+
+def _exposure_response(er: Table, metrics: tuple[str, ...]) -> ExposureResponseHook:
+    """[exposure_response]: the assumed E-R relation on PFS."""
+    er.check_keys(("source", "metric", "log_hr_per_doubling", "reference", "breaks_months", "hazard_per_month",
+                   "landmarks_months"))
+    metric = er.choice("metric", tuple(m for m in metrics if m != "tmax"))
+    if isinstance(er.get("log_hr_per_doubling"), list):  # one per posterior draw
+        slope = er.numbers("log_hr_per_doubling")
+    else:
+        slope = er.number("log_hr_per_doubling")
+    breaks = er.numbers("breaks_months", ge=0, starts_at=0.0, increasing=True, hint="months")
+    hazards = er.numbers("hazard_per_month", gt=0)
+    if len(breaks) != len(hazards):
+        raise er.fail("hazard_per_month", f"has {len(hazards)} values but breaks_months has {len(breaks)}",
+                      "give one hazard per piece", value=list(hazards))
+    return ExposureResponseHook(
+        metric=metric,
+        log_hr_per_doubling=slope,
+        reference=er.number("reference", gt=0),
+        breaks_months=breaks,
+        hazard_per_month=hazards,
+        landmarks_months=er.numbers("landmarks_months", (6.0, 12.0), gt=0),
+        source=er.string("source", "assumption"),
+    )
 
 
 def scenario_from_dict(data: dict, *, source: str = "<dict>", base: Path | None = None) -> DoseScenario:
@@ -255,117 +248,69 @@ def scenario_from_dict(data: dict, *, source: str = "<dict>", base: Path | None 
     Raises
     ------
     SpecError
-        Naming ``source`` and the dotted key for each missing key, wrong type or out-of-range value.
+        Naming ``source``, the table and the key (`carkin._toml` style) for each missing or unknown key,
+        wrong type or out-of-range value.
     carkin.errors.DataError
         For a bad covariate table (file, row, column).
     """
-    rd = _Reader(source)
-    name = data.get("name", Path(source).stem)
-    if not isinstance(name, str):
-        raise rd.fail("name", f"= {name!r} must be a string")
-    doses_table = rd.table(data, "doses")
-    if not doses_table:
-        raise rd.fail("doses", "missing [doses] table with levels = [...] (10^6 CAR+ T cells)")
-    doses = rd.numbers(doses_table, "levels", "doses", positive=True)
-    column = doses_table.get("column", "DOSE")
-    if not isinstance(column, str) or not column:
-        raise rd.fail("doses.column", f"= {column!r} must be a column name")
+    root = Table(data, file=source)
+    root.check_keys(SCENARIO_KEYS)
+    name = root.string("name", Path(source).stem)
+    doses = root.table("doses", required=True, hint="levels = [...] (10^6 CAR+ T cells)")
+    doses.check_keys(("levels", "column"))
+    levels = doses.numbers("levels", gt=0, hint="10^6 CAR+ T cells")
+    column = doses.string("column", "DOSE", nonempty=True, hint="the model's dose covariate column")
 
-    population = rd.table(data, "population")
-    n = rd.integer(population, "n_patients", "population", default=500, low=1)
-    draws = rd.integer(population, "draws", "population", default=200, low=0)
+    population = root.table("population")
+    population.check_keys(("n_patients", "draws"))
+    n = population.integer("n_patients", 500, ge=1)
+    draws = population.integer("draws", 200, ge=0, hint="0: all")
 
     covariates: dict[str, CovariateDistribution] = {}
     table_values = None
-    cov_table = rd.table(data, "covariates")
-    for key, value in cov_table.items():
+    cov_table = root.table("covariates")
+    for key in cov_table:
         if key == "table":
-            if not isinstance(value, str):
-                raise rd.fail("covariates.table", f"= {value!r} must be a path (string)")
+            value = cov_table.string("table", hint="path of a covariate CSV")
             path = Path(value)
             if not path.is_absolute() and not path.exists() and base is not None:
                 path = base / path
-            table_values = _read_covariate_table(path, rd)
-            continue
-        where = f"covariates.{key}"
-        if not isinstance(value, dict):
-            raise rd.fail(where, f"must be a table with median, log_sd, low, high (or value), got {value!r}")
-        if "value" in value:
-            v = rd.number(value, "value", where)
-            covariates[key.upper()] = CovariateDistribution(median=v)
+            table_values = _read_covariate_table(path, cov_table, value)
         else:
-            low = rd.number(value, "low", where, default=-math.inf)
-            high = rd.number(value, "high", where, default=math.inf)
-            if not low < high:
-                raise rd.fail(where, f"low = {low} must be below high = {high}")
-            covariates[key.upper()] = CovariateDistribution(
-                median=rd.number(value, "median", where),
-                log_sd=rd.number(value, "log_sd", where, default=0.0, low=0.0),
-                low=low,
-                high=high,
-            )
+            covariates[key.upper()] = covariate_distribution(cov_table.table(key))
     if table_values is not None and covariates:
-        raise rd.fail("covariates", "give either table = \"...\" or per-column distributions, not both")
+        raise cov_table.fail(None, 'gives both table = "..." and per-column distributions', "give one or the other")
 
-    sampling = rd.table(data, "sampling")
-    times = rd.numbers(sampling, "times", "sampling", nonnegative=True,
-                       default=tuple(float(t) for t in np.unique(np.concatenate([np.arange(0, 29), np.arange(35, 366, 7)]))))
-    if any(b <= a for a, b in itertools.pairwise(times)):
-        raise rd.fail("sampling.times", "must increase strictly (days after infusion)")
-    interval = rd.number(sampling, "interval", "sampling", default=0.9)
-    if not 0 < interval < 1:
-        raise rd.fail("sampling.interval", f"= {interval} must lie in (0, 1), e.g. 0.9 for 5th-95th percentiles")
-    residual = sampling.get("residual", False)
-    if not isinstance(residual, bool):
-        raise rd.fail("sampling.residual", f"= {residual!r} must be true or false")
+    sampling = root.table("sampling")
+    sampling.check_keys(("times", "interval", "residual", "lloq"))
+    default_times = tuple(float(t) for t in np.unique(np.concatenate([np.arange(0, 29), np.arange(35, 366, 7)])))
+    times = sampling.numbers("times", default_times, ge=0, increasing=True, hint="days after infusion")
+    interval = sampling.number("interval", 0.9, gt=0, lt=1, hint="0.9: 5th to 95th percentiles")
+    residual = sampling.boolean("residual", False)
 
-    lloq = rd.number(sampling, "lloq", "sampling", positive=True) if "lloq" in sampling else None
+    lloq = sampling.number("lloq", None, gt=0, hint="copies/ug gDNA")
 
-    exposure = rd.table(data, "exposure")
-    windows = rd.numbers(exposure, "auc_windows_days", "exposure", positive=True, default=(28.0,))
+    exposure = root.table("exposure")
+    exposure.check_keys(("auc_windows_days",))
+    windows = exposure.numbers("auc_windows_days", (28.0,), gt=0)
     metrics = tuple(scenario_metrics(windows))
 
     target = None
-    target_table = rd.table(data, "target")
-    if target_table:
-        metric = target_table.get("metric")
-        if metric not in metrics:
-            raise rd.fail("target.metric", f"= {metric!r} is not a computed metric; choose one of {', '.join(metrics)}")
-        direction = target_table.get("direction", "above")
-        if direction not in TARGET_DIRECTIONS:
-            raise rd.fail("target.direction", f"= {direction!r}; choose one of {', '.join(TARGET_DIRECTIONS)}")
-        target = Target(metric=metric, threshold=rd.number(target_table, "threshold", "target", positive=True), direction=direction)
-
-    hook = None
-    er = rd.table(data, "exposure_response")
-    if er:
-        where = "exposure_response"
-        metric = er.get("metric")
-        if metric not in metrics or metric == "tmax":
-            raise rd.fail(f"{where}.metric", f"= {metric!r}; choose one of {', '.join(m for m in metrics if m != 'tmax')}")
-        slope = er.get("log_hr_per_doubling")
-        if isinstance(slope, list):
-            slope = rd.numbers(er, "log_hr_per_doubling", where)
-        else:
-            slope = rd.number(er, "log_hr_per_doubling", where)
-        breaks = rd.numbers(er, "breaks_months", where, nonnegative=True)
-        hazards = rd.numbers(er, "hazard_per_month", where, positive=True)
-        if len(breaks) != len(hazards) or breaks[0] != 0 or any(b <= a for a, b in itertools.pairwise(breaks)):
-            raise rd.fail(where, "breaks_months must start at 0, increase strictly and match hazard_per_month in length")
-        source_note = er.get("source", "assumption")
-        hook = ExposureResponseHook(
-            metric=metric,
-            log_hr_per_doubling=slope,
-            reference=rd.number(er, "reference", where, positive=True),
-            breaks_months=breaks,
-            hazard_per_month=hazards,
-            landmarks_months=rd.numbers(er, "landmarks_months", where, positive=True, default=(6.0, 12.0)),
-            source=str(source_note),
+    target_table = root.table("target")
+    if len(target_table):
+        target_table.check_keys(("metric", "threshold", "direction"))
+        target = Target(
+            metric=target_table.choice("metric", metrics),
+            threshold=target_table.number("threshold", gt=0, hint="in the metric's unit"),
+            direction=target_table.choice("direction", TARGET_DIRECTIONS, "above"),
         )
+
+    er = root.table("exposure_response")
+    hook = _exposure_response(er, metrics) if len(er) else None
 
     return DoseScenario(
         name=name,
-        doses=doses,
+        doses=levels,
         dose_column=column.upper(),
         n_patients=n,
         draws=draws,
@@ -393,10 +338,5 @@ def load_scenario(path: str | Path) -> DoseScenario:
     from .._resources import resolve_shipped
 
     path = resolve_shipped(path, "scenarios")  # "doses" or "scenarios/doses.toml" from anywhere: the shipped one
-    if not path.is_file():
-        raise SpecError(f"{path}: scenario file not found (expected a TOML file such as scenarios/doses.toml)")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as err:
-        raise SpecError(f"{path}: not valid TOML ({err})") from None
+    data = read_toml(path, what="scenario", example="scenarios/doses.toml")
     return scenario_from_dict(data, source=str(path), base=path.parent)

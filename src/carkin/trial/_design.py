@@ -1,7 +1,7 @@
 """A two-arm time-to-event trial design, read from TOML (``designs/*.toml``) and validated once.
 
-Every problem is a `carkin.errors.SpecError` that names the file and the key (house rule 10). The file
-layout, with the KarMMa-3 design (``designs/karmma3.toml``) as the worked example::
+Every problem is a `carkin.errors.SpecError` that names the file, the table and the key (`carkin._toml`).
+The file layout, with the KarMMa-3 design (``designs/karmma3.toml``) as the worked example::
 
     name = "KarMMa-3"
     [randomisation]   n_patients, ratio = [experimental, control], method = "fixed" | "simple"
@@ -27,14 +27,13 @@ import dataclasses
 import itertools
 import json
 import math
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .._hazards import PiecewiseExponential
-from ..errors import SpecError
+from .._toml import Table, read_toml
 from ._accrual import Accrual
 from ._boundaries import FutilityRule, GroupSequentialBounds, compute_bounds
 from ._spending import SPENDING_FUNCTIONS, SpendingFunction
@@ -205,84 +204,77 @@ class TrialDesign:
 # ---------------------------------------------------------------------------------------------------------
 
 
-class _Reader:
-    """Typed access to a TOML table with errors naming the file and the dotted key."""
-
-    def __init__(self, source: str):
-        self.source = source
-
-    def fail(self, key: str, message: str) -> SpecError:
-        return SpecError(f"{self.source}: {key}: {message}")
-
-    def table(self, data: dict, key: str, where: str = "", *, required: bool = True) -> dict:
-        full = f"{where}.{key}" if where else key
-        value = data.get(key)
-        if value is None:
-            if required:
-                raise self.fail(full, f"missing [{full}] table")
-            return {}
-        if not isinstance(value, dict):
-            raise self.fail(full, f"must be a table, got {type(value).__name__} {value!r}")
-        return value
-
-    def number(self, data: dict, key: str, where: str, *, default=None, low=None, high=None,
-               low_open=False, integer=False) -> float:
-        full = f"{where}.{key}" if where else key
-        if key not in data:
-            if default is None:
-                raise self.fail(full, "missing key")
-            return default
-        value = data[key]
-        kind = "an integer" if integer else "a number"
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
-            raise self.fail(full, f"= {value!r} ({type(value).__name__}) must be {kind}")
-        if not math.isfinite(value):
-            raise self.fail(full, f"= {value!r} must be finite")
-        if low is not None and (value <= low if low_open else value < low):
-            raise self.fail(full, f"= {value!r} must be {'>' if low_open else '>='} {low}")
-        if high is not None and value > high:
-            raise self.fail(full, f"= {value!r} must be <= {high}")
-        return value
-
-    def numbers(self, data: dict, key: str, where: str) -> tuple[float, ...]:
-        full = f"{where}.{key}" if where else key
-        value = data.get(key)
-        if not isinstance(value, list) or not value or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value
-        ):
-            raise self.fail(full, f"= {value!r} must be a non-empty list of numbers")
-        return tuple(float(v) for v in value)
-
-    def choice(self, data: dict, key: str, where: str, valid: tuple[str, ...], default: str | None = None) -> str:
-        full = f"{where}.{key}" if where else key
-        value = data.get(key, default)
-        if value not in valid:
-            raise self.fail(full, f"= {value!r} is not valid; choose one of {', '.join(valid)}")
-        return value
-
-    def boolean(self, data: dict, key: str, where: str, default: bool) -> bool:
-        value = data.get(key, default)
-        if not isinstance(value, bool):
-            raise self.fail(f"{where}.{key}", f"= {value!r} must be true or false")
-        return value
-
-    def wrap(self, key: str, fn, *args):
-        """Call a constructor whose ValueError is re-raised naming the key."""
-        try:
-            return fn(*args)
-        except ValueError as err:
-            raise self.fail(key, str(err)) from None
+DESIGN_KEYS: tuple[str, ...] = ("name", "randomisation", "arms", "accrual", "dropout", "strata", "analysis")
+"""The top-level keys and tables of a design."""
 
 
-def _pfs(rd: _Reader, table: dict, where: str) -> PiecewiseExponential:
-    if "median" in table:
-        if "breaks" in table or "hazards" in table:
-            raise rd.fail(where, "give either median (exponential) or breaks + hazards (piecewise), not both")
-        return PiecewiseExponential.from_median(rd.number(table, "median", where, low=0, low_open=True))
-    if "breaks" not in table and "hazards" not in table:
-        raise rd.fail(where, "missing PFS: give median = <months> or breaks = [...] with hazards = [...] (per month)")
-    breaks, hazards = rd.numbers(table, "breaks", where), rd.numbers(table, "hazards", where)
-    return rd.wrap(where, PiecewiseExponential, breaks, hazards)
+def _pfs(t: Table) -> PiecewiseExponential:
+    """An arm's PFS: median (exponential) or breaks + hazards (piecewise exponential)."""
+    if "median" in t:
+        if "breaks" in t or "hazards" in t:
+            raise t.fail("median", "is given with breaks/hazards", "give either median (exponential) or breaks + hazards "
+                         "(piecewise), not both")
+        return PiecewiseExponential.from_median(t.number("median", gt=0, hint="months"))
+    if "breaks" not in t and "hazards" not in t:
+        raise t.fail(None, "has no PFS", "give median = <months> (exponential) or breaks = [...] with hazards = [...] "
+                     "(piecewise, per month)")
+    return t.wrap(None, PiecewiseExponential, t.numbers("breaks"), t.numbers("hazards"))
+
+
+def _randomisation(rand: Table) -> tuple[int, list, str]:
+    rand.check_keys(("n_patients", "ratio", "method"))
+    n = rand.integer("n_patients", ge=2)
+    ratio = rand.get("ratio", [1, 1])
+    if not (isinstance(ratio, list) and len(ratio) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in ratio)):
+        raise rand.fail("ratio", "is not two positive integers", "give [experimental, control], e.g. [2, 1]", value=ratio)
+    return n, ratio, rand.choice("method", RANDOMISATION_METHODS, "fixed")
+
+
+def _accrual(t: Table, n: int) -> Accrual:
+    t.check_keys(("type", "months", "rates", "durations"))
+    if t.choice("type", ACCRUAL_TYPES, "uniform") == "uniform":
+        return Accrual.uniform(t.number("months", gt=0), n=n)
+    rates = t.numbers("rates", hint="patients per month")
+    durations = t.numbers("durations", hint="months") if len(rates) > 1 else ()
+    return t.wrap(None, Accrual, rates, durations)
+
+
+def _looks(analysis: Table, events: int) -> tuple[Look, ...]:
+    tables = analysis.array("looks", [{"information": 1.0}])
+    if not tables:
+        raise analysis.fail("looks", "is empty", "give one or more [[analysis.looks]] with information, efficacy, futility")
+    looks = []
+    for t in tables:
+        t.check_keys(("information", "efficacy", "futility"))
+        looks.append(Look(information=t.number("information", gt=0, le=1), efficacy=t.boolean("efficacy", True),
+                          futility=t.boolean("futility", False)))
+    info = [look.information for look in looks]
+    if any(b <= a for a, b in itertools.pairwise(info)) or info[-1] != 1.0:
+        raise analysis.fail("looks", f"have information fractions {info}",
+                            "make them increase strictly and end at 1.0 (the final analysis)")
+    if not looks[-1].efficacy:
+        raise tables[-1].fail("efficacy", "at the final analysis", "the final analysis must test efficacy: set "
+                              "efficacy = true", value=False)
+    d = [max(1, round(x * events)) for x in info]
+    if len(set(d)) != len(d):
+        raise analysis.fail("looks", f"at information {info} of {events} events fall on the same event counts {d}",
+                            "space them out")
+    return tuple(looks)
+
+
+def _futility(t: Table, looks: tuple[Look, ...]) -> FutilityRule | None:
+    t.check_keys(("rule", "spending", "beta", "gamma", "z"))
+    if not any(look.futility for look in looks[:-1]):
+        return None
+    if not len(t):
+        raise t.fail(None, "is missing, but some looks test futility", 'add [analysis.futility] with rule = '
+                     '"beta_spending" or "z"')
+    if t.choice("rule", FUTILITY_RULES) == "z":
+        values = t.numbers("z") if isinstance(t.get("z"), list) else (t.number("z"),)
+        return t.wrap(None, FutilityRule, "z", None, values)
+    kind = t.choice("spending", tuple(SPENDING_FUNCTIONS), "obf")
+    beta = t.number("beta", gt=0, le=0.5)
+    return FutilityRule("beta_spending", t.wrap(None, SpendingFunction, kind, beta, t.number("gamma", -4.0)))
 
 
 def design_from_dict(data: dict, *, source: str = "<dict>") -> TrialDesign:
@@ -291,128 +283,66 @@ def design_from_dict(data: dict, *, source: str = "<dict>") -> TrialDesign:
     Raises
     ------
     SpecError
-        Naming ``source`` and the dotted key, for every missing key, wrong type, unknown choice or
-        out-of-range value.
+        Naming ``source``, the table and the key (`carkin._toml` style), for every missing or unknown key,
+        wrong type, unknown choice or out-of-range value.
     """
-    rd = _Reader(source)
-    name = data.get("name", Path(source).stem)
-    if not isinstance(name, str):
-        raise rd.fail("name", f"= {name!r} must be a string")
+    root = Table(data, file=source)
+    root.check_keys(DESIGN_KEYS)
+    name = root.string("name", Path(source).stem)
+    rand = root.table("randomisation", required=True)
+    n, ratio, method = _randomisation(rand)
 
-    rand = rd.table(data, "randomisation")
-    n = int(rd.number(rand, "n_patients", "randomisation", low=2, integer=True))
-    ratio = rand.get("ratio", [1, 1])
-    if not (isinstance(ratio, list) and len(ratio) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in ratio)):
-        raise rd.fail("randomisation.ratio", f"= {ratio!r} must be two positive integers [experimental, control], e.g. [2, 1]")
-    method = rd.choice(rand, "method", "randomisation", RANDOMISATION_METHODS, default="fixed")
-
-    dropout = rd.table(data, "dropout", required=False)
-    default_dropout = rd.number(dropout, "per_month", "dropout", default=0.0, low=0)
-    arms_table = rd.table(data, "arms")
+    dropout = root.table("dropout")
+    dropout.check_keys(("per_month",))
+    default_dropout = dropout.number("per_month", 0.0, ge=0)
+    arms_table = root.table("arms", required=True)
+    arms_table.check_keys(("experimental", "control"))
     arms = {}
     for role in ("experimental", "control"):
-        where = f"arms.{role}"
-        table = rd.table(arms_table, role, "arms")
-        label = table.get("label", role)
-        if not isinstance(label, str):
-            raise rd.fail(f"{where}.label", f"= {label!r} must be a string")
-        arms[role] = Arm(
-            label=label,
-            pfs=_pfs(rd, table, where),
-            dropout_per_month=float(rd.number(table, "dropout_per_month", where, default=default_dropout, low=0)),
-        )
+        t = arms_table.table(role, required=True)
+        t.check_keys(("label", "median", "breaks", "hazards", "dropout_per_month"))
+        arms[role] = Arm(label=t.string("label", role), pfs=_pfs(t),
+                         dropout_per_month=t.number("dropout_per_month", default_dropout, ge=0))
 
-    accrual_table = rd.table(data, "accrual")
-    kind = rd.choice(accrual_table, "type", "accrual", ACCRUAL_TYPES, default="uniform")
-    if kind == "uniform":
-        accrual = Accrual.uniform(float(rd.number(accrual_table, "months", "accrual", low=0, low_open=True)), n=n)
-    else:
-        rates = rd.numbers(accrual_table, "rates", "accrual")
-        durations = rd.numbers(accrual_table, "durations", "accrual") if len(rates) > 1 else ()
-        accrual = rd.wrap("accrual", Accrual, rates, durations)
+    accrual = _accrual(root.table("accrual", required=True), n)
 
-    strata_list = data.get("strata", [])
-    if not isinstance(strata_list, list):
-        raise rd.fail("strata", "must be an array of tables [[strata]] with name, probability, log_hazard_ratio")
     strata = []
-    for i, table in enumerate(strata_list):
-        where = f"strata[{i}]"
-        if not isinstance(table, dict) or not isinstance(table.get("name"), str):
-            raise rd.fail(f"{where}.name", "every [[strata]] entry needs a name (string)")
-        strata.append(
-            StratificationFactor(
-                name=table["name"],
-                probability=float(rd.number(table, "probability", where, low=0, high=1)),
-                log_hazard_ratio=float(rd.number(table, "log_hazard_ratio", where, default=0.0)),
-            )
-        )
+    for t in root.array("strata", []):
+        t.check_keys(("name", "probability", "log_hazard_ratio"))
+        strata.append(StratificationFactor(name=t.string("name"), probability=t.number("probability", ge=0, le=1),
+                                           log_hazard_ratio=t.number("log_hazard_ratio", 0.0)))
     if len(strata) > 8:
-        raise rd.fail("strata", f"{len(strata)} factors give {2 ** len(strata)} strata; at most 8 factors are supported")
+        raise root.fail("strata", f"has {len(strata)} factors, {2 ** len(strata)} strata", "give at most 8 factors")
 
-    analysis = rd.table(data, "analysis")
-    events = int(rd.number(analysis, "events", "analysis", low=1, integer=True))
+    analysis = root.table("analysis", required=True)
+    analysis.check_keys(("events", "alpha", "stratified", "hazard_ratio", "looks", "efficacy", "futility"))
+    events = analysis.integer("events", ge=1)
     if events > n:
-        raise rd.fail("analysis.events", f"= {events} exceeds randomisation.n_patients = {n}: each patient has at most one event")
-    alpha = float(rd.number(analysis, "alpha", "analysis", low=0, low_open=True, high=0.5))
-    stratified = rd.boolean(analysis, "stratified", "analysis", default=bool(strata))
+        raise analysis.fail("events", f"exceeds [randomisation] n_patients = {n}",
+                            "each patient has at most one event: give fewer events or more patients", value=events)
+    alpha = analysis.number("alpha", gt=0, le=0.5, hint="one-sided")
+    stratified = analysis.boolean("stratified", bool(strata))
     if stratified and not strata:
-        raise rd.fail("analysis.stratified", "= true but the design has no [[strata]]; add factors or set false")
+        raise analysis.fail("stratified", "but the design has no [[strata]]", "add factors or set stratified = false",
+                            value=True)
+    looks = _looks(analysis, events)
 
-    looks_list = analysis.get("looks", [{"information": 1.0}])
-    if not isinstance(looks_list, list) or not looks_list:
-        raise rd.fail("analysis.looks", "must be an array of tables [[analysis.looks]] with information, efficacy, futility")
-    looks = []
-    for i, table in enumerate(looks_list):
-        where = f"analysis.looks[{i}]"
-        if not isinstance(table, dict):
-            raise rd.fail(where, f"must be a table, got {table!r}")
-        looks.append(
-            Look(
-                information=float(rd.number(table, "information", where, low=0, low_open=True, high=1)),
-                efficacy=rd.boolean(table, "efficacy", where, default=True),
-                futility=rd.boolean(table, "futility", where, default=False),
-            )
-        )
-    info = [look.information for look in looks]
-    if any(b <= a for a, b in itertools.pairwise(info)) or info[-1] != 1.0:
-        raise rd.fail("analysis.looks", f"information fractions {info} must increase strictly and end at 1.0 (the final analysis)")
-    if not looks[-1].efficacy:
-        raise rd.fail(f"analysis.looks[{len(looks) - 1}].efficacy", "the final analysis must test efficacy")
-    d = [max(1, round(x * events)) for x in info]
-    if len(set(d)) != len(d):
-        raise rd.fail("analysis.looks", f"looks at {info} of {events} events fall on the same event counts {d}; space them out")
-
-    eff_table = rd.table(analysis, "efficacy", "analysis", required=False)
-    spending_kind = rd.choice(eff_table, "spending", "analysis.efficacy", tuple(SPENDING_FUNCTIONS), default="obf")
-    spending = rd.wrap(
-        "analysis.efficacy", SpendingFunction, spending_kind, alpha,
-        float(rd.number(eff_table, "gamma", "analysis.efficacy", default=-4.0)),
-    )
-
-    futility = None
-    fut_table = rd.table(analysis, "futility", "analysis", required=False)
-    if any(look.futility for look in looks[:-1]):
-        if not fut_table:
-            raise rd.fail("analysis.futility", "some looks test futility: add [analysis.futility] with rule = \"beta_spending\" or \"z\"")
-        rule = rd.choice(fut_table, "rule", "analysis.futility", FUTILITY_RULES)
-        if rule == "z":
-            z = fut_table.get("z")
-            values = (float(rd.number(fut_table, "z", "analysis.futility")),) if not isinstance(z, list) else rd.numbers(fut_table, "z", "analysis.futility")
-            futility = rd.wrap("analysis.futility", FutilityRule, "z", None, values)
-        else:
-            kind = rd.choice(fut_table, "spending", "analysis.futility", tuple(SPENDING_FUNCTIONS), default="obf")
-            beta = float(rd.number(fut_table, "beta", "analysis.futility", low=0, low_open=True, high=0.5))
-            gamma = float(rd.number(fut_table, "gamma", "analysis.futility", default=-4.0))
-            futility = FutilityRule("beta_spending", rd.wrap("analysis.futility", SpendingFunction, kind, beta, gamma))
+    efficacy = analysis.table("efficacy")
+    efficacy.check_keys(("spending", "gamma"))
+    spending_kind = efficacy.choice("spending", tuple(SPENDING_FUNCTIONS), "obf")
+    spending = efficacy.wrap(None, SpendingFunction, spending_kind, alpha, efficacy.number("gamma", -4.0))
+    futility = _futility(analysis.table("futility"), looks)
 
     if "hazard_ratio" in analysis:
-        hr = float(rd.number(analysis, "hazard_ratio", "analysis", low=0, low_open=True))
+        hr = analysis.number("hazard_ratio", gt=0)
     elif len(arms["experimental"].pfs.hazards) == 1 and len(arms["control"].pfs.hazards) == 1:
         hr = arms["experimental"].pfs.hazards[0] / arms["control"].pfs.hazards[0]
     else:
-        raise rd.fail("analysis.hazard_ratio", "missing: piecewise PFS has no single hazard ratio; give the design alternative's hazard ratio")
+        raise analysis.fail("hazard_ratio", "is missing, and piecewise PFS has no single hazard ratio",
+                            "give the design alternative's hazard ratio")
     if hr == 1.0 and futility is not None and futility.kind == "beta_spending":
-        raise rd.fail("analysis.hazard_ratio", "= 1: beta spending needs an alternative hazard ratio different from 1")
+        raise analysis.fail("hazard_ratio", "leaves beta spending without an alternative",
+                            "give a hazard ratio different from 1", value=hr)
 
     design = TrialDesign(
         name=name,
@@ -425,7 +355,7 @@ def design_from_dict(data: dict, *, source: str = "<dict>") -> TrialDesign:
         strata=tuple(strata),
         stratified=stratified,
         events=events,
-        looks=tuple(looks),
+        looks=looks,
         alpha=alpha,
         spending=spending,
         futility=futility,
@@ -434,7 +364,8 @@ def design_from_dict(data: dict, *, source: str = "<dict>") -> TrialDesign:
         raw=json.loads(json.dumps(data)),
     )
     if design.n_experimental in (0, n) and method == "fixed":
-        raise rd.fail("randomisation.ratio", f"{ratio} of {n} patients leaves an arm empty")
+        raise rand.fail("ratio", f"leaves an arm empty with n_patients = {n}", "give more patients or a more even ratio",
+                        value=ratio)
     return design
 
 
@@ -449,10 +380,4 @@ def load_design(path: str | Path) -> TrialDesign:
     from .._resources import resolve_shipped
 
     path = resolve_shipped(path, "designs")  # "karmma3" or "designs/karmma3.toml" from anywhere: the shipped one
-    if not path.is_file():
-        raise SpecError(f"{path}: design file not found (expected a TOML file such as designs/karmma3.toml)")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as err:
-        raise SpecError(f"{path}: not valid TOML ({err})") from None
-    return design_from_dict(data, source=str(path))
+    return design_from_dict(read_toml(path, what="design", example="designs/karmma3.toml"), source=str(path))
