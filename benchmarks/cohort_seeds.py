@@ -5,7 +5,7 @@ Usage:  python benchmarks/cohort_seeds.py [--start 0] [--n 100] [--quick]
 
 The shipped realisation (``src/carkin/_data/karmma3_sim``) is ONE seed: the first from 0 upward whose
 realisation meets every acceptance rule (``carkin.cohorts._summary.SHIPPED_TARGETS``,
-``python -m carkin.cohorts.karmma3 --seed 0 --first-passing``). That it passes says nothing about how
+``carkin cohort karmma3 --seed 0 --first-passing``). That it passes says nothing about how
 often the generator reproduces the trial; this study does. For each seed in ``[start, start + n)`` it draws
 the realisation (``simulate_karmma3(jax.random.key(seed))``), computes every figure as the trial would
 (``summarize_karmma3``, with the noiseless truth for the model-based exposure figures) and records, per
@@ -25,7 +25,7 @@ Unless ``--quick``, it also writes the package's copy of the summary,
 ``src/carkin/_data/karmma3_seed_study.json`` (whose markdown ``carkin.cohorts`` puts, verbatim, into the
 README of every realisation), and rewrites the block between ``<!-- cohort-seeds:begin -->`` and
 ``<!-- cohort-seeds:end -->`` in the top-level ``README.md``. Regenerate the shipped realisation's README
-afterwards (``python -m carkin.cohorts.karmma3 --seed 11 --out src/carkin/_data/karmma3_sim``; its CSV
+afterwards (``carkin cohort karmma3 --seed 11 --out src/carkin/_data/karmma3_sim``; its CSV
 files do not change).
 
 Time: about 2 s per seed on one core after a ~30 s compilation (100 seeds: ~4-6 minutes on the shared
@@ -331,7 +331,7 @@ def write_outputs(prefix: Path, meta: dict, rows: list[dict], *, package: bool) 
         README.write_text(head + BEGIN + "\n" + md + "\n" + link + END + tail, encoding="utf-8")
         print(f"rewrote the seed-study block of {README}")
     print(f"wrote {PACKAGE_JSON}; regenerate the shipped README: "
-          "python -m carkin.cohorts.karmma3 --seed 11 --out src/carkin/_data/karmma3_sim")
+          "carkin cohort karmma3 --seed 11 --out src/carkin/_data/karmma3_sim")
 
 
 def main(argv: list[str] | None = None) -> int:

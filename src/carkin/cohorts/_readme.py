@@ -73,7 +73,7 @@ def _seed_study_lines(seed: int | None) -> list[str]:
         (
             "The shipped realisation (`carkin/_data/karmma3_sim`) is one seed: the first from 0 upward whose "
             "realisation meets every acceptance rule (the `rule` column above; "
-            "`python -m carkin.cohorts.karmma3 --seed 0 --first-passing`). That it passes is a property of the "
+            "`carkin cohort karmma3 --seed 0 --first-passing`). That it passes is a property of the "
             "seed; the tests on the shipped files are regression checks of it. The evidence that the generator "
             f"reproduces the trial is the seed study below (seeds {lo}-{hi}; per-seed values in "
             f"`{study['results_csv']}`). {where}"
@@ -91,7 +91,7 @@ def render_readme(cohort) -> str:
     table = calibration_table(s)
     seed = cohort.seed
     regen = (
-        f"python -m carkin.cohorts.karmma3 --seed {seed} --out DIR"
+        f"carkin cohort karmma3 --seed {seed} --out DIR"
         if seed is not None
         else "carkin.cohorts.simulate_karmma3(key) with the key above"
     )

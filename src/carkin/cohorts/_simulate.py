@@ -15,10 +15,11 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .._hazards import PiecewiseExponential
+from .._karmma3 import NOT_EVALUABLE, RESPONSE_CATEGORIES
 from ..exposure import exposure_metrics
 from ..models import Multiphasic
 from ..population import sample_observations
-from ._config import RESPONSE_CATEGORIES, BurdenConfig, HazardConfig, KarMMa3Config
+from ._config import BurdenConfig, HazardConfig, KarMMa3Config
 
 __all__ = ["schedule_days", "simulate_arrays", "tumor_burden_percent"]
 
@@ -46,7 +47,7 @@ _STREAMS = {
 BURDEN_RESOLUTION_PERCENT = 0.1
 #: Index of the categories set outside the score model.
 PD_INDEX = RESPONSE_CATEGORIES.index("PD")
-NE_INDEX = len(RESPONSE_CATEGORIES)  # "NE" follows the scored categories
+NE_INDEX = RESPONSE_CATEGORIES.index(NOT_EVALUABLE)  # follows the scored categories (ASSESSED_RESPONSES)
 
 
 def _key(key: Array, name: str) -> Array:
@@ -93,7 +94,7 @@ def simulate_arrays(key: Array, cfg: KarMMa3Config) -> dict[str, Array]:
     meaningful only where infused), ``log_hazard`` (linear predictor incl. frailty), ``start_months``
     (start of treatment: infusion or randomisation), ``event_months`` (latent event time),
     ``dropout_months``, ``admin_months`` (cut-off minus entry), ``pfs_months``, ``pfs_event``,
-    ``response_index`` (into ``RESPONSE_CATEGORIES + ("NE",)``); per patient and scheduled sample
+    ``response_index`` (into `carkin._karmma3.RESPONSE_CATEGORIES`); per patient and scheduled sample
     (shape ``(patients, samples)``): ``log_conc`` (noiseless log copies/ug), ``log_dv`` (with residual
     error), ``missing`` (sample missed at random); ``conc_m6``, ``conc_m12`` (noiseless level 6 and 12
     months after infusion). Which samples exist is decided by the caller from the

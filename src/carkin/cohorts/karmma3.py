@@ -17,15 +17,17 @@ Usage
 ((386, 14), 225)
 >>> cohort.write("out/karmma3_sim")                              # doctest: +SKIP
 
-Command line (writes ``patients.csv``, ``ck.csv``, ``README.md``; prints the calibration table)::
+Command line (writes ``patients.csv``, ``ck.csv``, ``README.md``; prints the calibration table; exit
+status 1 if the realisation misses a shipped acceptance rule)::
 
-    python -m carkin.cohorts.karmma3 --seed N --out DIR [--config TOML] [--first-passing]
+    carkin cohort karmma3 --seed N --out DIR [--config TOML] [--first-passing]
 
 The shipped realisation is package data, ``carkin/_data/karmma3_sim`` (:func:`karmma3_sim_paths`): seed 11,
 the first seed from 0 upward whose realisation meets every shipped acceptance rule
-(``carkin.cohorts._summary.SHIPPED_TARGETS``; 12 seeds tried, 0-11), one of 9 passing seeds in 0-99 (see
-"How typical the shipped seed is" below). Its own README holds its calibration table and the seed study. Regenerate it with
-``python -m carkin.cohorts.karmma3 --seed 11 --out src/carkin/_data/karmma3_sim``.
+(``carkin.cohorts._summary.SHIPPED_TARGETS``, derived from the published figures and intervals of
+``carkin._karmma3.PUBLISHED``; 12 seeds tried, 0-11), one of 9 passing seeds in 0-99 (see "How typical the
+shipped seed is" below). Its own README holds its calibration table and the seed study. Regenerate it with
+``carkin cohort karmma3 --seed 11 --out src/carkin/_data/karmma3_sim``.
 
 The generative model
 --------------------
@@ -197,10 +199,6 @@ Deviations and open points
 
 from __future__ import annotations
 
-import argparse
-import sys
-from pathlib import Path
-
 from ._cohort import KarMMa3Cohort, simulate_karmma3
 from ._config import KarMMa3Config, default_config_path, load_karmma3_config
 from ._shipped import first_passing_seed, karmma3_sim_paths
@@ -214,51 +212,7 @@ __all__ = [
     "first_passing_seed",
     "karmma3_sim_paths",
     "load_karmma3_config",
-    "main",
     "meets_shipped_targets",
     "simulate_karmma3",
     "summarize_karmma3",
 ]
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m carkin.cohorts.karmma3 --seed N --out DIR``: write one realisation (and report it).
-
-    With ``--first-passing`` the seed is the first one from ``--seed`` upward whose realisation meets the
-    shipped acceptance rules (how the shipped realisation was chosen); the number of seeds tried is
-    printed. Exit status 0 on success, 1 if the written realisation misses a shipped rule (the files are
-    still written, the table says which rule).
-    """
-    import jax
-
-    parser = argparse.ArgumentParser(
-        prog="python -m carkin.cohorts.karmma3",
-        description="Write one SIMULATED virtual KarMMa-3 realisation (patients.csv, ck.csv, README.md).",
-    )
-    parser.add_argument("--seed", type=int, required=True, help="integer seed (jax.random.key(seed))")
-    parser.add_argument("--out", type=Path, required=True, help="output folder (replaced atomically)")
-    parser.add_argument("--config", type=Path, default=None, help=f"assumptions TOML (default {default_config_path()})")
-    parser.add_argument(
-        "--first-passing",
-        action="store_true",
-        help="search from --seed upward for the first seed meeting the shipped rules",
-    )
-    args = parser.parse_args(argv)
-
-    jax.config.update("jax_enable_x64", True)
-    cfg = load_karmma3_config(args.config)
-    seed = args.seed
-    if args.first_passing:
-        seed, tried = first_passing_seed(cfg, start=args.seed)
-        print(f"first passing seed from {args.seed}: {seed} ({tried} seed(s) tried)")
-    cohort = simulate_karmma3(jax.random.key(seed), cfg, seed=seed)
-    out = cohort.write(args.out)
-    summary = cohort.summary()
-    table = calibration_table(summary)
-    print(f"wrote {out} (seed {seed}); SIMULATED data, not trial data")
-    print(table[["figure", "published", "simulated", "shipped_rule", "ok"]].to_string(index=False))
-    return 0 if all(meets_shipped_targets(summary).values()) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -34,10 +34,11 @@ import re
 from collections.abc import Sequence
 from typing import Literal
 
+from .._karmma3 import DAYS_PER_MONTH
+
 __all__ = ["Metric", "METRICS", "DEFAULT_METRICS", "DAYS_PER_MONTH", "get_metric", "resolve_metrics"]
 
-#: Days per month (365.25 / 12), the convention of the virtual KarMMa-3 cohort (``models/karmma3_cohort.toml``).
-DAYS_PER_MONTH = 30.4375
+# DAYS_PER_MONTH (365.25 / 12, the convention of the trial's time columns) comes from carkin._karmma3.
 #: Nominal end of the peak window, days (the default landmark of Cmax and Tmax; see the module docstring).
 PEAK_WINDOW_DAYS = 28.0
 #: Default horizon of ``persistence``: 12 months (detectable CAR+ cells "up to ~1 year", Abecma label).

@@ -15,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from .._karmma3 import ARMS, RESPONDERS, RESPONSE_CATEGORIES, STRATIFICATION_FACTORS
 from ..data import DataTable, says_simulated
-
 from ._cmh import CMHResult, ResponseRates, cmh_odds_ratio, response_rate
 from ._cox import CoxResult, cox_ph
 from ._followup import FollowUp, median_followup
@@ -45,12 +45,8 @@ ID, ARM, TIME, EVENT, RESPONSE, SIMULATED, INFUSED = (
     "SIMULATED",
     "INFUSED",
 )
-# randomization strata: age >= 65; 3-4 prior regimens (vs 2); high-risk cytogenetics present
-STRATIFICATION_FACTORS = ("AGE_GE65", "PRIOR_REGIMENS_3_4", "HIGH_RISK_CYTO")
+# randomization strata, response categories and responders: carkin._karmma3 (the one place for KarMMa-3)
 PATIENT_COLUMNS = (ID, ARM, *STRATIFICATION_FACTORS, TIME, EVENT, RESPONSE)  # INFUSED, DOSE, SIMULATED optional
-# IMWG best overall response; "response" means partial response or better
-RESPONSE_CATEGORIES = ("sCR", "CR", "VGPR", "PR", "MR", "SD", "PD", "NE")
-RESPONDERS = ("sCR", "CR", "VGPR", "PR")
 _TREATED = "__first_arm__"  # indicator of arms[0] in the Cox model
 _RESPONDED = "__responder__"
 
@@ -159,7 +155,7 @@ class TrialAnalysis:
 def analyze_trial(
     patients_df: pd.DataFrame | DataTable,
     *,
-    arms: tuple[str, str] = ("ide-cel", "standard"),
+    arms: tuple[str, str] = ARMS,
     landmarks: Sequence[float] = (6, 12),
     alpha: float = 0.05,
     source: str | None = None,
