@@ -49,7 +49,7 @@ def run(patients: int, seed: int, joint: bool) -> dict:
            "ck_max_r_hat": ck_fit.manifest["diagnostics"]["max_r_hat"], "cpu_devices": jax.local_device_count()}
 
     started = time.perf_counter()
-    data = er_analysis_set(exposure, study.patients, metric="cmax")
+    data = er_analysis_set(exposure, study.patients, metric="cmax", adjust=study.prognostic_factors)
     quartiles = exposure_quartiles(2.0 ** data.log2_draws, patient_ids=data.ids)
     cox = plugin_analysis(data, quartiles).hr_per_doubling
     out["plugin_s"] = round(time.perf_counter() - started, 2)

@@ -380,6 +380,16 @@ def plot_scaling(grad: list[dict], trial: list[dict], path: Path, title: str) ->
     return True
 
 
+UNTRACED = ("**No git commit is recorded in this file**: its numbers cannot be traced to a commit of a "
+            "committed script, so nothing quotes them; rerun the benchmark to measure them.")
+
+
+def _has_commit(records: list[dict]) -> bool:
+    """Whether any record of a results file names the git commit it was measured at."""
+    return any(r.get("git_commit") or any(isinstance(v, dict) and v.get("git_commit") for v in r.values())
+               for r in records)
+
+
 def _label_recorded(path: Path, records: list[dict]) -> str:
     head = records[0] if records else {}
     if head.get("benchmark") == "run_all":
@@ -492,6 +502,8 @@ def render(records: list[dict], jsonl: Path, out: Path, png: Path | None) -> str
         for p in recorded:
             recs = _load_jsonl(p)
             L += [f"### {_label_recorded(p, recs)}", "", f"[`{rel(p)}`]({rel(p)})", ""]
+            if not _has_commit(recs):
+                L += [UNTRACED, ""]
             head_rec = recs[0] if recs else {}
             if head_rec.get("benchmark") == "recorded" and head_rec.get("note"):
                 L += [head_rec["note"], ""]
@@ -503,7 +515,10 @@ def render(records: list[dict], jsonl: Path, out: Path, png: Path | None) -> str
               "(rendered as recorded; see each file for how it was measured).", ""]
         for p in peers:
             L += [f"### {p.stem}", "", f"[`{rel(p)}`]({rel(p)})", ""]
-            L += generic_tables(_load_jsonl(p))
+            recs = _load_jsonl(p)
+            if not _has_commit(recs):
+                L += [UNTRACED, ""]
+            L += generic_tables(recs)
     if failed:
         L += ["## Failures", ""]
         for s in failed:

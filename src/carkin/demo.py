@@ -7,7 +7,8 @@ Steps, each with progress shown:
 3. diagnostics: convergence table, trace/rank plots, GOF, NPDE, eta-shrinkage, pcVPC by dose tertile
    (``diagnostics/``, `carkin.diagnostics`);
 4. exposure metrics as posterior draws (``exposure/``, `carkin.exposure`) and PFS by Cmax quartile with the
-   plug-in Cox model (``er/``, `carkin.er`);
+   plug-in Cox model (``er/``, `carkin.er`), adjusted for tumour burden and the three KarMMa-3 stratification
+   factors, named explicitly (`carkin._karmma3.ER_ADJUSTMENT`);
 5. the dose scenario ``scenarios/doses.toml`` from the posterior (``scenario/``, `carkin.simulate`);
 6. the self-contained HTML report (``report.html``, `carkin.report`), and a summary (``summary.md``) of where
    everything was written, saying SIMULATED throughout.
@@ -74,12 +75,14 @@ def run_demo(
     from rich.console import Console
 
     from ._atomic import atomic_write_text
+    from ._karmma3 import ER_ADJUSTMENT
     from .cohorts import karmma3_sim_paths
     from .data import data_hash, load_dataset, read_table
     from .errors import ConvergenceWarning
     from .inference import SamplerSettings, fit, save_fit
     from .plots import plot_individual_fits
     from .population import load_spec
+    from .simulate import SCENARIO_FILES
     from .survival import analyze_trial, write_trial_report
 
     console = Console(stderr=True)
@@ -154,14 +157,17 @@ def run_demo(
     with status("exposure draws and exposure-response..."), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         exposure = posterior_exposures(result, dataset, max_draws=250 if quick else 500)
-        exposure_dir = write_exposure_report(exposure, out_dir / "exposure", nca_table=nca(dataset),
-                                             extra={"fit_dir": str(fit_dir), "simulated_data": True})
+        exposure_dir, er_dir = out_dir / "exposure", out_dir / "er"
+        write_exposure_report(exposure, exposure_dir, nca_table=nca(dataset),
+                              extra={"fit_dir": str(fit_dir), "simulated_data": True})
+        # The virtual KarMMa-3 analysis adjusts for tumour burden and the trial's stratification factors, by name:
+        # the library adjusts for nothing it is not told to.
         er = analyze_exposure_response(exposure, patients, metric="cmax", method="plugin", fit=result, dataset=dataset,
-                                       seed=seed)
-        er_dir = write_er_report(er, out_dir / "er", extra={"fit_dir": str(fit_dir), "patients": str(paths["patients"])})
-    er_json = json.loads((er_dir / "er.json").read_text())
+                                       adjust=ER_ADJUSTMENT, seed=seed)
+        er_json = write_er_report(er, er_dir, extra={"fit_dir": str(fit_dir), "patients": str(paths["patients"])})
     console.print(f"HR per doubling of Cmax {er_json['hr_per_doubling']:.2f} ({er_json['hr_ci_low']:.2f}-"
-                  f"{er_json['hr_ci_high']:.2f}); written to {exposure_dir} and {er_dir}")
+                  f"{er_json['hr_ci_high']:.2f}), adjusted for {', '.join(er_json['adjusted_for'])}; "
+                  f"written to {exposure_dir} and {er_dir}")
     timings["exposure_er"], clock = time.perf_counter() - clock, time.perf_counter()
 
     console.rule(f"[bold]5/{steps} Dose scenario ({DOSE_SCENARIO.name})")
@@ -193,8 +199,9 @@ def run_demo(
         f" (90% CrI {table.loc['beta_tumor_burden_cmax', 'q05']:.2f} to {table.loc['beta_tumor_burden_cmax', 'q95']:.2f})",
         f"- Diagnostics: `{diagnostics_dir}` (gof, npde, vpc, trace, rank; pcVPC coverage {diagnostics.vpc.coverage():.2f})",
         f"- Exposure metrics: `{exposure_dir}`; exposure-response (Cmax, plug-in Cox): `{er_dir}`",
-        f"  - HR per doubling of Cmax {er_json['hr_per_doubling']:.2f} ({er_json['hr_ci_low']:.2f}-{er_json['hr_ci_high']:.2f})",
-        f"- Dose scenario: `{scenario_dir}` (summary.json, profiles.png, exposure.png)",
+        f"  - HR per doubling of Cmax {er_json['hr_per_doubling']:.2f} ({er_json['hr_ci_low']:.2f}-{er_json['hr_ci_high']:.2f}),"
+        f" adjusted for {', '.join(er_json['adjusted_for'])}",
+        f"- Dose scenario: `{scenario_dir}` ({', '.join(SCENARIO_FILES)})",
         "- Step times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()),
         "",
     ]
@@ -225,27 +232,16 @@ DOSE_SCENARIO = Path("doses.toml")
 
 
 def _run_scenario(result, out: Path, *, seed: int, quick: bool, progress: bool) -> tuple[Path, dict]:
-    """simulate_scenario on scenarios/doses.toml; summary.json and the two figures, as `carkin simulate` writes."""
-    import jax
-    import matplotlib.pyplot as plt
-
-    from ._atomic import atomic_directory
-    from .simulate import load_scenario, plot_scenario_exposure, plot_scenario_profiles, simulate_scenario
-
-    path = _scenario_path()
-    scenario = load_scenario(path)
+    """simulate_scenario on scenarios/doses.toml, written as `carkin simulate` writes it (`write_scenario_report`)."""
     import warnings
 
+    import jax
+
+    from .simulate import load_scenario, simulate_scenario, write_scenario_report
+
+    scenario = load_scenario(_scenario_path())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the gate verdict is recorded in the notes
         sim = simulate_scenario(result, scenario, key=jax.random.PRNGKey(seed), n_patients=100 if quick else None,
                                 draws=40 if quick else None, progress=progress, seed=seed)
-    summary = sim.to_dict()
-    summary["out"] = str(out)
-    with atomic_directory(out) as tmp:
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
-        (tmp / "scenario.toml").write_text(path.read_text())
-        for name, figure in (("profiles.png", plot_scenario_profiles(sim)), ("exposure.png", plot_scenario_exposure(sim))):
-            figure.savefig(tmp / name, dpi=100)
-            plt.close(figure)
-    return out, summary
+    return out, write_scenario_report(sim, out)

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from carkin._karmma3 import STRATIFICATION_FACTORS, TUMOR_BURDEN
 from carkin.cli import app
 from carkin.cohorts import karmma3_sim_paths, simulate_karmma3
 
@@ -61,6 +62,7 @@ def test_exposure_writes_posterior_tables_quartiles_and_nca_marked_simulated(coh
                                  "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
     index = json.loads((out / "exposure.json").read_text())
+    assert json.loads(result.stdout) == index  # printed from what was written, not read back
     assert index["simulated"] is True and "SIMULATED" in index["simulated_note"]
     assert list(index["metrics"]) == ["cmax", "auc28", "c_m6"] and index["draws_per_patient"] == 200
     for name in ("exposure_summary.csv", "quartiles.csv", "quartile_cuts.csv", "quartile_by_dose.csv", "nca.csv"):
@@ -94,6 +96,47 @@ def test_er_shows_pfs_increasing_with_expansion_quartile_and_says_simulated(coho
     assert (out / "report.md").read_text().startswith("**SIMULATED")
     for name in ("er.json", "km_by_quartile.png", "forest.png", "analysis_set.csv", "excluded.csv", "hazard_ratios.csv"):
         assert (out / name).exists(), name
+
+
+def _user_table(cohort, tmp_path, drop):
+    """The patients table as a user's own: without the KarMMa-3 columns in ``drop``, no comment lines."""
+    table = pd.read_csv(cohort["patients"], comment="#", na_values=".", dtype={"ID": str})
+    path = tmp_path / "my_patients.csv"
+    table.drop(columns=list(drop)).to_csv(path, index=False, na_rep=".")
+    return path
+
+
+def test_er_on_a_table_without_the_karmma3_columns_adjusts_for_nothing_and_says_so(cohort, tmp_path):
+    path = _user_table(cohort, tmp_path, drop=[*STRATIFICATION_FACTORS, TUMOR_BURDEN])
+    result = runner.invoke(app, ["er", str(cohort["fit"]), str(path), "--out", str(tmp_path / "er"), "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["adjusted_for"] == [] and payload["plugin"]["hr_per_doubling"] > 0
+    assert payload == json.loads((tmp_path / "er" / "er.json").read_text())
+    assert "Adjusted for: nothing" in (tmp_path / "er" / "report.md").read_text()
+    table = runner.invoke(app, ["er", str(cohort["fit"]), str(path), "--out", str(tmp_path / "er")])
+    assert table.exit_code == 0, table.output
+    assert "adjusted for" in table.output and "nothing (name columns with --adjust)" in table.output
+
+
+def test_er_adjusts_for_the_columns_named_with_adjust(cohort, tmp_path):
+    path = _user_table(cohort, tmp_path, drop=STRATIFICATION_FACTORS)
+    result = runner.invoke(app, ["er", str(cohort["fit"]), str(path), "--adjust", TUMOR_BURDEN, "--json",
+                                 "--out", str(tmp_path / "er")])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["adjusted_for"] == ["TUMOR_BURDEN_PER10"]
+    assert payload["plugin"]["hr_ci_low"] != payload["plugin"]["unadjusted"]["hr_ci_low"]
+
+
+def test_er_names_an_adjustment_column_the_table_lacks(cohort, tmp_path):
+    path = _user_table(cohort, tmp_path, drop=STRATIFICATION_FACTORS)
+    result = runner.invoke(app, ["er", str(cohort["fit"]), str(path), "--adjust", "TUMOR_BURDEN,AGE_GE65",
+                                 "--out", str(tmp_path / "er")])
+    assert result.exit_code == 2
+    assert f"error: {path}, column AGE_GE65: adjusted for because adjust=" in result.stderr
+    assert "add the column to the table or leave it out of the adjustment" in result.stderr
+    assert not (tmp_path / "er").exists()
 
 
 def test_er_reports_bad_arguments_as_user_errors(cohort):

@@ -79,7 +79,7 @@ class TestErrors:
 
     def test_unknown_spending_function_and_missing_file(self, tmp_path):
         bad = tmp_path / "spend.toml"
-        bad.write_text(KARMMA3.read_text().replace('spending = "obf"          # karmma3.md', 'spending = "obrien"  #'))
+        bad.write_text(KARMMA3.read_text().replace('spending = "obf"          # published', 'spending = "obrien"  #'))
         result = invoke("trial", "design", "--design", bad)
         assert result.exit_code == 2
         assert "spend.toml: [analysis.efficacy] spending = 'obrien' is not valid; choose one of obf, pocock, hsd" in text(result)

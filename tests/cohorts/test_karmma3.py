@@ -11,6 +11,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from carkin._karmma3 import (
+    ARMS,
+    DAYS_PER_MONTH,
+    N_INFUSED,
+    N_RANDOMIZED,
+    NOT_EVALUABLE,
+    PUBLISHED,
+    RESPONSE_CATEGORIES,
+    STRATIFICATION_FACTORS,
+    TUMOR_BURDEN,
+)
 from carkin.cohorts import (
     KarMMa3Config,
     calibration_table,
@@ -21,7 +32,6 @@ from carkin.cohorts import (
     summarize_karmma3,
 )
 from carkin.cohorts import karmma3 as karmma3_module
-from carkin.cohorts._summary import PUBLISHED
 from carkin.errors import SpecError
 
 SIMULATED_LINE = re.compile(
@@ -31,12 +41,10 @@ CK_COLUMNS = ["ID", "TIME", "DV", "EVID", "AMT", "MDV", "BLQ", "LLOQ"]
 PATIENT_COLUMNS = [
     "ID",
     "ARM",
-    "AGE_GE65",
-    "PRIOR_REGIMENS_3_4",
-    "HIGH_RISK_CYTO",
+    *STRATIFICATION_FACTORS,
     "INFUSED",
     "DOSE",
-    "TUMOR_BURDEN",
+    TUMOR_BURDEN,
     "PFS_MONTHS",
     "PFS_EVENT",
     "BEST_RESPONSE",
@@ -101,24 +109,25 @@ class TestReproducibility:
         ):
             assert (out / name).read_bytes() == path.read_bytes(), (
                 f"{name} differs from the realisation of seed {seed}: regenerate the shipped files with "
-                f"python -m carkin.cohorts.karmma3 --seed {seed} --out src/carkin/_data/karmma3_sim"
+                f"carkin cohort karmma3 --seed {seed} --out src/carkin/_data/karmma3_sim"
             )
 
 
 class TestCounts:
     def test_arm_sizes_and_infusions_are_exact(self, cohort):
         p = cohort.patients
-        assert len(p) == 386
-        assert (p["ARM"] == "ide-cel").sum() == 254
-        assert (p["ARM"] == "standard").sum() == 132
-        assert p.loc[p["ARM"] == "ide-cel", "INFUSED"].sum() == 225
-        assert ((p["ARM"] == "ide-cel") & (p["INFUSED"] == 0)).sum() == 29
-        assert p.loc[p["ARM"] == "standard", "INFUSED"].sum() == 0
+        ide_cel, standard = ARMS
+        assert len(p) == sum(N_RANDOMIZED.values())
+        assert (p["ARM"] == ide_cel).sum() == N_RANDOMIZED[ide_cel]
+        assert (p["ARM"] == standard).sum() == N_RANDOMIZED[standard]
+        assert p.loc[p["ARM"] == ide_cel, "INFUSED"].sum() == N_INFUSED
+        assert ((p["ARM"] == ide_cel) & (p["INFUSED"] == 0)).sum() == N_RANDOMIZED[ide_cel] - N_INFUSED
+        assert p.loc[p["ARM"] == standard, "INFUSED"].sum() == 0
 
     def test_counts_hold_for_other_seeds(self, config):
         for seed in (0, 1):
             p = simulate_karmma3(jax.random.key(seed), config).patients
-            assert (p["ARM"] == "ide-cel").sum() == 254 and p["INFUSED"].sum() == 225
+            assert (p["ARM"] == ARMS[0]).sum() == N_RANDOMIZED[ARMS[0]] and p["INFUSED"].sum() == N_INFUSED
 
     def test_doses_have_the_published_median_and_range(self, cohort):
         dose = cohort.patients.loc[cohort.patients["INFUSED"] == 1, "DOSE"]
@@ -154,14 +163,14 @@ class TestFiles:
         p = _read(shipped["patients"])
         assert list(p.columns) == PATIENT_COLUMNS
         assert p["ID"].is_unique
-        assert set(p["ARM"]) == {"ide-cel", "standard"}
-        assert set(p["BEST_RESPONSE"]) <= {"sCR", "CR", "VGPR", "PR", "MR", "SD", "PD", "NE"}
-        for col in ("AGE_GE65", "PRIOR_REGIMENS_3_4", "HIGH_RISK_CYTO", "INFUSED", "PFS_EVENT"):
+        assert set(p["ARM"]) == set(ARMS)
+        assert set(p["BEST_RESPONSE"]) <= set(RESPONSE_CATEGORIES)
+        for col in (*STRATIFICATION_FACTORS, "INFUSED", "PFS_EVENT"):
             assert set(p[col]) <= {0, 1}, col
         infused = p["INFUSED"] == 1
         assert p.loc[infused, ["DOSE", "INFUSION_DAY"]].notna().all().all()
         assert p.loc[~infused, ["DOSE", "INFUSION_DAY"]].isna().all().all()
-        assert (p.loc[(p["ARM"] == "ide-cel") & ~infused, "BEST_RESPONSE"] == "NE").all()
+        assert (p.loc[(p["ARM"] == ARMS[0]) & ~infused, "BEST_RESPONSE"] == NOT_EVALUABLE).all()
 
     def test_the_ck_file_follows_the_ck_format(self, shipped):
         ck = _read(shipped["ck"])
@@ -169,7 +178,7 @@ class TestFiles:
         assert list(ck.columns) == CK_COLUMNS
         assert set(ck["ID"]) == set(p.loc[p["INFUSED"] == 1, "ID"])
         doses = ck[ck["EVID"] == 1]
-        assert doses["ID"].is_unique and len(doses) == 225
+        assert doses["ID"].is_unique and len(doses) == N_INFUSED
         assert (doses["TIME"] == 0).all() and (doses["MDV"] == 1).all() and doses["DV"].isna().all()
         assert doses.set_index("ID")["AMT"].equals(p.set_index("ID").loc[doses["ID"], "DOSE"].rename("AMT"))
         first = ~ck["ID"].duplicated()
@@ -185,7 +194,7 @@ class TestFiles:
         assert (obs.groupby("ID")["TIME"].diff().dropna() > 0).all()
         # Sampling stops at the end of PFS follow-up (progression, censoring, cut-off).
         info = p.set_index("ID")
-        end = info.loc[obs["ID"], "PFS_MONTHS"].to_numpy() * 30.4375 - info.loc[obs["ID"], "INFUSION_DAY"].to_numpy()
+        end = info.loc[obs["ID"], "PFS_MONTHS"].to_numpy() * DAYS_PER_MONTH - info.loc[obs["ID"], "INFUSION_DAY"].to_numpy()
         assert (obs["TIME"].to_numpy() < end).all()
 
     def test_the_ck_file_loads_with_the_data_layer(self, shipped):
@@ -216,6 +225,58 @@ class TestFiles:
         cohort.write(out)
         assert "(seed 7)" in (out / "ck.csv").read_text().splitlines()[0]
         assert sorted(x.name for x in tmp_path.iterdir()) == ["cohort"]
+
+
+class TestTumourBurden:
+    """Marrow plasma cells are never 0.0% (a log-transformed TUMOR_BURDEN covariate rejects 0)."""
+
+    N_SEEDS = 500  # before the floor, ~1 seed in 10 drew a value that rounded to 0.0 (seeds 2, 9, 31, ...)
+
+    def test_no_seed_draws_a_marrow_plasma_cell_percentage_at_or_below_zero(self, config):
+        from carkin.cohorts._simulate import tumor_burden_percent
+
+        n = config.trial.n_ide_cel + config.trial.n_standard
+        with jax.enable_x64(True):
+            draw = jax.jit(jax.vmap(lambda k: tumor_burden_percent(k, config.tumor_burden, n)))
+            burden = np.asarray(draw(jax.vmap(jax.random.key)(jax.numpy.arange(self.N_SEEDS))))
+        assert burden.shape == (self.N_SEEDS, n)
+        assert burden.min() == pytest.approx(0.1), "the floor (one 0.1 step) is what the rare tiny draws get"
+        assert (burden > 0).all()
+        np.testing.assert_allclose(burden * 10, np.round(burden * 10), rtol=0, atol=1e-9)  # the written 0.1 grid
+        # ... and the log covariate of the multiphasic model takes every value.
+        from carkin.population import load_spec
+
+        (cov,) = [c for c in load_spec("multiphasic").covariates if c.column == "TUMOR_BURDEN"]
+        assert cov.transform == "log"
+        assert np.isfinite(cov.standardise(burden.ravel())).all()
+
+    def test_the_helper_is_the_generator_s_own_draw(self, cohort, config):
+        from carkin.cohorts._simulate import tumor_burden_percent
+
+        with jax.enable_x64(True):
+            burden = np.asarray(tumor_burden_percent(jax.random.key(7), config.tumor_burden, len(cohort.patients)))
+        np.testing.assert_array_equal(cohort.patients["TUMOR_BURDEN"].to_numpy(), burden)
+
+    def test_a_seed_that_used_to_draw_zero_loads_and_fits_its_log_covariate(self, config, tmp_path):
+        data = pytest.importorskip("carkin.data")
+        from carkin.population import load_spec
+        from carkin.population._model import covariate_design
+
+        cohort = simulate_karmma3(jax.random.key(2), config, seed=2)  # seed 2 drew a 0.0 before the floor
+        assert cohort.patients["TUMOR_BURDEN"].min() == pytest.approx(0.1)
+        # Patients whose follow-up ended before the first sample have a dose record only; a fit drops them.
+        ck = cohort.ck[cohort.ck.groupby("ID")["EVID"].transform("min") == 0]
+        ck.to_csv(tmp_path / "ck.csv", index=False, na_rep=".")
+        cohort.patients.to_csv(tmp_path / "patients.csv", index=False, na_rep=".")
+        ds = data.load_dataset(
+            tmp_path / "ck.csv",
+            tmp_path / "patients.csv",
+            covariate_columns=["TUMOR_BURDEN", "DOSE"],
+            allow_extra_ids=True,
+            verbose=False,
+        )
+        z = covariate_design(ds, load_spec("multiphasic"))
+        assert np.isfinite(z).all()
 
 
 class TestShippedCalibration:
@@ -255,6 +316,12 @@ class TestConfig:
         path = tmp_path / "cohort.toml"
         path.write_text(edit(text), encoding="utf-8")
         return path
+
+    def test_the_trial_numbers_of_the_config_are_the_published_ones(self, config):
+        t = config.trial
+        assert (t.n_ide_cel, t.n_standard) == (N_RANDOMIZED[ARMS[0]], N_RANDOMIZED[ARMS[1]])
+        assert t.n_ide_cel - t.n_not_infused == N_INFUSED
+        assert t.days_per_month == DAYS_PER_MONTH
 
     def test_a_missing_key_is_named(self, tmp_path):
         path = self._write(tmp_path, lambda t: re.sub(r"(?m)^lloq = .*$", "", t))

@@ -4,11 +4,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from carkin._karmma3 import ER_ADJUSTMENT, STRATIFICATION_FACTORS
 from carkin.errors import DataError
 from carkin.er import ExposureWindowWarning, er_analysis_set
 from carkin.exposure import DAYS_PER_MONTH, PosteriorExposure
 
 LANDMARK_MONTHS = 28.0 / DAYS_PER_MONTH
+ADJUST = ER_ADJUSTMENT  # TUMOR_BURDEN and the three KarMMa-3 stratification factors
 FIT_IDS = ["C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9", "C10"]
 
 
@@ -32,9 +34,9 @@ def patients_table():
     ]
     table = pd.DataFrame(rows, columns=["ID", "ARM", "INFUSED", "INFUSION_DAY", "T_INF", "PFS_EVENT", "TUMOR_BURDEN"])
     table["PFS_MONTHS"] = table["T_INF"] + table["INFUSION_DAY"].fillna(0) / DAYS_PER_MONTH
-    table["AGE_GE65"] = [0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1]
-    table["PRIOR_REGIMENS_3_4"] = [1, 1, 0, 0, 1, 1, 0, 1, 1, 0, 1, 0]
-    table["HIGH_RISK_CYTO"] = [0, 0, 1, 0, 1, 0, 1, 1, 0, 0, 1, 0]
+    age, prior, cyto = [0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1], [1, 1, 0, 0, 1, 1, 0, 1, 1, 0, 1, 0], [0, 0, 1, 0, 1, 0, 1, 1, 0, 0, 1, 0]
+    for name, values in zip(STRATIFICATION_FACTORS, (age, prior, cyto), strict=True):
+        table[name] = values
     table["SIMULATED"] = 1
     return table.drop(columns="T_INF")
 
@@ -60,11 +62,11 @@ def test_counts_and_lists_follow_itt_to_infused_to_evaluable_to_landmark():
 
 def test_time_runs_from_the_landmark_after_infusion_and_exposure_is_log2():
     ex = exposure()
-    data = er_analysis_set(ex, patients_table())
+    data = er_analysis_set(ex, patients_table(), adjust=ADJUST)
     np.testing.assert_allclose(data.time, np.array([14.0, 3.0, 20.0, 7.0, 2.0, 11.0, 1.5]) - LANDMARK_MONTHS, atol=1e-9)
     np.testing.assert_allclose(data.log2_draws, np.log2(ex.values("cmax")[:, data.exposure_index]))
     np.testing.assert_allclose(data.log2_plug_in, np.log2(np.median(ex.values("cmax")[:, data.exposure_index], axis=0)))
-    assert data.covariate_names == ("TUMOR_BURDEN_PER10", "AGE_GE65", "PRIOR_REGIMENS_3_4", "HIGH_RISK_CYTO")
+    assert data.covariate_names == ("TUMOR_BURDEN_PER10", *STRATIFICATION_FACTORS)
     np.testing.assert_allclose(data.covariates["TUMOR_BURDEN_PER10"], [1.2, 5.5, 0.5, 3.3, 7.0, 1.8, 4.5])
 
 
@@ -80,16 +82,27 @@ def test_the_default_landmark_is_the_end_of_the_metric_window():
     assert data.landmark_days == 90.0 and data.counts["analysed"] == 5
 
 
-def test_burden_adjustment_can_be_switched_off_and_strata_dropped():
-    table = patients_table().drop(columns="TUMOR_BURDEN")
-    data = er_analysis_set(exposure(), table, adjust_burden=False, strata=None)
-    assert data.covariate_names == ()
+def test_nothing_is_adjusted_for_unless_named_so_a_table_needs_no_trial_columns():
+    table = patients_table().drop(columns=list(ADJUST))
+    data = er_analysis_set(exposure(), table)
+    assert data.covariate_names == () and data.covariates.shape == (7, 0)
 
 
-def test_a_missing_burden_column_says_how_to_switch_the_adjustment_off():
+def test_only_the_named_columns_are_adjusted_for_in_their_order():
+    data = er_analysis_set(exposure(), patients_table(), adjust=["HIGH_RISK_CYTO", "TUMOR_BURDEN"])
+    assert data.covariate_names == ("HIGH_RISK_CYTO", "TUMOR_BURDEN_PER10")
+    assert er_analysis_set(exposure(), patients_table(), adjust="TUMOR_BURDEN").covariate_names == ("TUMOR_BURDEN_PER10",)
+
+
+def test_a_named_column_missing_from_the_table_says_how_to_fix_it():
     table = patients_table().drop(columns="TUMOR_BURDEN")
-    with pytest.raises(DataError, match="adjust_burden=False"):
-        er_analysis_set(exposure(), table)
+    with pytest.raises(DataError, match="column TUMOR_BURDEN: adjusted for because adjust=.* add the column"):
+        er_analysis_set(exposure(), table, adjust=["TUMOR_BURDEN"], source="patients.csv")
+
+
+def test_a_column_named_twice_in_adjust_is_refused():
+    with pytest.raises(ValueError, match="names HIGH_RISK_CYTO more than once"):
+        er_analysis_set(exposure(), patients_table(), adjust=["HIGH_RISK_CYTO", "TUMOR_BURDEN", "HIGH_RISK_CYTO"])
 
 
 def test_a_fit_patient_missing_from_the_table_is_an_error():

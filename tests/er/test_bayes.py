@@ -24,7 +24,7 @@ def known_exposure_data():
     study = simulate_er_study(jax.random.key(3), n=300, log_hr_per_doubling=-0.29, seed=3)
     values = np.tile(study.truth["EXPOSURE"].to_numpy(), (30, 1))
     exposure = PosteriorExposure.from_values(study.truth["ID"], {"cmax": values}, simulated=True)
-    return er_analysis_set(exposure, study.patients)
+    return er_analysis_set(exposure, study.patients, adjust=study.prognostic_factors)
 
 
 class TestLikelihoods:
@@ -169,7 +169,7 @@ class TestJointModel:
         spec = load_spec("multiphasic")
         ck_data = prepare(study.dataset, spec)
         exposure = PosteriorExposure.from_values(study.truth["ID"], {"cmax": study.truth["EXPOSURE"].to_numpy()})
-        data = er_analysis_set(exposure, study.patients)
+        data = er_analysis_set(exposure, study.patients, adjust=study.prognostic_factors)
         arrays = survival_arrays(data)
         args = (ck_data, spec, arrays, jnp.asarray(data.exposure_index), None, get_metric("cmax"),
                 float(np.mean(data.log2_plug_in)), "piecewise", 1.0)

@@ -14,8 +14,8 @@ def test_burden_confounding_creates_a_spurious_effect_that_adjustment_removes():
                               burden_log_cmax=1.5, seed=7)
     exposure = PosteriorExposure.from_values(study.truth["ID"], {"cmax": study.truth["EXPOSURE"].to_numpy()},
                                              simulated=True)
-    unadjusted = analyze_exposure_response(exposure, study.patients, adjust_burden=False, strata=None, level=0.95)
-    adjusted = analyze_exposure_response(exposure, study.patients, level=0.95)
+    unadjusted = analyze_exposure_response(exposure, study.patients, level=0.95)
+    adjusted = analyze_exposure_response(exposure, study.patients, adjust=study.prognostic_factors, level=0.95)
     u = unadjusted.plugin.hr_per_doubling
     a = adjusted.plugin.hr_per_doubling
     assert u.hr_ci_low > 1.0 and u.p_value < 0.01  # spurious harm of exposure

@@ -28,7 +28,7 @@ def replicate(r: int, *, samples_per_patient=None, joint=True, n=120, log_hr=TRU
                               samples_per_patient=samples_per_patient, seed=1000 + r)
     ck_fit = fit(study.dataset, load_spec("multiphasic"), seed=r, settings=CK_SETTINGS)
     exposure = posterior_exposures(ck_fit, study.dataset, metrics=["cmax"])
-    data = er_analysis_set(exposure, study.patients, metric="cmax")
+    data = er_analysis_set(exposure, study.patients, metric="cmax", adjust=study.prognostic_factors)
     quartiles = exposure_quartiles(2.0 ** data.log2_draws, patient_ids=data.ids)
     cox = plugin_analysis(data, quartiles, level=0.9).hr_per_doubling
     out = {"plugin": (np.log(cox.hr_ci_low), np.log(cox.hr_ci_high)), "plugin_estimate": np.log(cox.hazard_ratio),

@@ -28,7 +28,8 @@ def test_plug_in_interval_is_narrower_than_the_two_stage_interval_when_ck_is_spa
                               seed=11)
     ck_fit = fit(study.dataset, load_spec("multiphasic"), seed=11, settings=CK_SETTINGS)
     exposure = posterior_exposures(ck_fit, study.dataset, metrics=["cmax"])
-    analysis = analyze_exposure_response(exposure, study.patients, method="two-stage", settings=PH_SETTINGS, seed=11)
+    analysis = analyze_exposure_response(exposure, study.patients, method="two-stage", settings=PH_SETTINGS, seed=11,
+                                         adjust=study.prognostic_factors)
     result = analysis.to_dict()
     assert result["exposure_reliability"] < 0.75  # two samples per patient leave the exposures uncertain
     assert result["quartile_misclassification"] > 0.25

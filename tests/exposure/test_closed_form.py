@@ -7,7 +7,7 @@ import pytest
 from scipy.integrate import quad
 from scipy.optimize import brentq
 
-from carkin.exposure import TimeGrid, exposure_metrics, multiphasic_auc, multiphasic_time_above
+from carkin.exposure import DAYS_PER_MONTH, TimeGrid, exposure_metrics, multiphasic_auc, multiphasic_time_above
 from carkin.models import Multiphasic, MultiphasicParams
 from tests.helpers import piecewise_concentration
 
@@ -115,7 +115,7 @@ class TestExposureMetrics:
         np.testing.assert_allclose(out["cmax"], ind["cmax"])
         np.testing.assert_allclose(out["tmax"], ind["tmax"])
         for k, p in enumerate(PATIENTS):
-            assert float(out["c_m6"][k]) == pytest.approx(float(piecewise_concentration(p, 6 * 30.4375)), rel=1e-12)
+            assert float(out["c_m6"][k]) == pytest.approx(float(piecewise_concentration(p, 6 * DAYS_PER_MONTH)), rel=1e-12)
             assert float(out["c:60"][k]) == pytest.approx(float(piecewise_concentration(p, 60.0)), rel=1e-12)
 
     def test_numerical_path_agrees_with_the_closed_form(self):

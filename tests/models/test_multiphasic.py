@@ -12,7 +12,7 @@ STEIN = dict(cmax=24000.0, tmax=9.3, rho=0.89, alpha=0.16, beta=0.0032, fb=0.007
 
 
 def piecewise(p, t):
-    """The two-branch definition of ck-models.md, written independently in numpy."""
+    """The two-branch definition of [Stein2019] (docs/references.md, section 1.1), written independently in numpy."""
     t = np.asarray(t, float)
     before = p["cmax"] * np.exp(p["rho"] * (t - p["tmax"]))
     dt = t - p["tmax"]

@@ -265,7 +265,20 @@ class TestScenarioFile:
     def test_the_shipped_scenario_loads(self):
         sc = load_scenario("scenarios/doses.toml")
         assert sc.doses == (150.0, 300.0, 450.0, 540.0) and sc.auc_windows == (28.0, 90.0)
-        assert sc.target.metric == "cmax" and sc.exposure_response.log_hr_per_doubling == -0.1625
+        assert sc.target.metric == "cmax" and sc.exposure_response.metric == "cmax"
+
+    def test_the_shipped_e_r_hook_is_the_virtual_cohort_s_generating_relation(self):
+        # scenarios/doses.toml says its E-R numbers are the cohort's direct effect, reference Cmax and
+        # reference-patient baseline hazard (models/karmma3_cohort.toml): they must not drift apart.
+        from carkin.cohorts import load_karmma3_config
+
+        cfg = load_karmma3_config()
+        er = load_scenario("scenarios/doses.toml").exposure_response
+        assert er.log_hr_per_doubling == cfg.exposure.log_hr_per_doubling_cmax
+        assert er.reference == cfg.ck.cmax_typical
+        assert tuple(er.breaks_months) == tuple(cfg.pfs_ide_cel_infused.breaks_months)
+        assert tuple(er.hazard_per_month) == tuple(cfg.pfs_ide_cel_infused.hazard_per_month)
+        assert er.source.startswith("assumed")
 
     def test_a_model_without_a_dose_covariate_says_so(self, spec):
         no_dose = spec.replace(covariates={"tumor_burden": {"column": "TUMOR_BURDEN", "transform": "log", "reference": 30.0,

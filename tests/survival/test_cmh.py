@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from carkin._karmma3 import ARMS, N_RANDOMIZED, N_RESPONDERS
 from carkin.errors import DataError
 from carkin.survival import cmh_odds_ratio, response_rate
 
@@ -99,14 +100,17 @@ class TestErrors:
 
 class TestResponseRate:
     def test_karmma3_published_response_rates_with_exact_intervals(self):
-        # karmma3.md: 181/254 = 71% (95% CI 66-77) and 55/132 = 42% (33-50). Those published bounds are what
+        # [RodriguezOtero2023] (docs/references.md): 181/254 = 71% (95% CI 66-77) and 55/132 = 42% (33-50). Those published bounds are what
         # the normal (Wald) interval gives (65.7-76.8, 33.3-50.1); the exact Clopper-Pearson interval used
         # here is a point wider at one end: 65.3-76.7 and 33.2-50.6.
-        df = pd.DataFrame(
-            {"arm": ["ide-cel"] * 254 + ["standard"] * 132, "resp": [1] * 181 + [0] * 73 + [1] * 55 + [0] * 77}
-        )
+        responders, randomized = N_RESPONDERS, N_RANDOMIZED
+        df = pd.DataFrame({
+            "arm": [arm for arm in ARMS for _ in range(randomized[arm])],
+            "resp": [int(i < responders[arm]) for arm in ARMS for i in range(randomized[arm])],
+        })
         rates = response_rate(df, response="resp", group="arm")
-        expected = {"ide-cel": (181, 254, 71, 65.3, 76.7), "standard": (55, 132, 42, 33.2, 50.6)}
+        expected = {arm: (responders[arm], randomized[arm], rate, low, high)
+                    for arm, rate, low, high in (("ide-cel", 71, 65.3, 76.7), ("standard", 42, 33.2, 50.6))}
         for arm, (k, n, rate, low, high) in expected.items():
             r = rates[arm]
             assert (r.responders, r.n, round(100 * r.rate)) == (k, n, rate)

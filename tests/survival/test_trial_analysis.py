@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+from carkin._karmma3 import NON_RESPONDERS, NOT_EVALUABLE, PUBLISHED, RESPONDERS, STRATIFICATION_FACTORS
 from carkin.errors import DataError
 from carkin.survival import (
     analyze_trial,
@@ -19,28 +20,27 @@ from carkin.survival import (
 )
 
 TRUE_HR = 0.5
-STRATA = ["AGE_GE65", "PRIOR_REGIMENS_3_4", "HIGH_RISK_CYTO"]
+STRATA = list(STRATIFICATION_FACTORS)
+CONTROL_MEDIAN = PUBLISHED["median_pfs_standard"].value
 
 
 def simulate_trial(n=600, hr=TRUE_HR, seed=0, simulated=True):
-    """A 2:1 trial: exponential PFS (control median 4.4 months) with hazard ratio ``hr``, strata effects,
+    """A 2:1 trial: exponential PFS (control median as published, 4.4 months) with hazard ratio ``hr``, strata effects,
     uniform censoring at 6-36 months, response probabilities 0.7 vs 0.4."""
     rng = np.random.default_rng(seed)
     arm = np.where(rng.uniform(size=n) < 2 / 3, "ide-cel", "standard")
     age, prior, cyto = (rng.integers(0, 2, n) for _ in range(3))
-    rate = np.log(2) / 4.4 * np.exp(0.3 * age + 0.2 * prior + 0.5 * cyto) * np.where(arm == "ide-cel", hr, 1.0)
+    rate = np.log(2) / CONTROL_MEDIAN * np.exp(0.3 * age + 0.2 * prior + 0.5 * cyto) * np.where(arm == "ide-cel", hr, 1.0)
     t = rng.exponential(1 / rate)
     c = rng.uniform(6, 36, n)
     responded = rng.uniform(size=n) < np.where(arm == "ide-cel", 0.7, 0.4)
-    response = np.where(responded, rng.choice(["sCR", "CR", "VGPR", "PR"], n), rng.choice(["MR", "SD", "PD", "NE"], n))
+    response = np.where(responded, rng.choice(RESPONDERS, n), rng.choice([*NON_RESPONDERS, NOT_EVALUABLE], n))
     infused = np.where(arm == "ide-cel", rng.uniform(size=n) < 0.89, True).astype(int)
     table = pd.DataFrame(
         {
             "ID": [f"P{i:04d}" for i in range(n)],
             "ARM": arm,
-            "AGE_GE65": age,
-            "PRIOR_REGIMENS_3_4": prior,
-            "HIGH_RISK_CYTO": cyto,
+            **dict(zip(STRATIFICATION_FACTORS, (age, prior, cyto), strict=True)),
             "INFUSED": infused,
             "DOSE": np.where((arm == "ide-cel") & (infused == 1), 450.0, np.nan),
             "TUMOR_BURDEN": rng.uniform(0, 80, n).round(1),
@@ -98,7 +98,7 @@ class TestNumbers:
             part = trial[trial.ARM == arm]
             assert d["n_randomized"][arm] == len(part)
             assert d["events"][arm] == part.PFS_EVENT.sum()
-            assert d["orr"][arm]["responders"] == part.BEST_RESPONSE.isin(["sCR", "CR", "VGPR", "PR"]).sum()
+            assert d["orr"][arm]["responders"] == part.BEST_RESPONSE.isin(RESPONDERS).sum()
             assert d["n_infused"][arm] == part.INFUSED.sum()
         assert d["events"]["total"] == trial.PFS_EVENT.sum()
         assert d["n_randomized"]["total"] == len(trial)

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from carkin._karmma3 import N_RANDOMIZED, STRATIFICATION_FACTORS
 from carkin.errors import SpecError
 from carkin.trial import (
     PiecewiseExponential,
@@ -29,8 +30,8 @@ class TestKarMMa3Design:
         assert [(look.information, look.efficacy, look.futility) for look in d.looks] == [
             (0.33, False, True), (0.8, True, False), (1.0, True, False)]
         assert d.look_events.tolist() == [95, 231, 289]
-        assert d.stratified and [f.name for f in d.strata] == ["AGE_GE65", "PRIOR_REGIMENS_3_4", "HIGH_RISK_CYTO"]
-        assert d.spending.kind == "obf" and d.n_experimental == 254
+        assert d.stratified and tuple(f.name for f in d.strata) == STRATIFICATION_FACTORS
+        assert d.spending.kind == "obf" and d.n_experimental == N_RANDOMIZED["ide-cel"]
 
     def test_design_report_has_boundaries_and_schoenfeld_power(self):
         report = analyse_design(load_design(KARMMA3)).to_dict()

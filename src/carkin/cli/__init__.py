@@ -37,3 +37,4 @@ from . import _simulate  # noqa: E402,F401
 from . import _trial  # noqa: E402,F401
 from . import _er  # noqa: E402,F401
 from . import _report  # noqa: E402,F401
+from . import _cohort  # noqa: E402,F401

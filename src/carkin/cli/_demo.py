@@ -6,20 +6,19 @@ from pathlib import Path
 
 import typer
 
+from ..demo import run_demo
 from ._app import app
-from ._common import user_errors
+from ._common import default_of, user_errors
 
 
 @app.command("demo")
 def demo_command(
-    out: Path = typer.Option(Path("fits/demo"), "--out", help="Output folder."),
+    out: Path = typer.Option(Path(default_of(run_demo, "out_dir")), "--out", help="Output folder."),
     quick: bool = typer.Option(False, "--quick", help="Short chains and small simulations (for tests and smoke runs; the fit fails its gates)."),
-    seed: int = typer.Option(1, "--seed", help="Seed of the NUTS run."),
+    seed: int = typer.Option(default_of(run_demo, "seed"), "--seed", help="Seed of the NUTS run."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Trial analysis, CK fit, diagnostics/VPC, exposure + E-R, a dose scenario and the HTML report (SIMULATED cohort)."""
-    from ..demo import run_demo
-
     with user_errors():
         result = run_demo(out, quick=quick, seed=seed, progress=progress)
     if not result.fit_converged and not quick:

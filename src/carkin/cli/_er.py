@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import enum
 import json
 import warnings
@@ -12,47 +12,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ..er import BASELINES, DEFAULT_SETTINGS, METHODS, analyze_exposure_response
+from ..er._bayes import _DEFAULT_DRAWS, SCHEMES
+from ..exposure import METRICS, nca, posterior_exposures
+from ..exposure._posterior import METHODS as EXPOSURE_METHODS
 from ._app import app
-from ._common import console, print_error, user_errors
+from ._common import console, default_of, split_list, user_errors
 
-
-class ERMethod(enum.StrEnum):
-    plugin = "plugin"
-    two_stage = "two-stage"
-    joint = "joint"
-
-
-class Scheme(enum.StrEnum):
-    resample = "resample"
-    cut = "cut"
-
-
-class BaselineOption(enum.StrEnum):
-    piecewise = "piecewise"
-    weibull = "weibull"
-
-
-class ExposureMethod(enum.StrEnum):
-    auto = "auto"
-    closed_form = "closed-form"
-    numerical = "numerical"
-
-
-@contextlib.contextmanager
-def _errors():
-    """User-fixable problems (bad data, spec, file, argument value) -> a message and exit code 2."""
-    with user_errors():
-        try:
-            yield
-        except ValueError as err:  # DataError/SpecError are ValueErrors too, but user_errors sees them first
-            print_error(err)
-            raise typer.Exit(code=2) from None
-
-
-def _split(values: list[str] | None) -> list[str] | None:
-    if not values:
-        return None
-    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+#: Choices of the string options, from the library's own dispatch tables.
+ERMethod = enum.StrEnum("ERMethod", {m: m for m in METHODS})
+Scheme = enum.StrEnum("Scheme", {s: s for s in SCHEMES})
+BaselineOption = enum.StrEnum("BaselineOption", {b: b for b in BASELINES})
+ExposureMethod = enum.StrEnum("ExposureMethod", {m: m for m in EXPOSURE_METHODS})
+_PATTERNS = "auc:A-B (days A to B), c:D (level at day D), persistence:H (horizon H days)"
 
 
 def _banner(simulated: bool) -> None:
@@ -64,29 +36,32 @@ def _banner(simulated: bool) -> None:
 def exposure_command(
     fit_dir: Path = typer.Argument(..., help="Fit directory written by `carkin fit`."),
     metrics: list[str] | None = typer.Option(
-        None, "--metrics", help="Metrics (repeat or comma-separate): cmax, tmax, auc28, auc90, c_m3, c_m6, c_m12, "
-        "persistence, auc:A-B, c:D, persistence:H. Default: all presets.",
+        None, "--metrics", help=f"Metrics (repeat or comma-separate): {', '.join(METRICS)}, {_PATTERNS}. "
+        "Default: all presets.",
     ),
     out: Path | None = typer.Option(None, "--out", help="Output directory (default FIT_DIR/exposure; replaced atomically)."),
-    method: ExposureMethod = typer.Option(ExposureMethod.auto, "--method", help="auto | closed-form | numerical"),
+    method: ExposureMethod = typer.Option(
+        default_of(posterior_exposures, "method"), "--method", help=" | ".join(EXPOSURE_METHODS)
+    ),
     max_draws: int | None = typer.Option(None, "--max-draws", help="Keep at most this many draws per chain (thinning)."),
-    nca_window: float = typer.Option(28.0, "--nca-window", help="End of the NCA AUC window, days."),
+    nca_window: float = typer.Option(default_of(nca, "window_days"), "--nca-window", help="End of the NCA AUC window, days."),
     ck: Path | None = typer.Option(None, "--ck", help="CK file to use instead of the fit's copy (FIT_DIR/input/)."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON index to standard output."),
 ) -> None:
     """Per-patient exposure metrics as posterior draws (mean, sd, 90% interval), quartiles with uncertainty, NCA."""
-    from ..exposure import load_fit_dataset, nca, posterior_exposures, write_exposure_report
+    from ..exposure import load_fit_dataset, write_exposure_report
     from ..inference import load_fit
 
-    with _errors():
+    with user_errors():
         fit = load_fit(fit_dir)
         dataset = load_fit_dataset(fit_dir, fit, ck=ck)
-        exposure = posterior_exposures(fit, dataset, metrics=_split(metrics), method=str(method), max_draws=max_draws)
+        exposure = posterior_exposures(fit, dataset, metrics=split_list(metrics) or None, method=str(method), max_draws=max_draws)
         nca_table = nca(dataset, window_days=nca_window)
     target = out if out is not None else fit_dir / "exposure"
-    write_exposure_report(exposure, target, nca_table=nca_table, extra={"fit_dir": str(fit_dir)})
+    with user_errors():
+        index = write_exposure_report(exposure, target, nca_table=nca_table, extra={"fit_dir": str(fit_dir)})
     if as_json:
-        Console().print_json((target / "exposure.json").read_text())
+        Console().print_json(data=index)
         return
     _banner(exposure.simulated)
     summary = exposure.summary()
@@ -100,64 +75,63 @@ def exposure_command(
         table.add_row(metric.name, metric.unit, f"{q50.median():.4g}", f"{q50.quantile(0.25):.4g}-{q50.quantile(0.75):.4g}",
                       "-" if ratio != ratio else f"{ratio:.3g}")
     console.print(table)
-    console.print(f"wrote {target}/ ({', '.join(json.loads((target / 'exposure.json').read_text())['files'])}, exposure.json)")
+    console.print(f"wrote {target}/ ({', '.join(index['files'])}, exposure.json)")
 
 
 @app.command("er")
 def er_command(
     fit_dir: Path = typer.Argument(..., help="Fit directory written by `carkin fit`."),
-    patients: Path = typer.Argument(..., help="Patients table (CSV): ID, PFS_MONTHS, PFS_EVENT, INFUSED, INFUSION_DAY, "
-                                    "TUMOR_BURDEN, stratification factors."),
-    metric: str = typer.Option("cmax", "--metric", help="Exposure metric: cmax | auc28 | auc90 | tmax | c_m3 | c_m6 | "
-                               "c_m12 | persistence | auc:A-B | c:D."),
+    patients: Path = typer.Argument(..., help="Patients table (CSV): ID, PFS_MONTHS, PFS_EVENT; optional ARM, INFUSED, "
+                                    "INFUSION_DAY, SIMULATED and the columns named in --adjust."),
+    metric: str = typer.Option(default_of(analyze_exposure_response, "metric"), "--metric",
+                               help=f"Exposure metric: {' | '.join(METRICS)} | {_PATTERNS}."),
     landmark: float | None = typer.Option(None, "--landmark", help="Landmark, days after infusion (default: end of the "
                                           "metric's window, 28 for cmax/auc28; 0 = none)."),
-    method: ERMethod = typer.Option(ERMethod.plugin, "--method", help="plugin | two-stage | joint"),
-    scheme: Scheme = typer.Option(Scheme.resample, "--scheme", help="Two-stage scheme: resample | cut."),
-    baseline: BaselineOption = typer.Option(BaselineOption.piecewise, "--baseline", help="Bayesian PH baseline."),
-    adjust_burden: bool = typer.Option(True, "--adjust-burden/--no-adjust-burden", help="Adjust for TUMOR_BURDEN."),
-    strata: list[str] | None = typer.Option(None, "--strata", help="Stratification factors adjusted for (default "
-                                            "AGE_GE65, PRIOR_REGIMENS_3_4, HIGH_RISK_CYTO); 'none' for none."),
-    level: float = typer.Option(0.9, "--level", help="Interval level."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the Bayesian methods' jax.random key (recorded)."),
-    draws: int | None = typer.Option(None, "--draws", help="CK posterior draws used by two-stage (default 1000 "
-                                     "resample / 40 cut)."),
-    chains: int = typer.Option(2, "--chains"),
-    warmup: int = typer.Option(500, "--warmup"),
-    samples: int = typer.Option(500, "--samples"),
+    method: ERMethod = typer.Option(default_of(analyze_exposure_response, "method"), "--method",
+                                    help=" | ".join(METHODS)),
+    scheme: Scheme = typer.Option(default_of(analyze_exposure_response, "scheme"), "--scheme",
+                                  help=f"Two-stage scheme: {' | '.join(SCHEMES)}."),
+    baseline: BaselineOption = typer.Option(default_of(analyze_exposure_response, "baseline"), "--baseline",
+                                            help=f"Bayesian PH baseline: {' | '.join(BASELINES)}."),
+    adjust: list[str] | None = typer.Option(
+        None, "--adjust", help="Columns of the patients table to adjust for, e.g. TUMOR_BURDEN (repeat or "
+        "comma-separate). Default: none; the output says which were used.",
+    ),
+    level: float = typer.Option(default_of(analyze_exposure_response, "level"), "--level", help="Interval level."),
+    seed: int = typer.Option(default_of(analyze_exposure_response, "seed"), "--seed",
+                             help="Seed of the Bayesian methods' jax.random key (recorded)."),
+    draws: int | None = typer.Option(None, "--draws", help="CK posterior draws used by two-stage (default: "
+                                     + ", ".join(f"{n} {s}" for s, n in _DEFAULT_DRAWS.items()) + ")."),
+    chains: int = typer.Option(DEFAULT_SETTINGS.chains, "--chains", help="Bayesian methods: chains."),
+    warmup: int = typer.Option(DEFAULT_SETTINGS.warmup, "--warmup", help="Bayesian methods: warm-up per chain."),
+    samples: int = typer.Option(DEFAULT_SETTINGS.samples, "--samples", help="Bayesian methods: draws per chain."),
     ck: Path | None = typer.Option(None, "--ck", help="CK file to use instead of the fit's copy (FIT_DIR/input/)."),
     out: Path | None = typer.Option(None, "--out", help="Output directory (default FIT_DIR/er-METRIC-METHOD)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result JSON to standard output."),
 ) -> None:
     """PFS by exposure: KM by quartile, log-rank trend, Cox on log2 exposure, Bayesian PH with CK uncertainty."""
-    from ..er import ExposureWindowWarning, analyze_exposure_response, write_er_report
-    from ..er._analysis_set import STRATIFICATION_FACTORS
-    from ..exposure import get_metric, load_fit_dataset, posterior_exposures
-    from ..inference import SamplerSettings, load_fit
+    from ..er import ExposureWindowWarning, write_er_report
+    from ..exposure import get_metric, load_fit_dataset
+    from ..inference import load_fit
     from ..data import read_table
 
-    strata_columns = _split(strata)
-    if strata_columns is None:
-        strata_columns = list(STRATIFICATION_FACTORS)
-    elif [s.lower() for s in strata_columns] == ["none"]:
-        strata_columns = []
-    with _errors(), warnings.catch_warnings(record=True) as caught:
+    with user_errors(), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ExposureWindowWarning)
         chosen = get_metric(metric)
         fit = load_fit(fit_dir)
         dataset = load_fit_dataset(fit_dir, fit, ck=ck)
         exposure = posterior_exposures(fit, dataset, metrics=[chosen])
         table = read_table(patients)
-        settings = SamplerSettings(chains=chains, warmup=warmup, samples=samples, max_tree_depth=8, progress_bar=False)
+        settings = dataclasses.replace(DEFAULT_SETTINGS, chains=chains, warmup=warmup, samples=samples)
         analysis = analyze_exposure_response(
             exposure, table, metric=chosen, method=str(method), landmark_days=landmark, fit=fit, dataset=dataset,
-            adjust_burden=adjust_burden, strata=strata_columns, level=level, seed=seed, baseline=str(baseline),
+            adjust=split_list(adjust), level=level, seed=seed, baseline=str(baseline),
             n_exposure_draws=draws, scheme=str(scheme), settings=settings,
         )
     target = out if out is not None else fit_dir / f"er-{chosen.name.replace(':', '_')}-{method}"
     extra = {"fit_dir": str(fit_dir), "patients": str(patients), "out_dir": str(target)}
-    write_er_report(analysis, target, extra=extra)
-    result = json.loads((target / "er.json").read_text())
+    with user_errors():
+        result = write_er_report(analysis, target, extra=extra)
     if as_json:
         print(json.dumps(result, indent=2))
         return
@@ -175,6 +149,7 @@ def er_command(
     out_table.add_row("plug-in Cox, adjusted", f"{p['hr_per_doubling']:.3f} ({p['hr_ci_low']:.3f}-{p['hr_ci_high']:.3f})")
     u = p["unadjusted"]
     out_table.add_row("plug-in Cox, unadjusted", f"{u['hr_per_doubling']:.3f} ({u['hr_ci_low']:.3f}-{u['hr_ci_high']:.3f})")
+    out_table.add_row("adjusted for", ", ".join(result["adjusted_for"]) or "nothing (name columns with --adjust)")
     if result["width_ratio"] is not None:
         out_table.add_row("interval width vs plug-in (Bayesian / Cox)",
                           f"x{result['width_ratio']:.2f} / x{result['width_ratio_vs_cox']:.2f}")

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import typer
 
+from ..report import build_report
 from ._app import app
-from ._common import console, user_errors
+from ._common import console, default_of, user_errors
 
 
 @app.command("report")
@@ -21,8 +22,8 @@ def report_command(
     diagnostics: Path | None = typer.Option(None, "--diagnostics", help="Diagnostics folder written by `carkin demo` "
                                             "(default: computed from the fit)."),
     stratify: str | None = typer.Option(None, "--stratify", help="VPC strata covariate, e.g. DOSE."),
-    replicates: int = typer.Option(200, "--replicates", min=2, help="VPC replicates."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the diagnostics' simulations."),
+    replicates: int = typer.Option(default_of(build_report, "replicates"), "--replicates", min=2, help="VPC replicates."),
+    seed: int = typer.Option(default_of(build_report, "seed"), "--seed", help="Seed of the diagnostics' simulations."),
 ) -> None:
     """Data, model, convergence verdict, parameters, GOF/NPDE/VPC, exposure, E-R and scenario results in one HTML file."""
     import warnings

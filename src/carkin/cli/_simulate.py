@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -29,72 +28,32 @@ def simulate_command(
 
     import jax
 
-    from .._resources import resolve_shipped
-    from ..inference import atomic_directory, load_fit
+    from ..inference import load_fit
     from ..simulate import (
+        SCENARIO_FILES,
         load_scenario,
-        plot_scenario_exposure,
-        plot_scenario_profiles,
         simulate_scenario,
+        write_scenario_report,
     )
 
+    out = out if out is not None else Path("fits") / f"{Path(fit_dir).name}-{scenario.stem}"
     with user_errors():
         fit = load_fit(fit_dir)
-        scenario = resolve_shipped(scenario, "scenarios")  # as load_scenario does: "doses" names the shipped one
-        spec_scenario = load_scenario(scenario)
+        spec_scenario = load_scenario(scenario)  # "doses" names the shipped one
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the gate verdict is reported in the notes below
             result = simulate_scenario(
                 fit, spec_scenario, key=jax.random.PRNGKey(seed), n_patients=n, draws=draws, progress=progress, seed=seed
             )
-    out = out if out is not None else Path("fits") / f"{Path(fit_dir).name}-{scenario.stem}"
-    summary = result.to_dict()
-    summary["fit_dir"] = str(fit_dir)
-    summary["out"] = str(out)
-    simulated = summary["simulated_data"]
-    with atomic_directory(out) as tmp:
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
-        _write_tables(result, tmp, simulated=simulated)
-        shutil.copyfile(scenario, tmp / "scenario.toml")
-        for name, figure in (("profiles.png", plot_scenario_profiles(result)), ("exposure.png", plot_scenario_exposure(result))):
-            figure.savefig(tmp / name, dpi=110)
+        summary = write_scenario_report(result, out, extra={"fit_dir": str(fit_dir)})
     if as_json:
         typer.echo(json.dumps(summary, indent=2, allow_nan=False))
     else:
         _print_table(summary)
     for note in summary["notes"]:
         console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
-    tag = " - built on a fit to SIMULATED data" if simulated else ""
-    console.print(f"wrote {out}/ (summary.json, profiles.csv, exposure.csv, profiles.png, exposure.png){tag}", highlight=False)
-
-
-def _write_tables(result, folder: Path, *, simulated: bool) -> None:
-    import numpy as np
-    import pandas as pd
-
-    comment = "# SIMULATED: predictions from a fit to simulated data; not trial data\n" if simulated else ""
-    bands = result.bands()
-    blq = result.blq()
-    rows = []
-    for i, dose in enumerate(result.doses):
-        frame = pd.DataFrame({"dose": dose, "time_days": result.times, **{k: v[i] for k, v in bands.items()},
-                              **({f"blq_fraction{'' if k == 'pooled' else '_' + k}": v[i] for k, v in blq.items()}
-                                 if blq is not None else {})})
-        rows.append(frame)
-    (folder / "profiles.csv").write_text(comment + pd.concat(rows).to_csv(index=False, float_format="%.8g"))
-    lo, _, hi = result.scenario.quantiles
-    target = result.target_probability()
-    records = []
-    for name in result.metrics:
-        q = result.exposure_quantiles(name)
-        for i, dose in enumerate(result.doses):
-            typ = result.typical_metrics[name][:, i]
-            record = {"dose": dose, "metric": name, **{f"q{p}": v for p, v in zip((5, 25, 50, 75, 95), q[i])},
-                      "typical_median": np.median(typ), "typical_lower": np.quantile(typ, lo), "typical_upper": np.quantile(typ, hi)}
-            if target is not None and name == result.scenario.target.metric:
-                record["p_target"] = target["pooled"][i]
-            records.append(record)
-    (folder / "exposure.csv").write_text(comment + pd.DataFrame(records).to_csv(index=False, float_format="%.8g"))
+    tag = " - built on a fit to SIMULATED data" if summary["simulated_data"] else ""
+    console.print(f"wrote {out}/ ({', '.join(SCENARIO_FILES)}){tag}", highlight=False)
 
 
 def _short(x: float) -> str:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +12,8 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.table import Table
 
-from ..errors import ConvergenceError, DataError
 from ._app import app
+from ._common import split_list, user_errors
 
 survival_app = typer.Typer(
     name="survival",
@@ -51,7 +49,7 @@ def km_command(
     from ..data import read_table
     from ..survival import kaplan_meier
 
-    with _user_errors():
+    with user_errors():
         result = kaplan_meier(read_table(data), time=time, event=event, group=group)
     if as_json:
         _print_json(result.to_dict(), data)
@@ -86,8 +84,8 @@ def logrank_command(
     from ..survival import logrank_test, logrank_trend_test
 
     test = logrank_trend_test if trend else logrank_test
-    with _user_errors():
-        result = test(read_table(data), time=time, event=event, group=group, strata=_names(strata))
+    with user_errors():
+        result = test(read_table(data), time=time, event=event, group=group, strata=split_list(strata))
     if as_json:
         _print_json(result.to_dict(), data)
         return
@@ -112,7 +110,9 @@ def cox_command(
     data: Path = _DATA,
     time: str = _TIME,
     event: str = _EVENT,
-    covariates: str = typer.Option(..., "--covariates", help="Numeric covariate columns, separated by commas."),
+    covariates: list[str] = typer.Option(
+        ..., "--covariates", help="Numeric covariate columns; repeat the option or separate names by commas."
+    ),
     strata: list[str] | None = _STRATA,
     ties: TiesOption = typer.Option(TiesOption.efron, "--ties", help="Approximation for tied event times."),
     robust: bool = typer.Option(False, "--robust", help="Robust (sandwich) standard errors."),
@@ -122,13 +122,13 @@ def cox_command(
     from ..data import read_table
     from ..survival import cox_ph
 
-    with _user_errors():
+    with user_errors():
         result = cox_ph(
             read_table(data),
             time=time,
             event=event,
-            covariates=_names([covariates]),
-            strata=_names(strata),
+            covariates=split_list(covariates),
+            strata=split_list(strata),
             ties=ties.value,
             robust=robust,
         )
@@ -170,7 +170,7 @@ def trial_analyze_command(
     from ..data import read_table
     from ..survival import analyze_trial, trial_summary, write_trial_report
 
-    with _user_errors():
+    with user_errors():
         analysis = analyze_trial(read_table(patients))
         if out is not None:
             write_trial_report(analysis, out)
@@ -183,31 +183,6 @@ def trial_analyze_command(
             f"wrote {out}/ (results.json, km.png, summary.md){' - SIMULATED cohort' if analysis.simulated else ''}",
             err=True,
         )
-
-
-@contextlib.contextmanager
-def _user_errors() -> Iterator[None]:
-    """Errors the user can fix become one line each on stderr (no traceback) and exit code 2."""
-    try:
-        yield
-    except DataError as err:
-        for problem in err.problems:
-            typer.echo(f"error: {problem}", err=True)
-        raise typer.Exit(code=2) from None
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as err:
-        typer.echo(f"error: {err.filename}: {err.strerror.lower() if err.strerror else err}", err=True)
-        raise typer.Exit(code=2) from None
-    except (FileExistsError, ValueError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(code=2) from None
-    except ConvergenceError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(code=1) from None
-
-
-def _names(values: list[str] | None) -> list[str]:
-    """Column names from repeated options and/or comma-separated lists."""
-    return [name.strip() for value in values or [] for name in value.split(",") if name.strip()]
 
 
 def _print_json(payload: dict[str, Any], source: Path | None) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import typer
 
-from ._common import console, user_errors
+from ..trial import simulate_trials
+from ._common import console, default_of, user_errors
 from ._survival import trial_app
 
 _DESIGN = typer.Option(..., "--design", help="Trial design (TOML), e.g. designs/karmma3.toml (or a shipped name: karmma3).")
@@ -41,14 +42,15 @@ def trial_simulate_command(
     replicates: int = typer.Option(10_000, "--replicates", min=1, help="Number of simulated trials."),
     seed: int = typer.Option(0, "--seed", help="Seed of the jax.random key (recorded in the output)."),
     null: bool = typer.Option(False, "--null", help="Simulate under H0 (experimental arm = control arm): type I error."),
-    batch_size: int = typer.Option(2000, "--batch-size", min=1, help="Replicates per compiled call."),
+    batch_size: int = typer.Option(default_of(simulate_trials, "batch_size"), "--batch-size", min=1,
+                                   help="Replicates per compiled call."),
     as_json: bool = _JSON,
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Simulate trials: power, stopping probabilities per look, expected events and duration (with MC SEs)."""
     import jax
 
-    from ..trial import load_design, simulate_trials
+    from ..trial import load_design
 
     with user_errors():
         trial = load_design(design)

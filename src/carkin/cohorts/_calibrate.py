@@ -29,18 +29,19 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from .._karmma3 import PUBLISHED
 from ._cohort import _tables
 from ._config import RESPONSE_CATEGORIES, KarMMa3Config, load_karmma3_config
 from ._simulate import simulate_arrays
 from ._summary import summarize_karmma3
 
 #: ITT shares of best response used as calibration targets. ORR (sum of sCR..PR) and CR-or-better
-#: (sCR + CR) are published (karmma3.md); the split inside them is an assumption.
+#: (sCR + CR) are published ([RodriguezOtero2023], docs/references.md); the split inside them is an assumption.
 RESPONSE_TARGETS = {
     "ide_cel": {"sCR": 0.30, "CR": 0.09, "VGPR": 0.21, "PR": 0.11, "MR": 0.03, "SD": 0.06},
     "standard": {"sCR": 0.01, "CR": 0.04, "VGPR": 0.14, "PR": 0.23, "MR": 0.09, "SD": 0.28},
 }
-TOTAL_LOG_CMAX_VARIANCE = 1.7  # ck-models.md target 10: ~3 logs between-patient spread in expansion
+TOTAL_LOG_CMAX_VARIANCE = 1.7  # assumed: ~3 logs of spread in expansion ([Kirouac2023], [Stein2019])
 
 
 def _run(cfg: KarMMa3Config, key) -> dict:
@@ -68,7 +69,7 @@ def _scaled(cfg: KarMMa3Config, scale: int) -> KarMMa3Config:
 def calibrate_closed_form(cfg: KarMMa3Config) -> KarMMa3Config:
     """Step 1: burden share >= 50% = 0.27 and median dose = 445, from the Beta distributions."""
     tb = cfg.tumor_burden
-    share = 0.27  # karmma3.md: 28% (ide-cel) / 26% (standard) with >= 50% marrow plasma cells
+    share = (PUBLISHED["high_burden_ide_cel"].value + PUBLISHED["high_burden_standard"].value) / 2  # 28% / 26% ([TCT2024])
     frac = tb.high_threshold_percent / 100.0
     b = optimize.brentq(lambda b: stats.beta.sf(frac, tb.beta_a, b) - share, 0.1, 50.0)
     inf = cfg.infusion
@@ -82,7 +83,8 @@ def calibrate_closed_form(cfg: KarMMa3Config) -> KarMMa3Config:
 def calibrate_standard(cfg: KarMMa3Config, key, scale: int) -> KarMMa3Config:
     """Step 2: pieces [0, 4.4), [4.4, 6), [6, 12) solved in turn for S(4.4)=0.5, S(6)=0.40, S(12)=0.30
     (the last piece, beyond 12 months, is tuned in step 3 against the event count)."""
-    targets = [(4.4, 0.50), (6.0, 0.40), (12.0, 0.30)]
+    targets = [(PUBLISHED["median_pfs_standard"].value, 0.50), (6.0, PUBLISHED["pfs6_standard"].value),
+               (12.0, PUBLISHED["pfs12_standard"].value)]
     h = list(cfg.pfs_standard.hazard_per_month)
     for piece, (time, surv) in enumerate(targets):
 
@@ -114,13 +116,13 @@ def calibrate_ide_cel(cfg: KarMMa3Config, key, scale: int) -> KarMMa3Config:
         s = summarize_karmma3(r["patients"], r["ck"])
         p = r["patients"]
         ide = p[p["ARM"] == "ide-cel"]
-        s6, s12, s133 = _km_at(ide["PFS_MONTHS"], ide["PFS_EVENT"], [6.0, 12.0, 13.3])
+        s6, s12, s_median = _km_at(ide["PFS_MONTHS"], ide["PFS_EVENT"], [6.0, 12.0, PUBLISHED["median_pfs_ide_cel"].value])
         res = [
-            s6 - 0.73,
-            s12 - 0.55,
-            s133 - 0.50,
-            0.5 * (math.log(s["hazard_ratio"]) - math.log(0.49)),
-            (s["events"] / scale - 242.0) / 100.0,
+            s6 - PUBLISHED["pfs6_ide_cel"].value,
+            s12 - PUBLISHED["pfs12_ide_cel"].value,
+            s_median - 0.50,
+            0.5 * (math.log(s["hazard_ratio"]) - math.log(PUBLISHED["hazard_ratio"].value)),
+            (s["events"] / scale - PUBLISHED["events"].value) / 100.0,
         ]
         # Smoothness: neighbouring log hazards of the ide-cel pieces should not jump much (weak penalty).
         res += list(0.02 * np.diff(log_h[:n]))
@@ -176,7 +178,7 @@ def calibrate_latent(cfg: KarMMa3Config, key) -> KarMMa3Config:
         c = cfg.replace("ck", latent_log_cmax=float(lc), latent_log_delta=float(ld), omega2_cmax=omega2)
         r = _run(c, key)
         s = summarize_karmma3(r["patients"], r["ck"], r["truth"], lloq=c.ck.lloq)
-        return np.array([math.log(s["cmax_ratio_model"] / 4.5), math.log(s["auc28_ratio_model"] / 5.5)])
+        return np.array([math.log(s[name] / PUBLISHED[name].value) for name in ("cmax_ratio_model", "auc28_ratio_model")])
 
     sol = optimize.least_squares(
         residuals, np.array([ck.latent_log_cmax, ck.latent_log_delta]), diff_step=0.05, xtol=1e-3, max_nfev=40
@@ -193,7 +195,7 @@ def calibrate_persistence(cfg: KarMMa3Config, key) -> KarMMa3Config:
         c = cfg.replace("ck", lloq=float(math.exp(x[0])), beta_typical=float(math.exp(x[1])))
         r = _run(c, key)
         s = summarize_karmma3(r["patients"], r["ck"], r["truth"], lloq=c.ck.lloq)
-        return np.array([s["persistence_6m"] - 0.59, s["persistence_12m"] - 0.36])
+        return np.array([s[name] - PUBLISHED[name].value for name in ("persistence_6m", "persistence_12m")])
 
     x0 = np.log([cfg.ck.lloq, cfg.ck.beta_typical])
     sol = optimize.least_squares(residuals, x0, diff_step=0.05, xtol=1e-3, max_nfev=40)
@@ -208,7 +210,7 @@ def calibrate_accrual(cfg: KarMMa3Config, key) -> KarMMa3Config:
         p = _run(c, key)["patients"]
         from ..survival import median_followup
 
-        return median_followup(p, time="PFS_MONTHS", event="PFS_EVENT").median - 18.6
+        return median_followup(p, time="PFS_MONTHS", event="PFS_EVENT").median - PUBLISHED["median_follow_up"].value
 
     return cfg.replace("trial", accrual_shape=round(optimize.brentq(gap, 0.5, 1.5, xtol=1e-3), 3))
 

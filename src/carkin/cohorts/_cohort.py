@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 
 from .._atomic import atomic_directory
+from .._karmma3 import ARMS, RESPONSE_CATEGORIES, STRATIFICATION_FACTORS, TUMOR_BURDEN
 from ..population import censor
-from ._config import RESPONSE_CATEGORIES, KarMMa3Config, load_karmma3_config
+from ._config import KarMMa3Config, load_karmma3_config
 from ._simulate import schedule_days, simulate_arrays
 from ._summary import calibration_table, summarize_karmma3
 
@@ -22,12 +23,10 @@ FILES = ("patients.csv", "ck.csv", "README.md")
 PATIENT_COLUMNS = [
     "ID",
     "ARM",
-    "AGE_GE65",
-    "PRIOR_REGIMENS_3_4",
-    "HIGH_RISK_CYTO",
+    *STRATIFICATION_FACTORS,
     "INFUSED",
     "DOSE",
-    "TUMOR_BURDEN",
+    TUMOR_BURDEN,
     "PFS_MONTHS",
     "PFS_EVENT",
     "BEST_RESPONSE",
@@ -199,17 +198,16 @@ def _tables(a: dict[str, np.ndarray], cfg: KarMMa3Config) -> tuple[pd.DataFrame,
     # Durations are kept >= 0.0001 months so that rounding never writes a zero follow-up.
     pfs = np.maximum(np.round(a["pfs_months"], 4), 1e-4)
     entry = np.round(a["entry_months"], 4)
-    labels = np.array(RESPONSE_CATEGORIES + ("NE",))
+    labels = np.array(RESPONSE_CATEGORIES)
+    strata = (a["age_ge65"], a["prior_3_4"], a["high_risk"])  # in STRATIFICATION_FACTORS order
     patients = pd.DataFrame(
         {
             "ID": ids,
-            "ARM": np.where(ide, "ide-cel", "standard"),
-            "AGE_GE65": a["age_ge65"].astype(int),
-            "PRIOR_REGIMENS_3_4": a["prior_3_4"].astype(int),
-            "HIGH_RISK_CYTO": a["high_risk"].astype(int),
+            "ARM": np.where(ide, *ARMS),
+            **{name: values.astype(int) for name, values in zip(STRATIFICATION_FACTORS, strata, strict=True)},
             "INFUSED": infused.astype(int),
             "DOSE": a["dose"],
-            "TUMOR_BURDEN": a["burden_percent"],
+            TUMOR_BURDEN: a["burden_percent"],
             "PFS_MONTHS": pfs,
             "PFS_EVENT": a["pfs_event"].astype(int),
             "BEST_RESPONSE": labels[a["response_index"]],

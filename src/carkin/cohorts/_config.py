@@ -13,12 +13,14 @@ import hashlib
 import typing
 from pathlib import Path
 
+from .._karmma3 import ASSESSED_RESPONSES
 from .._toml import Table, parse_toml, spec_error
 
 __all__ = ["RESPONSE_CATEGORIES", "KarMMa3Config", "default_config_path", "load_karmma3_config"]
 
-#: Best-response categories (IMWG), best first; ``NE`` (not evaluable) is assigned outside the score model.
-RESPONSE_CATEGORIES: tuple[str, ...] = ("sCR", "CR", "VGPR", "PR", "MR", "SD", "PD")
+#: Best-response categories the score model cuts into (IMWG, best first; `carkin._karmma3`); ``NE`` (not
+#: evaluable) is assigned outside it.
+RESPONSE_CATEGORIES: tuple[str, ...] = ASSESSED_RESPONSES
 
 # Each field's metadata holds the arguments of its `carkin._toml.Table` accessor (bounds, list order).
 _POSITIVE = {"gt": 0}

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
+from importlib import resources
 
 from .. import __version__
 from ._summary import calibration_table
+
+#: The seed study's summary, written by ``benchmarks/cohort_seeds.py`` (package data).
+SEED_STUDY = "karmma3_seed_study.json"
 
 _PATIENT_COLUMNS = """\
 | column | meaning |
@@ -48,6 +53,37 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
+def _seed_study_lines(seed: int | None) -> list[str]:
+    """The section on how the shipped seed was chosen and how typical a realisation is (seed study)."""
+    path = resources.files("carkin") / "_data" / SEED_STUDY
+    lines = ["## How the shipped seed was chosen, and how typical one realisation is", ""]
+    if not path.is_file():
+        return lines + ["No seed study is recorded (`python benchmarks/cohort_seeds.py` writes one).", ""]
+    study = json.loads(path.read_text(encoding="utf-8"))
+    lo, hi = study["seeds"]
+    if seed is None:
+        where = "This realisation was drawn from a key, not an integer seed."
+    elif not lo <= seed <= hi:
+        where = f"This realisation (seed {seed}) is outside the seeds studied."
+    elif seed in study["passing_seeds"]:
+        where = f"This realisation (seed {seed}) is one of the passing seeds."
+    else:
+        where = f"This realisation (seed {seed}) does not meet every rule (the calibration table above says which)."
+    return lines + [
+        (
+            "The shipped realisation (`carkin/_data/karmma3_sim`) is one seed: the first from 0 upward whose "
+            "realisation meets every acceptance rule (the `rule` column above; "
+            "`carkin cohort karmma3 --seed 0 --first-passing`). That it passes is a property of the "
+            "seed; the tests on the shipped files are regression checks of it. The evidence that the generator "
+            f"reproduces the trial is the seed study below (seeds {lo}-{hi}; per-seed values in "
+            f"`{study['results_csv']}`). {where}"
+        ),
+        "",
+        study["markdown"].rstrip("\n"),
+        "",
+    ]
+
+
 def render_readme(cohort) -> str:
     """The README text of a realisation (``KarMMa3Cohort``)."""
     cfg = cohort.config
@@ -55,7 +91,7 @@ def render_readme(cohort) -> str:
     table = calibration_table(s)
     seed = cohort.seed
     regen = (
-        f"python -m carkin.cohorts.karmma3 --seed {seed} --out DIR"
+        f"carkin cohort karmma3 --seed {seed} --out DIR"
         if seed is not None
         else "carkin.cohorts.simulate_karmma3(key) with the key above"
     )
@@ -65,10 +101,13 @@ def render_readme(cohort) -> str:
         "",
         "**These patients do not exist.** This folder holds one realisation of carkin's virtual",
         "KarMMa-3-like trial: 386 simulated patients randomised 2:1 to ide-cel or standard regimens, drawn",
-        "from published summary figures of KarMMa-3 (Rodriguez-Otero et al., NEJM 2023) and published CAR-T",
-        "kinetic models, plus assumptions. Use it to exercise and test analyses, never as evidence about",
-        "ide-cel. Every CSV starts with a `# SIMULATED data` comment line and has `SIMULATED = 1` (patients)",
-        "on every row.",
+        "from published summary figures of KarMMa-3 (Rodriguez-Otero et al., N Engl J Med 2023;388:1002-14,",
+        "doi:10.1056/NEJMoa2213614) and published CAR-T kinetic models (Stein et al., CPT Pharmacometrics Syst",
+        "Pharmacol 2019;8:285-95, doi:10.1002/psp4.12388), plus assumptions. Use it to exercise and test",
+        "analyses, never as evidence about ide-cel. Every CSV starts with a `# SIMULATED data` comment line and",
+        "has `SIMULATED = 1` (patients) on every row. The source of every number (published, derived,",
+        "calibrated or assumed), with full citations, is in `docs/references.md` of the carkin repository;",
+        "the `source` column below cites its keys.",
         "",
         "## Provenance",
         f"- generator: `carkin.cohorts.simulate_karmma3` (carkin {__version__})",
@@ -104,7 +143,10 @@ def render_readme(cohort) -> str:
             "- CK: multiphasic model (Stein 2019 form: exponential expansion to Tmax, then bi-exponential "
             "decline; `carkin.models.Multiphasic`), log-normal individual parameters (logit-normal fb), log Cmax "
             "raised by a latent patient factor, marrow burden and (weakly) dose; log-scale residual error SD "
-            f"{cfg.ck.residual_sd:g}; single assay LLOQ {cfg.ck.lloq:g} copies/ug."
+            f"{cfg.ck.residual_sd:g}; single assay LLOQ {cfg.ck.lloq:g} copies/ug. Typical Tmax "
+            f"{cfg.ck.tmax_typical:g} days (ide-cel, published); typical Cmax {cfg.ck.cmax_typical:,.0f} copies/ug is "
+            "the tisagenlecleucel paediatric B-ALL value of Stein 2019, an order-of-magnitude anchor (no ide-cel "
+            "value was found), so absolute levels are not ide-cel's."
         ),
         (
             "- CK samples on the KarMMa-3 schedule relative to infusion (days 3, 5, 8, 10, 12, 15, 18, 22; months "
@@ -176,5 +218,6 @@ def render_readme(cohort) -> str:
         f"| median Tmax, NCA (days) | {_fmt(s['tmax_median_nca'])} |",
         f"| Cmax ratio / AUC0-28 ratio, NCA | {_fmt(s['cmax_ratio_nca'])} / {_fmt(s['auc28_ratio_nca'])} |",
         "",
+        *_seed_study_lines(seed),
     ]
     return "\n".join(lines)

@@ -15,12 +15,13 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .._hazards import PiecewiseExponential
+from .._karmma3 import NOT_EVALUABLE, RESPONSE_CATEGORIES
 from ..exposure import exposure_metrics
 from ..models import Multiphasic
 from ..population import sample_observations
-from ._config import RESPONSE_CATEGORIES, HazardConfig, KarMMa3Config
+from ._config import BurdenConfig, HazardConfig, KarMMa3Config
 
-__all__ = ["schedule_days", "simulate_arrays"]
+__all__ = ["schedule_days", "simulate_arrays", "tumor_burden_percent"]
 
 # Fixed random stream of each component (never renumber: it would change every realisation).
 _STREAMS = {
@@ -42,9 +43,11 @@ _STREAMS = {
     "residual": 16,
     "missing": 17,
 }
+#: Written resolution of the marrow plasma-cell percentage (TUMOR_BURDEN), and its floor: never 0.0%.
+BURDEN_RESOLUTION_PERCENT = 0.1
 #: Index of the categories set outside the score model.
 PD_INDEX = RESPONSE_CATEGORIES.index("PD")
-NE_INDEX = len(RESPONSE_CATEGORIES)  # "NE" follows the scored categories
+NE_INDEX = RESPONSE_CATEGORIES.index(NOT_EVALUABLE)  # follows the scored categories (ASSESSED_RESPONSES)
 
 
 def _key(key: Array, name: str) -> Array:
@@ -66,6 +69,18 @@ def _event_time(y: Float[Array, "..."], hazard: HazardConfig) -> Float[Array, ".
     return PiecewiseExponential(hazard.breaks_months, hazard.hazard_per_month).inverse_cumulative_hazard(y)
 
 
+def tumor_burden_percent(key: Array, tb: BurdenConfig, n: int) -> Float[Array, " patients"]:
+    """Baseline marrow plasma cells (%) of ``n`` patients: ``100 * Beta(a, b)`` on the written 0.1 grid.
+
+    The draw comes from the ``"burden"`` stream of the trial ``key`` (the generator's own draw). Values are
+    rounded to the 0.1 written in the file (the model uses the written value) and floored at 0.1, one step
+    of that grid: a Beta draw below 0.0005 would otherwise round to 0.0%, which a log-transformed
+    ``TUMOR_BURDEN`` covariate rejects. Only such draws change; every value >= 0.1 is the plain rounding.
+    """
+    raw = jax.random.beta(_key(key, "burden"), tb.beta_a, tb.beta_b, (n,))
+    return jnp.maximum(jnp.round(1000.0 * raw) / 10.0, BURDEN_RESOLUTION_PERCENT)
+
+
 @functools.partial(jax.jit, static_argnums=1)
 def simulate_arrays(key: Array, cfg: KarMMa3Config) -> dict[str, Array]:
     """Draw one virtual KarMMa-3 trial as arrays (run under float64; see ``simulate_karmma3``).
@@ -79,7 +94,7 @@ def simulate_arrays(key: Array, cfg: KarMMa3Config) -> dict[str, Array]:
     meaningful only where infused), ``log_hazard`` (linear predictor incl. frailty), ``start_months``
     (start of treatment: infusion or randomisation), ``event_months`` (latent event time),
     ``dropout_months``, ``admin_months`` (cut-off minus entry), ``pfs_months``, ``pfs_event``,
-    ``response_index`` (into ``RESPONSE_CATEGORIES + ("NE",)``); per patient and scheduled sample
+    ``response_index`` (into `carkin._karmma3.RESPONSE_CATEGORIES`); per patient and scheduled sample
     (shape ``(patients, samples)``): ``log_conc`` (noiseless log copies/ug), ``log_dv`` (with residual
     error), ``missing`` (sample missed at random); ``conc_m6``, ``conc_m12`` (noiseless level 6 and 12
     months after infusion). Which samples exist is decided by the caller from the
@@ -108,8 +123,7 @@ def simulate_arrays(key: Array, cfg: KarMMa3Config) -> dict[str, Array]:
     prior = jax.random.bernoulli(_key(key, "prior"), st.p_prior_regimens_3_4, (n,))
     p_hr = jnp.where(ide, st.p_high_risk_ide_cel, st.p_high_risk_standard)
     high_risk = jax.random.uniform(_key(key, "high_risk"), (n,)) < p_hr
-    # Marrow plasma cells (%), rounded to the 0.1 written in the file (the model uses the written value).
-    burden = jnp.round(1000.0 * jax.random.beta(_key(key, "burden"), tb.beta_a, tb.beta_b, (n,))) / 10.0
+    burden = tumor_burden_percent(key, tb, n)
     x_burden = (burden - tb.reference_percent) / tb.per_percent
 
     frailty = pr.frailty_sd * jax.random.normal(_key(key, "frailty"), (n,))

@@ -32,59 +32,45 @@ import math
 import numpy as np
 import pandas as pd
 
+from .._karmma3 import (
+    COMPLETE_OR_BETTER,
+    DAYS_PER_MONTH,
+    HIGH_BURDEN_PERCENT,
+    NOT_EVALUABLE,
+    PUBLISHED,
+    RESPONDERS,
+    STRATIFICATION_FACTORS,
+)
+
 __all__ = ["PUBLISHED", "SHIPPED_TARGETS", "calibration_table", "summarize_karmma3"]
 
-RESPONDER = ("sCR", "CR", "VGPR", "PR")
-NON_RESPONDER = ("MR", "SD", "PD")
-STRATA = ["AGE_GE65", "PRIOR_REGIMENS_3_4", "HIGH_RISK_CYTO"]
-#: Days per month in the files (PFS_MONTHS vs INFUSION_DAY and CK TIME): 365.25 / 12, as in the config.
-DAYS_PER_MONTH = 30.4375
+#: What the realisation is compared with: `carkin._karmma3.PUBLISHED` (figure -> value, source, 95% CI).
+STRATA = list(STRATIFICATION_FACTORS)
 
-#: Published point figures (karmma3.md; ck-models.md section 5) that a realisation is compared with.
-PUBLISHED: dict[str, tuple[float, str]] = {
-    "median_pfs_ide_cel": (13.3, "karmma3.md: 13.3 (11.8-16.1) months"),
-    "median_pfs_standard": (4.4, "karmma3.md: 4.4 (3.4-5.9) months"),
-    "hazard_ratio": (0.49, "karmma3.md: 0.49 (0.38-0.65), stratified Cox"),
-    "pfs6_ide_cel": (0.73, "karmma3.md: 73%"),
-    "pfs6_standard": (0.40, "karmma3.md: 40%"),
-    "pfs12_ide_cel": (0.55, "karmma3.md: 55%"),
-    "pfs12_standard": (0.30, "karmma3.md: 30%"),
-    "events": (242.0, "karmma3.md: 242 events at IA2"),
-    "median_follow_up": (18.6, "karmma3.md: 18.6 months"),
-    "orr_ide_cel": (0.71, "karmma3.md: 181/254"),
-    "orr_standard": (0.42, "karmma3.md: 55/132"),
-    "cr_ide_cel": (0.39, "karmma3.md: 39%"),
-    "cr_standard": (0.05, "karmma3.md: 5%"),
-    "dose_median": (445.0, "karmma3.md: median 445 x10^6"),
-    "high_burden_ide_cel": (0.28, "karmma3.md: ~28% with >= 50% marrow plasma cells"),
-    "high_burden_standard": (0.26, "karmma3.md: ~26%"),
-    "high_risk_ide_cel": (0.42, "karmma3.md: 107/254"),
-    "high_risk_standard": (0.46, "karmma3.md: 61/132"),
-    "tmax_median_model": (11.0, "ck-models.md target 1: ~11 days"),
-    "cmax_ratio_model": (4.5, "ck-models.md target 2: ~4.5 (KarMMa, label)"),
-    "auc28_ratio_model": (5.5, "ck-models.md target 3: ~5.5 (KarMMa, label)"),
-    "persistence_6m": (0.59, "ck-models.md target 9: ~59% (recalled, soft)"),
-    "persistence_12m": (0.36, "ck-models.md target 9: ~36% (recalled, soft)"),
-}
+
+def _within(name: str, points: float) -> tuple[float, float]:
+    value = PUBLISHED[name].value
+    return round(value - points, 10), round(value + points, 10)
+
+
+def _relative(name: str, fraction: float) -> tuple[float, float]:
+    value = PUBLISHED[name].value
+    return value * (1 - fraction), value * (1 + fraction)
+
 
 #: The acceptance rule of the shipped realisation: figure -> (low, high), inclusive. PFS, HR, ORR and
 #: events: the published 95% CIs of the medians and HR, +/-5 points for PFS rates, +/-3 points for ORR,
-#: 242 +/- 15 events. Also the CK calibration targets (model-based, so they need the truth): the
-#: responder / non-responder ratios within +/-25% of 4.5 and 5.5, and the median dose 445 +/- 10.
+#: published events +/- 15. Also the CK calibration targets (model-based, so they need the truth): the
+#: responder / non-responder ratios within +/-25% of the published ratios, and the median dose +/- 10.
 SHIPPED_TARGETS: dict[str, tuple[float, float]] = {
-    "median_pfs_ide_cel": (11.8, 16.1),
-    "median_pfs_standard": (3.4, 5.9),
-    "hazard_ratio": (0.38, 0.65),
-    "pfs6_ide_cel": (0.68, 0.78),
-    "pfs6_standard": (0.35, 0.45),
-    "pfs12_ide_cel": (0.50, 0.60),
-    "pfs12_standard": (0.25, 0.35),
-    "orr_ide_cel": (0.68, 0.74),
-    "orr_standard": (0.39, 0.45),
-    "events": (227.0, 257.0),
-    "cmax_ratio_model": (3.375, 5.625),
-    "auc28_ratio_model": (4.125, 6.875),
-    "dose_median": (435.0, 455.0),
+    "median_pfs_ide_cel": PUBLISHED["median_pfs_ide_cel"].ci,
+    "median_pfs_standard": PUBLISHED["median_pfs_standard"].ci,
+    "hazard_ratio": PUBLISHED["hazard_ratio"].ci,
+    **{name: _within(name, 0.05) for name in ("pfs6_ide_cel", "pfs6_standard", "pfs12_ide_cel", "pfs12_standard")},
+    **{name: _within(name, 0.03) for name in ("orr_ide_cel", "orr_standard")},
+    "events": _within("events", 15.0),
+    **{name: _relative(name, 0.25) for name in ("cmax_ratio_model", "auc28_ratio_model")},
+    "dose_median": _within("dose_median", 10.0),
 }
 
 
@@ -194,10 +180,10 @@ def summarize_karmma3(
         surv = curve.survival_at([6.0, 12.0])[0]
         out[f"pfs6_{arm}"] = float(surv[0])
         out[f"pfs12_{arm}"] = float(surv[1])
-        out[f"orr_{arm}"] = float(sub["BEST_RESPONSE"].isin(RESPONDER).mean())
-        out[f"cr_{arm}"] = float(sub["BEST_RESPONSE"].isin(("sCR", "CR")).mean())
+        out[f"orr_{arm}"] = float(sub["BEST_RESPONSE"].isin(RESPONDERS).mean())
+        out[f"cr_{arm}"] = float(sub["BEST_RESPONSE"].isin(COMPLETE_OR_BETTER).mean())
         out[f"events_{arm}"] = float(sub["PFS_EVENT"].sum())
-        out[f"high_burden_{arm}"] = float((sub["TUMOR_BURDEN"] >= 50.0).mean())
+        out[f"high_burden_{arm}"] = float((sub["TUMOR_BURDEN"] >= HIGH_BURDEN_PERCENT).mean())
         out[f"high_risk_{arm}"] = float(sub["HIGH_RISK_CYTO"].mean())
     out["hazard_ratio"], out["hazard_ratio_low"], out["hazard_ratio_high"] = _stratified_cox(patients)
     out["events"] = float(patients["PFS_EVENT"].sum())
@@ -212,8 +198,8 @@ def summarize_karmma3(
     out["blq_fraction"] = float(obs["BLQ"].mean())
     nca = _nca(ck)
     out["n_ck_evaluable"] = float(len(nca["CMAX"].dropna()))
-    evaluable = infused[infused["BEST_RESPONSE"] != "NE"].set_index("ID")
-    responder = evaluable["BEST_RESPONSE"].isin(RESPONDER)
+    evaluable = infused[infused["BEST_RESPONSE"] != NOT_EVALUABLE].set_index("ID")
+    responder = evaluable["BEST_RESPONSE"].isin(RESPONDERS)
     nca = nca.reindex(evaluable.index)
     has = nca["CMAX"].notna()
     out["tmax_median_nca"] = float(nca["TMAX"].median())
@@ -255,7 +241,7 @@ def calibration_table(summary: dict[str, float]) -> pd.DataFrame:
     where there is no rule).
     """
     rows = []
-    for name, (value, source) in PUBLISHED.items():
+    for name, (value, source, _) in PUBLISHED.items():
         rule = SHIPPED_TARGETS.get(name)
         sim = summary.get(name, math.nan)
         rows.append(

@@ -2,7 +2,7 @@
 
 - `analyze_exposure_response(exposure, patients, method=...)`: the analysis set (ITT -> infused ->
   CK-evaluable -> landmark), KM by exposure quartile, log-rank trend, Cox PH on log2 exposure (primary,
-  adjusted for tumour burden and the stratification factors) and on quartiles (descriptive), and a
+  adjusted for the columns named in ``adjust``) and on quartiles (descriptive), and a
   Bayesian PH (piecewise-exponential or Weibull baseline) two-stage over CK posterior draws or joint with
   the CK model.
 - `plot_km_by_quartile`, `plot_forest`: figures; `write_er_report`: JSON, tables, figures to a folder.

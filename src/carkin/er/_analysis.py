@@ -28,7 +28,7 @@ from ..data import SIMULATED_NOTE, DataTable
 from ..exposure import ExposureQuartiles, Metric, PosteriorExposure, exposure_quartiles, quartile_by_dose
 from ..inference import Gates, SamplerSettings
 from ..survival._result import json_float
-from ._analysis_set import STRATIFICATION_FACTORS, TUMOR_BURDEN, ERData, er_analysis_set
+from ._analysis_set import TUMOR_BURDEN, ERData, er_analysis_set
 from ._bayes import BayesianPH, reliability, two_stage
 from ._joint import joint_ph
 from ._plugin import EXPOSURE_COLUMN, PluginAnalysis, plugin_analysis, quartile_counts
@@ -238,9 +238,8 @@ def analyze_exposure_response(
     landmark_days: float | None = None,
     fit=None,
     dataset=None,
-    adjust_burden: bool = True,
+    adjust: Sequence[str] = (),
     burden: str = TUMOR_BURDEN,
-    strata: Sequence[str] | None = STRATIFICATION_FACTORS,
     level: float = 0.9,
     seed: int = 0,
     baseline: str = "piecewise",
@@ -273,8 +272,10 @@ def analyze_exposure_response(
     ---------------
     fit, dataset
         The CK fit and its data (``joint`` only).
-    adjust_burden, burden, strata
-        Adjustment: tumour burden (on by default) and the stratification factors.
+    adjust : sequence of str
+        Columns of ``patients`` adjusted for (none by default; e.g. ``["TUMOR_BURDEN"]``, the first
+        confounder to consider); ``burden`` names the tumour-burden column, entered per 10 units. See
+        `er_analysis_set`; ``adjusted_for`` in the results lists what was used.
     level : float
         Level of every interval (default 0.9).
     seed : int
@@ -309,8 +310,8 @@ def analyze_exposure_response(
         raise ValueError("method='joint' needs the CK fit and its data: pass fit= and dataset= "
                          "(carkin.exposure.load_fit_dataset(fit_dir))")
     data = er_analysis_set(
-        exposure, patients, metric=metric, landmark_days=landmark_days, adjust_burden=adjust_burden,
-        burden=burden, strata=strata, source=source, rows=rows, **columns,
+        exposure, patients, metric=metric, landmark_days=landmark_days, adjust=adjust, burden=burden,
+        source=source, rows=rows, **columns,
     )
     quartiles = exposure_quartiles(2.0 ** data.log2_draws, patient_ids=data.ids, metric=data.metric.name)
     plugin = plugin_analysis(data, quartiles, level=level)

@@ -1,6 +1,7 @@
 """The exposure-response analysis set: who is analysed, from when, with which exposure and adjustment.
 
-The pitfalls of ck-models.md section 4 are handled here, explicitly and with counts:
+The exposure-response pitfalls of CAR-T analyses (docs/references.md, section 4: [Anderson1983],
+[Locke2020], [Singh2021]) are handled here, explicitly and with counts:
 
 - **ITT vs infused.** The patients table holds every randomised patient. Patients of another arm (a
   control arm) are not part of exposure-response; patients of the CAR-T arm who were never infused
@@ -17,8 +18,12 @@ The pitfalls of ck-models.md section 4 are handled here, explicitly and with cou
 - **Exposure windows past the event.** With a landmark earlier than the end of the window (e.g.
   ``landmark_days=0`` for AUC0-90d), a patient whose event or censoring falls inside the window has an
   exposure the model extrapolated beyond the patient's follow-up; an `ExposureWindowWarning` names them.
-- **Tumour burden.** Adjustment for baseline tumour burden is on by default (``adjust_burden``), with
-  the randomisation stratification factors as further covariates.
+- **Adjustment, by name.** ``adjust`` lists the columns of the patients table adjusted for as covariates;
+  none by default, so that a table of one's own needs no trial-specific column. Baseline tumour burden
+  (``TUMOR_BURDEN``) is the confounder to think of first (ck-models.md section 4: it drives both expansion
+  and progression) and enters per 10 units when listed; trial stratification factors are further
+  candidates (`carkin.demo` adjusts the virtual KarMMa-3 analysis for burden and the three KarMMa-3
+  factors). ``ERData.covariate_names`` (``adjusted_for`` in the results) says what was used.
 """
 
 from __future__ import annotations
@@ -33,11 +38,10 @@ import pandas as pd
 from ..data import DataTable, says_simulated
 from ..errors import DataError, DataProblem
 from ..exposure import DAYS_PER_MONTH, Metric, PosteriorExposure
-from ..survival._trial_analysis import STRATIFICATION_FACTORS
 from ..survival._validate import Where, prepare_columns, unwrap
 
 __all__ = ["ERData", "er_analysis_set", "ExposureWindowWarning", "ID", "TIME", "EVENT", "INFUSED", "INFUSION_DAY",
-           "TUMOR_BURDEN", "ARM", "SIMULATED", "STRATIFICATION_FACTORS"]
+           "TUMOR_BURDEN", "ARM", "SIMULATED"]
 
 # Columns of the patients table (one row per randomised patient; carkin.cohorts writes them).
 ID, ARM, TIME, EVENT, INFUSED, INFUSION_DAY, TUMOR_BURDEN, SIMULATED = (
@@ -63,8 +67,8 @@ class ERData:
         Months from the landmark to the event or censoring (> 0).
     event : int array (patients,)
     covariates : pandas.DataFrame
-        Adjustment covariates (rows = ``ids``): tumour burden per `BURDEN_PER` units and the
-        stratification factors, as used by every model.
+        Adjustment covariates (rows = ``ids``): the ``adjust`` columns in their order (tumour burden per
+        `BURDEN_PER` units), as used by every model; no columns when nothing is adjusted for.
     log2_draws : array (samples, patients)
         log2 exposure, one row per posterior draw.
     log2_plug_in : array (patients,)
@@ -150,9 +154,8 @@ def er_analysis_set(
     *,
     metric: str | Metric = "cmax",
     landmark_days: float | None = None,
-    adjust_burden: bool = True,
+    adjust: Sequence[str] = (),
     burden: str = TUMOR_BURDEN,
-    strata: Sequence[str] | None = STRATIFICATION_FACTORS,
     time: str = TIME,
     event: str = EVENT,
     infusion_day: str | None = INFUSION_DAY,
@@ -168,8 +171,8 @@ def er_analysis_set(
         Exposure draws of the CK-evaluable patients (must include ``metric``).
     patients : carkin.data.DataTable or pandas.DataFrame
         One row per randomised patient: ``ID``, ``PFS_MONTHS``, ``PFS_EVENT``; optional ``ARM``,
-        ``INFUSED`` (0/1), ``INFUSION_DAY`` (days from randomisation to infusion), ``TUMOR_BURDEN``, the
-        stratification factors, ``SIMULATED``.
+        ``INFUSED`` (0/1), ``INFUSION_DAY`` (days from randomisation to infusion), ``SIMULATED``, and the
+        columns named in ``adjust``.
     metric : str or Metric
     landmark_days : float, optional
         Days after infusion at which follow-up starts; default the end of the metric's window (28 for
@@ -177,11 +180,12 @@ def er_analysis_set(
 
     Other arguments
     ---------------
-    adjust_burden : bool
-        Adjust for baseline tumour burden (default True; the column ``burden``).
-    strata : sequence of str or None
-        Stratification factors adjusted for as covariates (default the KarMMa-3 factors); None or () for
-        none.
+    adjust : sequence of str
+        Columns adjusted for as covariates (numeric; 0/1 for a factor), in this order; default none. A
+        single name may be given as a string.
+    burden : str
+        The tumour-burden column: when it is in ``adjust`` it enters per `BURDEN_PER` (10) units, named
+        ``<burden>_PER10``.
     time, event, infusion_day : str
         Column names (``infusion_day=None``: times are already from the infusion).
     days_per_time_unit : float
@@ -199,7 +203,7 @@ def er_analysis_set(
         Naming file, line and column: a missing or malformed column, a fit patient absent from the table
         or marked not infused, an infusion day missing or after the end of follow-up.
     ValueError
-        A negative landmark, or a metric that was not computed.
+        A negative landmark, a metric that was not computed, or a column named twice in ``adjust``.
 
     Warns
     -----
@@ -208,6 +212,10 @@ def er_analysis_set(
         follow-up ends inside the window.
     """
     metric = exposure.metric(metric)
+    adjust = [adjust] if isinstance(adjust, str) else list(adjust)
+    repeated = sorted({c for c in adjust if adjust.count(c) > 1})
+    if repeated:
+        raise ValueError(f"adjust={adjust!r} names {', '.join(repeated)} more than once; name each column once")
     landmark = metric.landmark_days if landmark_days is None else float(landmark_days)
     if not (np.isfinite(landmark) and landmark >= 0):
         raise ValueError(f"landmark_days must be >= 0 (days after infusion), got {landmark_days!r}")
@@ -262,18 +270,17 @@ def er_analysis_set(
 
     # time from infusion (units of the time column) for the CK-evaluable patients
     evaluable = patients.loc[fit_labels]
-    covariate_columns = ([burden] if adjust_burden else []) + list(strata or [])
     try:
         clean, _ = prepare_columns(
-            evaluable, time=time, binary={event: "event"}, covariates=covariate_columns, source=source, rows=rows,
+            evaluable, time=time, binary={event: "event"}, covariates=adjust, source=source, rows=rows,
         )
     except DataError as err:
-        hints = []
-        if adjust_burden and burden not in patients.columns:
-            hints.append(f"no tumour-burden column {burden!r}: name it (burden=...) or switch the adjustment off "
-                         "(adjust_burden=False, --no-adjust-burden)")
-        if hints:
-            raise DataError(err.problems + [DataProblem(where.file, None, burden, "; ".join(hints))]) from None
+        absent = [c for c in adjust if c not in patients.columns]
+        if absent:
+            hint = DataProblem(where.file, None, ", ".join(absent),
+                               f"adjusted for because adjust={adjust!r} (carkin er --adjust) names it; add the "
+                               "column to the table or leave it out of the adjustment")
+            raise DataError(err.problems + [hint]) from None
         raise
     t = clean[time].to_numpy(dtype=float)
     if infusion_day is not None and infusion_day in patients.columns:
@@ -323,10 +330,12 @@ def er_analysis_set(
     if floored:
         notes.append(f"{floored} exposure value(s) below {metric.log_floor:g} {metric.unit} raised to it before log2")
     covariates = pd.DataFrame(index=range(len(index)))
-    if adjust_burden:
-        covariates[f"{burden}_PER{BURDEN_PER:g}"] = clean[burden].to_numpy(dtype=float)[index] / BURDEN_PER
-    for column in strata or []:
-        covariates[column] = clean[column].to_numpy(dtype=float)[index]
+    for column in adjust:
+        values = clean[column].to_numpy(dtype=float)[index]
+        if column == burden:
+            covariates[f"{burden}_PER{BURDEN_PER:g}"] = values / BURDEN_PER
+        else:
+            covariates[column] = values
     simulated = exposure.simulated or table_simulated or says_simulated(frame=patients)
     counts = {
         "randomised": len(patients),

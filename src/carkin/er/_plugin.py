@@ -8,7 +8,7 @@ empirical-Bayes estimates would use) and treated as known:
 - Cox PH on log2 exposure, adjusted for the covariates of the analysis set (primary): HR per doubling;
 - the same Cox model without adjustment (to show what adjustment changes);
 - Cox PH on quartile indicators (Q2, Q3, Q4 vs Q1), adjusted (descriptive: the cut points are
-  data-dependent, ck-models.md section 4).
+  data-dependent; docs/references.md, section 4).
 
 All intervals are at the analysis' level (90% by default, so that they compare with the credible
 intervals of the Bayesian methods).

@@ -99,7 +99,7 @@ def er_report_text(analysis: ERAnalysis, result: dict | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_er_report(analysis: ERAnalysis, out_dir: str | Path, *, extra: dict | None = None) -> Path:
+def write_er_report(analysis: ERAnalysis, out_dir: str | Path, *, extra: dict | None = None) -> dict:
     """Write the analysis into ``out_dir`` (replaced atomically); see the module docstring for the files.
 
     Parameters
@@ -111,7 +111,8 @@ def write_er_report(analysis: ERAnalysis, out_dir: str | Path, *, extra: dict | 
 
     Returns
     -------
-    Path of ``out_dir``.
+    dict
+        The content of ``er.json``, so that a caller prints it without reading the file back.
     """
     result = analysis.to_dict() | (extra or {})
     out_dir = Path(out_dir)
@@ -122,4 +123,4 @@ def write_er_report(analysis: ERAnalysis, out_dir: str | Path, *, extra: dict | 
             write_table(tmp / f"{name}.csv", table, simulated=analysis.simulated)
         for name, figure in (("km_by_quartile.png", plot_km_by_quartile(analysis)), ("forest.png", plot_forest(analysis))):
             figure.savefig(tmp / name, dpi=110)
-    return out_dir
+    return result

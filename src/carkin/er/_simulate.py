@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 
 from .._atomic import atomic_directory
+from .._karmma3 import STRATIFICATION_FACTORS, TUMOR_BURDEN
 from ..exposure import exposure_metrics, get_metric
-from ..survival._trial_analysis import STRATIFICATION_FACTORS
 
 __all__ = ["ERStudy", "simulate_er_study"]
 
@@ -60,6 +60,13 @@ class ERStudy:
     metric: str
     log_hr_per_doubling: float
     seed: int | None
+
+    @property
+    def prognostic_factors(self) -> tuple[str, ...]:
+        """The columns of ``patients`` that carry covariate effects on PFS in the simulation (tumour burden and
+        the three stratification factors): what an analysis of the study adjusts for,
+        ``analyze_exposure_response(exposure, study.patients, adjust=study.prognostic_factors)``."""
+        return (TUMOR_BURDEN, *STRATIFICATION_FACTORS)
 
     @property
     def header(self) -> str:

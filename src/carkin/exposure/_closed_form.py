@@ -1,4 +1,4 @@
-"""Exact exposure metrics of the multiphasic model (ck-models.md section 1).
+"""Exact exposure metrics of the multiphasic model ([Stein2019] form; docs/references.md, section 1.1).
 
 With s = t - tmax, the curve is cmax exp(rho s) for s < 0 and cmax [(1 - fb) exp(-alpha s) + fb exp(-beta s)]
 for s >= 0, so every metric has a closed form:

@@ -20,9 +20,9 @@ name                   meaning                                              unit
 =====================  ===================================================  ==================  =========
 
 Times are days after the infusion. The "window" is the span of time the metric depends on: an outcome
-that happens inside it can truncate the observed exposure (guarantee-time bias, ck-models.md section 4),
+that happens inside it can truncate the observed exposure (guarantee-time bias, [Anderson1983]),
 so the exposure-response analysis starts follow-up at a landmark after it by default (`Metric.landmark_days`).
-The peak metrics use a nominal window of 28 days (ide-cel's median Tmax is 11 days, ck-models.md section 2;
+The peak metrics use a nominal window of 28 days (ide-cel's median Tmax is 11 days, [USPI] 12.3;
 the peak of almost every patient lies before day 28).
 """
 
@@ -34,10 +34,11 @@ import re
 from collections.abc import Sequence
 from typing import Literal
 
+from .._karmma3 import DAYS_PER_MONTH
+
 __all__ = ["Metric", "METRICS", "DEFAULT_METRICS", "DAYS_PER_MONTH", "get_metric", "resolve_metrics"]
 
-#: Days per month (365.25 / 12), the convention of the virtual KarMMa-3 cohort (``models/karmma3_cohort.toml``).
-DAYS_PER_MONTH = 30.4375
+# DAYS_PER_MONTH (365.25 / 12, the convention of the trial's time columns) comes from carkin._karmma3.
 #: Nominal end of the peak window, days (the default landmark of Cmax and Tmax; see the module docstring).
 PEAK_WINDOW_DAYS = 28.0
 #: Default horizon of ``persistence``: 12 months (detectable CAR+ cells "up to ~1 year", Abecma label).

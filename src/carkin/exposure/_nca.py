@@ -1,6 +1,6 @@
 """Non-compartmental analysis (NCA) of the observed CK records: observed Cmax, Tmax and AUC over a window.
 
-This is what sponsor CK analyses report (ck-models.md section 4, step 1), kept for comparison with the
+This is what sponsor CK analyses report (e.g. [Wu2025], [Awasthi2020]; docs/references.md), kept for comparison with the
 model-based metrics. It works on the padded arrays of a `carkin.data.Dataset`, all patients at once.
 
 Conventions
@@ -25,7 +25,7 @@ analyses that used linear trapezoids throughout.
   kept records, the interval is cut at W and its part up to W integrated under the same interpolant
   (linear, or exponential for log-down), so AUC0-28d uses the day-22 and month-2 samples of the
   KarMMa-3 schedule. When sampling stops before W, the AUC runs to the last kept record and
-  ``WINDOW_COMPLETE`` is False (the guarantee-time problem, ck-models.md section 4).
+  ``WINDOW_COMPLETE`` is False (the guarantee-time problem, [Anderson1983]).
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ import pandas as pd
 
 __all__ = ["ExposureQuartiles", "exposure_quartiles", "quartile_by_dose", "quartile_of", "DOSE_LEVELS"]
 
-#: Target dose levels, 10^6 CAR+ T cells (ide-cel KarMMa levels 150 / 300 / 450; karmma3.md: target
-#: 150-450 x10^6). Each actual dose is assigned to the nearest level.
+#: Target dose levels, 10^6 CAR+ T cells (ide-cel KarMMa levels 150 / 300 / 450 [Munshi2021]; KarMMa-3 target
+#: 150-450 x10^6 [RodriguezOtero2023]; docs/references.md). Each actual dose is assigned to the nearest level.
 DOSE_LEVELS: tuple[float, ...] = (150.0, 300.0, 450.0)
 
 

@@ -38,7 +38,7 @@ def write_exposure_report(
     *,
     nca_table: pd.DataFrame | None = None,
     extra: dict | None = None,
-) -> Path:
+) -> dict:
     """Write the exposure tables of ``exposure`` into ``out_dir`` (replaced atomically).
 
     Parameters
@@ -52,7 +52,9 @@ def write_exposure_report(
 
     Returns
     -------
-    Path of ``out_dir``.
+    dict
+        The content of ``exposure.json`` (its ``files`` list the tables written), so that a caller prints
+        it without reading the file back.
     """
     out_dir = Path(out_dir)
     membership, cuts, by_dose = [], [], []
@@ -88,4 +90,4 @@ def write_exposure_report(
         if nca_table is not None:
             write_table(tmp / "nca.csv", nca_table, simulated=exposure.simulated)
         (tmp / "exposure.json").write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
-    return out_dir
+    return index

@@ -1,7 +1,8 @@
 """Mechanistic CAR-T / tumour model: antigen-driven expansion, memory, exhaustion, killing and regrowth.
 
-A simplification of Singh et al. 2021 (bb2121 / ide-cel multiscale PK-PD, CPT:PSP 10:362) to the common
-E/M/X + tumour pattern of ck-models.md section 3: effector (E), memory (M) and exhausted (X) CAR-T cells,
+A simplification of Singh et al. 2021 (bb2121 / ide-cel multiscale PK-PD, CPT:PSP 10:362, doi:10.1002/psp4.12598;
+``[Singh2021]`` in docs/references.md, section 1.2) to the common E/M/X + tumour pattern
+([Kirouac2023], [Paixao2022]): effector (E), memory (M) and exhausted (X) CAR-T cells,
 all measured as transgene copies per ug gDNA in blood, and tumour burden T in the units of the data's
 baseline tumour-burden column (e.g. % bone-marrow plasma cells):
 
@@ -22,7 +23,7 @@ Design choices, each following the source cited:
 - Killing saturates in effectors per tumour cell (Singh's Kkill = KkillMax (Cx/Tumor) / (KC50 + Cx/Tumor)).
 - After the tumour is cleared (s -> 0) the model reduces to Stein's E/M form: E decays at alpha, a fraction
   fb of the decline feeds M, which persists at beta. The parameterisation (beta, delta = alpha - beta, fb)
-  is the multiphasic model's, so alpha > beta holds by construction (ck-models.md, Identifiability).
+  is the multiphasic model's, so alpha > beta holds by construction (no alpha/beta label switching).
 - Exhausted cells neither expand nor kill and decay at dx (Kirouac 2023, Paixao 2022 structure).
 
 Which parameters are estimated and which are fixed (``CarTumor`` docstring): transgene data inform the

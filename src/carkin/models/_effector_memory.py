@@ -1,4 +1,4 @@
-"""Effector/memory ODE twin of the multiphasic model (Stein et al. 2019 E/M form; ck-models.md section 1).
+"""Effector/memory ODE twin of the multiphasic model (Stein et al. 2019 E/M form; [Stein2019], docs/references.md).
 
 States are the effector (E) and memory-like (M) CAR-T levels in blood, copies/ug gDNA:
 

@@ -7,8 +7,9 @@ Transgene level (copies/ug genomic DNA) after a single infusion at time 0:
                                                                           (contraction, persistence)
 
 so that C(0) = R0 = cmax / foldx with foldx = exp(rho * tmax). This is the closed form of the
-effector/memory system of ck-models.md section 1 (E expands at rate rho until tmax, then decays at alpha
-and converts to memory M at k = fb (alpha - beta), M decays at beta).
+effector/memory system of Stein et al. 2019 (CPT Pharmacometrics Syst Pharmacol 8:285, doi:10.1002/psp4.12388;
+``[Stein2019]`` in docs/references.md, section 1.1): E expands at rate rho until tmax, then decays at alpha
+and converts to memory M at k = fb (alpha - beta), M decays at beta.
 
 The curve is evaluated on the log scale as one expression without branches,
 
@@ -133,7 +134,7 @@ class Multiphasic(eqx.Module):
 
     The contraction rate is ``alpha = beta + delta``: alpha > beta holds for every patient by
     construction, which removes the label switching of (alpha, beta, fb) <-> (beta, alpha, 1 - fb)
-    (ck-models.md, Identifiability).
+    (the alpha/beta swap of [Stein2019]'s bi-exponential; docs/references.md, section 1.1).
     """
 
     individual_parameters: ClassVar[tuple[str, ...]] = ("cmax", "tmax", "rho", "beta", "delta", "fb")

@@ -19,9 +19,9 @@ The layout (``scenarios/doses.toml`` is the worked example)::
                    Tmax and AUC over [0, W] days, see `scenario_metrics`)
     [target]       metric = "cmax" | "tmax" | "auc0_<W>"; threshold (in the metric's unit);
                    direction = "above" | "below"
-    [exposure_response]   optional HOOK (carkin's E-R module does not exist yet): an assumed log-linear
-                   E-R on PFS, metric, log_hr_per_doubling, reference, breaks_months, hazard_per_month,
-                   landmarks_months
+    [exposure_response]   optional: an assumed log-linear E-R on PFS (e.g. the slope from `carkin.er`, or
+                   the virtual cohort's generating values), metric, log_hr_per_doubling, reference,
+                   breaks_months, hazard_per_month, landmarks_months, source
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class Target:
 
 @dataclasses.dataclass(frozen=True)
 class ExposureResponseHook:
-    """An assumed exposure-response relation on PFS (the hook until carkin's E-R module exists).
+    """An assumed exposure-response relation on PFS, applied to a scenario's simulated exposures.
 
     A patient with exposure ``x`` (the metric) has hazard ``h0(t) exp(log_hr_per_doubling log2(x / reference))``
     with a piecewise-constant baseline ``h0`` (per month, from infusion).

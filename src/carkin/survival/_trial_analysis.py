@@ -1,7 +1,7 @@
 """The KarMMa-3 primary analysis of progression-free survival, from a table with one row per randomized patient.
 
-The analysis follows the published design (shared docs ``karmma3.md``; Rodriguez-Otero et al., N Engl J
-Med 2023;388:1002-14): intention to treat, PFS compared by the log-rank test stratified by the three
+The analysis follows the published design (Rodriguez-Otero et al., N Engl J Med 2023;388:1002-14,
+doi:10.1056/NEJMoa2213614; ``[RodriguezOtero2023]`` in docs/references.md, section 3): intention to treat, PFS compared by the log-rank test stratified by the three
 randomization factors, the hazard ratio from a Cox model stratified by the same factors, medians by
 Kaplan-Meier with two-sided 95% intervals, and response (PR or better) compared by the
 Cochran-Mantel-Haenszel odds ratio.
@@ -15,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from .._karmma3 import ARMS, RESPONDERS, RESPONSE_CATEGORIES, STRATIFICATION_FACTORS
 from ..data import DataTable, says_simulated
-
 from ._cmh import CMHResult, ResponseRates, cmh_odds_ratio, response_rate
 from ._cox import CoxResult, cox_ph
 from ._followup import FollowUp, median_followup
@@ -35,7 +35,7 @@ __all__ = [
     "RESPONDERS",
 ]
 
-# The patients table (one row per randomized patient) and the KarMMa-3 design (karmma3.md, "Design").
+# The patients table (one row per randomized patient) and the KarMMa-3 design ([RodriguezOtero2023]; docs/references.md 3.2).
 ID, ARM, TIME, EVENT, RESPONSE, SIMULATED, INFUSED = (
     "ID",
     "ARM",
@@ -45,12 +45,8 @@ ID, ARM, TIME, EVENT, RESPONSE, SIMULATED, INFUSED = (
     "SIMULATED",
     "INFUSED",
 )
-# randomization strata: age >= 65; 3-4 prior regimens (vs 2); high-risk cytogenetics present
-STRATIFICATION_FACTORS = ("AGE_GE65", "PRIOR_REGIMENS_3_4", "HIGH_RISK_CYTO")
+# randomization strata, response categories and responders: carkin._karmma3 (the one place for KarMMa-3)
 PATIENT_COLUMNS = (ID, ARM, *STRATIFICATION_FACTORS, TIME, EVENT, RESPONSE)  # INFUSED, DOSE, SIMULATED optional
-# IMWG best overall response; "response" means partial response or better
-RESPONSE_CATEGORIES = ("sCR", "CR", "VGPR", "PR", "MR", "SD", "PD", "NE")
-RESPONDERS = ("sCR", "CR", "VGPR", "PR")
 _TREATED = "__first_arm__"  # indicator of arms[0] in the Cox model
 _RESPONDED = "__responder__"
 
@@ -159,7 +155,7 @@ class TrialAnalysis:
 def analyze_trial(
     patients_df: pd.DataFrame | DataTable,
     *,
-    arms: tuple[str, str] = ("ide-cel", "standard"),
+    arms: tuple[str, str] = ARMS,
     landmarks: Sequence[float] = (6, 12),
     alpha: float = 0.05,
     source: str | None = None,

@@ -1,7 +1,8 @@
 """The exposure-response hook of the trial simulator: per-patient log-hazard offsets from CK exposure.
 
-carkin's exposure-response module (a Bayesian PH model of PFS on exposure) is not written yet. Until it
-is, a trial can be driven by an *assumed* log-linear exposure-response: an experimental-arm patient with
+A trial can be driven by an *assumed* log-linear exposure-response (for instance a slope estimated with
+carkin's exposure-response module, `carkin.er` / ``carkin er``, or the generating value of the virtual
+KarMMa-3 cohort, as in ``scenarios/doses.toml``): an experimental-arm patient with
 exposure ``x`` (e.g. Cmax in copies/ug, drawn from the CK model, for instance the pooled posterior
 predictive exposures of a dose scenario, `carkin.simulate.simulate_scenario`) has hazard
 
