@@ -6,6 +6,23 @@ import numpy as np
 from carkin.data import Dataset
 
 
+def multiphasic_spec_as_at_9913582():
+    """models/multiphasic.toml with the two values it had at commit 9913582 (rho 0.89 /d, [simulation] lloq 10).
+
+    The "same numbers as before" tests pin numbers computed with the code of that commit: they guard that later
+    refactorings kept the engine's arithmetic, so they must not move when the shipped priors are re-sourced.
+    """
+    import json
+
+    from carkin.population import load_spec, spec_from_dict
+
+    spec = load_spec("multiphasic")
+    data = json.loads(spec.raw)
+    data["parameters"]["rho"]["typical"] = 0.89
+    data["simulation"]["lloq"] = 10.0
+    return spec_from_dict(data, source=spec.source)
+
+
 def piecewise_concentration(p, t):
     """The multiphasic curve by its two-branch definition (numpy), independent of carkin's expression."""
     t = np.asarray(t, float)

@@ -64,7 +64,8 @@ class TestSimulate:
         # a point-mass posterior: no parameter uncertainty in the typical curve
         np.testing.assert_allclose(d["profiles"]["typical"]["lower"], d["profiles"]["typical"]["upper"], rtol=1e-9)
         # observations censored at the LLOQ (the test fit records no data LLOQ: the model's [simulation] lloq)
-        assert s["lloq"]["value"] == 10.0 and "[simulation] lloq" in s["lloq"]["source"]
+        model_lloq = load_spec("multiphasic").simulation["lloq"]
+        assert s["lloq"]["value"] == model_lloq and "[simulation] lloq" in s["lloq"]["source"]
         blq = d["blq_fraction"]
         assert len(blq["pooled"]) == len(s["times_days"]) and all(0 <= v <= 1 for v in blq["pooled"])
         assert blq["lower"][0] <= blq["pooled"][0] <= blq["upper"][0]

@@ -7,8 +7,10 @@ import pytest
 
 from carkin.diagnostics import npde, vpc
 from carkin.diagnostics._simulation import design, simulate_records
-from carkin.population import load_spec
 from carkin.simulate import PopulationParameters, simulate_cohort, truth_from_spec
+
+from ..helpers import multiphasic_spec_as_at_9913582
+from .helpers import truth_fit
 
 # Values computed with the code of main at 9913582 (before the simulators shared carkin.population's
 # generative model), for the same keys.
@@ -21,7 +23,7 @@ NPDE_HEAD = [0.3853205629596293, 0.1256613769732702, 0.8416212761534521, 0.52440
 
 
 def test_replicates_are_censored_at_each_records_lloq_with_the_same_numbers_as_before():
-    spec = load_spec("multiphasic").replace(residual="combined")
+    spec = multiphasic_spec_as_at_9913582().replace(residual="combined")
     t = truth_from_spec(spec)
     truth = PopulationParameters(mu=t.mu, omega=t.omega, beta=t.beta, sigma=t.sigma, sigma_add=jnp.asarray(30.0))
     cohort = simulate_cohort(spec, key=jax.random.PRNGKey(4), n=6, truth=truth, lloq=20.0)
@@ -38,8 +40,10 @@ def test_replicates_are_censored_at_each_records_lloq_with_the_same_numbers_as_b
     np.testing.assert_array_equal(np.asarray(sims.log_dv), np.where(blq, np.log(20.0), log_value))
 
 
-def test_vpc_and_npde_give_the_same_numbers_as_before(truth_setup):
-    _, cohort, fit = truth_setup
+def test_vpc_and_npde_give_the_same_numbers_as_before():
+    spec = multiphasic_spec_as_at_9913582()  # the session's truth_setup, as it was at 9913582
+    cohort = simulate_cohort(spec, key=jax.random.PRNGKey(0), n=120)
+    fit = truth_fit(spec, cohort)
     result = vpc(fit, cohort.dataset, key=jax.random.PRNGKey(6), replicates=20)
     np.testing.assert_allclose(np.asarray(result.blq_median).ravel(), VPC_BLQ_MEDIAN, rtol=1e-12)
     sums = [np.nansum(result.simulated_median), np.nansum(result.simulated_lower), np.nansum(result.simulated_upper)]

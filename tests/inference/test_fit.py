@@ -142,11 +142,12 @@ def test_the_manifest_records_the_datas_lloq(quick_fit, cohort):
 
     from carkin.inference._run import _data_lloq
 
-    assert quick_fit.manifest["data"]["lloq"] == 10.0  # models/multiphasic.toml [simulation] lloq
+    spec_lloq = quick_fit.spec.simulation["lloq"]  # the cohort was simulated with models/multiphasic.toml's
+    assert quick_fit.manifest["data"]["lloq"] == spec_lloq
     lloq = np.asarray(cohort.dataset.lloq).copy()
     lloq[:5] = 20.0
     lloq[5:8] = np.nan  # quantified records given no LLOQ do not count
-    assert _data_lloq(eqx.tree_at(lambda d: d.lloq, cohort.dataset, jax.numpy.asarray(lloq))) == 10.0
+    assert _data_lloq(eqx.tree_at(lambda d: d.lloq, cohort.dataset, jax.numpy.asarray(lloq))) == spec_lloq
     assert _data_lloq(eqx.tree_at(lambda d: d.lloq, cohort.dataset, jax.numpy.full(lloq.shape, np.nan))) is None
 
 

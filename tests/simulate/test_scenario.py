@@ -18,7 +18,7 @@ from carkin.simulate import (
     truth_from_spec,
 )
 
-from ..helpers import piecewise_concentration
+from ..helpers import multiphasic_spec_as_at_9913582, piecewise_concentration
 
 SMALL = {
     "name": "test doses",
@@ -218,11 +218,12 @@ class TestObservationsAndLLOQ:
         from carkin.simulate import scenario_lloq
 
         fit = point_mass_fit(spec)
-        assert scenario_lloq(fit, scenario()) == (10.0, scenario_lloq(fit, scenario())[1])
-        assert "[simulation] lloq" in scenario_lloq(fit, scenario())[1]  # models/multiphasic.toml: 10
-        fit.manifest["data"]["lloq"] = 18.0
+        model_lloq = spec.simulation["lloq"]
+        assert scenario_lloq(fit, scenario()) == (model_lloq, scenario_lloq(fit, scenario())[1])
+        assert "[simulation] lloq" in scenario_lloq(fit, scenario())[1]
+        fit.manifest["data"]["lloq"] = model_lloq + 7.0
         value, source = scenario_lloq(fit, scenario())
-        assert value == 18.0 and "the fit's data" in source
+        assert value == model_lloq + 7.0 and "the fit's data" in source
         value, source = scenario_lloq(fit, scenario(sampling={**SMALL["sampling"], "lloq": 25.0}))
         assert value == 25.0 and "test.toml: sampling.lloq" in source
 
@@ -247,7 +248,8 @@ class TestObservationsAndLLOQ:
         hook = {"metric": "cmax", "log_hr_per_doubling": -0.2, "reference": 24000.0, "breaks_months": [0.0, 6.0],
                 "hazard_per_month": [0.05, 0.08], "landmarks_months": [6.0, 12.0]}
         sc = scenario(population={"n_patients": 40, "draws": 0}, exposure_response=hook)
-        result = simulate_scenario(point_mass_fit(spec, draws=3), sc, key=jax.random.PRNGKey(8))
+        result = simulate_scenario(point_mass_fit(multiphasic_spec_as_at_9913582(), draws=3), sc,
+                                   key=jax.random.PRNGKey(8))
         np.testing.assert_allclose(result.population[1, :, 0, 1:5], [
             [0.0029459189912724912, 9.297657217996335, 49.919690990894864, 1137.1201471476736],
             [19.747645118433514, 2529.5269225117218, 8436.816683350466, 11479.803055099008],
