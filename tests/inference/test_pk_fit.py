@@ -23,12 +23,14 @@ import math
 import warnings
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
 from carkin import SamplerSettings, fit, load_spec
 from carkin._resources import shipped_data_file
 from carkin.data import load_dataset
+from carkin.diagnostics import goodness_of_fit, vpc
 from carkin.errors import ConvergenceWarning
 from carkin.inference import population_draws
 
@@ -37,10 +39,13 @@ FM2 = REFERENCE["theophylline"]["fm2Theo.nlme"]
 NLME = {"ke": "lKe", "ka": "lKa", "cl": "lCl"}
 
 
+def _dataset():
+    return load_dataset(shipped_data_file("theophylline", "theophylline.csv"), spec=load_spec("theophylline"), verbose=False)
+
+
 def _fit(settings: SamplerSettings):
     spec = load_spec("theophylline")
-    dataset = load_dataset(shipped_data_file("theophylline", "theophylline.csv"), spec=spec, verbose=False)
-    result = fit(dataset, spec, seed=1, settings=settings)
+    result = fit(_dataset(), spec, seed=1, settings=settings)
     return result, population_draws(result.idata.posterior, spec)
 
 
@@ -88,6 +93,26 @@ def test_iiv_sds_are_within_40_percent_of_nlme_and_ke_is_small(short):
     for p in ("ka", "cl"):
         assert float(np.median(draws[f"omega_{p}"])) == pytest.approx(sd[NLME[p]], rel=0.4), p
     assert float(np.median(draws["omega_ke"])) < 0.15
+
+
+def test_diagnostics_work_on_the_data_scale_with_every_patients_dose(short):
+    """GOF, NPDE and the VPC of an additive-error PK fit: residuals DV - IPRED (DV is 0 before the dose), and
+    PRED equal to SSfol's closed form written out here, at the posterior median typical values."""
+    result, _ = short
+    dataset = _dataset()
+    gof = goodness_of_fit(result, dataset, key=jax.random.PRNGKey(0), replicates=100)
+    assert gof.linear and gof.dv.size == 132 and np.all(np.isfinite(gof.iwres)) and np.all(np.isfinite(gof.npde))
+    np.testing.assert_allclose(gof.ires, gof.dv - gof.ipred, rtol=0, atol=1e-12)
+    post = result.idata.posterior
+    ke, ka, cl = (float(np.exp(np.median(post["mu"].values[..., k]))) for k in range(3))  # spec order: ke, ka, cl
+    t = gof.times
+    dose = np.asarray(dataset.dose)[gof.patient]
+    ssfol = dose * ka * ke / (cl * (ka - ke)) * (np.exp(-ke * t) - np.exp(-ka * t))
+    np.testing.assert_allclose(gof.pred, ssfol, rtol=1e-10, atol=1e-12)
+    # the fit is good (nlme's IWRES have SD ~1 too): a loose sanity bound, not a calibration test
+    assert 0.6 < float(np.std(gof.iwres, ddof=1)) < 1.4
+    result_vpc = vpc(result, dataset, key=jax.random.PRNGKey(1), replicates=50)
+    assert result_vpc.linear and np.isfinite(result_vpc.observed[..., 1]).all()
 
 
 @pytest.mark.slow
