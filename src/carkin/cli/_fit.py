@@ -49,11 +49,9 @@ def fit_command(
     with user_errors():
         check_replaceable(out, FIT_FILES)  # refuse before sampling, not after
         spec = load_spec(model)
-        columns = sorted(set(spec.data_columns) - {"DOSE"})  # covariates and model inputs
-        dataset = load_dataset(
-            ck, covariates, covariate_columns=columns if covariates is not None else (columns or None),
-            allow_extra_ids=allow_extra_ids,
-        )
+        # the spec's data requirements: covariates, model inputs, co-medication columns, analytes (DV = 0 is
+        # accepted for a linear-scale error model)
+        dataset = load_dataset(ck, covariates, spec=spec, allow_extra_ids=allow_extra_ids)
         settings = SamplerSettings(
             chains=chains, warmup=warmup, samples=samples, target_accept=target_accept,
             max_tree_depth=max_tree_depth, steps=steps, progress_bar=progress, whitening=whitening,

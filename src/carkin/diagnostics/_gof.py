@@ -1,12 +1,13 @@
 """Goodness of fit: observed levels against population (PRED) and individual (IPRED) predictions.
 
-Definitions (all on the natural log of copies/ug):
+Definitions (on the natural log of copies/ug; for a linear-scale error model such as a PK model's additive
+error, IRES and IWRES are on DV's own scale: IRES = DV - IPRED, IWRES = IRES / the record's residual SD):
 
 - PRED: the typical patient with the record's covariates (random effects 0) at the posterior median of
   the population values ``mu`` and ``beta``;
 - IPRED: the posterior median, over draws, of the patient's own prediction (individual ``phi`` draws);
-- IRES = log DV - log IPRED (individual residual, log scale); IWRES = IRES / posterior median sigma
-  (proportional error; for the combined error model, divided by the record's total log-scale SD);
+- IRES = log DV - log IPRED (individual residual, log scale); IWRES = IRES / the record's residual SD at
+  the posterior medians of sigma, sigma_add (`carkin.population.residual_sd`);
 - NPDE: see `carkin.diagnostics.npde`.
 
 BLQ records carry the LLOQ as DV; their residuals are not defined and are reported as NaN (they are drawn
@@ -23,6 +24,7 @@ from jaxtyping import PRNGKeyArray
 
 from ..data import Dataset
 from ._npde import npde
+from ..population import residual_sd
 from ._simulation import design, log_prediction_draws, typical_phi
 
 __all__ = ["GoodnessOfFit", "goodness_of_fit"]
@@ -40,8 +42,11 @@ class GoodnessOfFit:
     dv : (records,) observed level, copies/ug (the LLOQ on BLQ records)
     blq : (records,) bool
     pred, ipred : (records,) population and individual predictions, copies/ug
-    ires, iwres : (records,) individual residuals on the log scale (NaN on BLQ records)
+    ires, iwres : (records,) individual residuals on the log scale, or on DV's own scale when ``linear``
+        (NaN on BLQ records)
     npde : (records,) normalised prediction discrepancies (see `npde`)
+    linear : bool, the error model is linear-scale (additive, proportional, ...): IRES = DV - IPRED,
+        IWRES = IRES / its residual SD
     """
 
     patient_ids: tuple[str, ...]
@@ -54,6 +59,7 @@ class GoodnessOfFit:
     ires: np.ndarray
     iwres: np.ndarray
     npde: np.ndarray
+    linear: bool = False
 
     def to_frame(self) -> pd.DataFrame:
         """One row per record: ID, TIME, DV, BLQ, PRED, IPRED, IRES, IWRES, NPDE."""
@@ -109,22 +115,21 @@ def goodness_of_fit(fit, dataset: Dataset, *, key: PRNGKeyArray, max_draws: int 
     take = np.unique(np.round(np.linspace(0, phi.shape[0] - 1, min(max_draws, phi.shape[0]))).astype(int))
     both = np.asarray(log_prediction_draws(spec, des.data, np.concatenate([np.asarray(typical_phi(fit, des.data))[None], phi[take]])))
     log_pred, log_ipred = both[0], np.median(both[1:], axis=0)
-    sigma = float(np.median(np.asarray(fit.idata.posterior["sigma"].values)))
-    if spec.residual == "combined":
-        sigma_add = float(np.median(np.asarray(fit.idata.posterior["sigma_add"].values)))
-        sd = np.sqrt(sigma**2 + (sigma_add * np.exp(-log_ipred)) ** 2)
-    else:
-        sd = sigma
-    ires = np.where(des.blq, np.nan, des.log_dv - log_ipred)
+    post = fit.idata.posterior
+    sigma, sigma_add = (float(np.median(np.asarray(post[n].values))) if n in post else None for n in ("sigma", "sigma_add"))
+    sd = np.asarray(residual_sd(spec.residual, log_ipred, sigma, sigma_add))
+    # residuals on the scale the error model works on: log DV for log-scale models, DV for linear ones
+    ires = np.where(des.blq, np.nan, des.dv - np.exp(log_ipred) if des.linear else des.log_dv - log_ipred)
     return GoodnessOfFit(
         patient_ids=tuple(dataset.patient_ids),
         patient=des.patient,
         times=des.times,
-        dv=np.exp(des.log_dv),
+        dv=des.dv,
         blq=des.blq,
         pred=np.exp(log_pred),
         ipred=np.exp(log_ipred),
         ires=ires,
         iwres=ires / sd,
         npde=npde(fit, dataset, key=key, replicates=replicates, design_=des),
+        linear=des.linear,
     )

@@ -53,8 +53,11 @@ def npde(fit, dataset: Dataset, *, key: PRNGKeyArray, replicates: int = 500, des
     des = design_ if design_ is not None else design(dataset, fit.spec)
     k_sim, k_blq = jax.random.split(key)
     sims = simulate_records(fit.spec, des.data, replicate_draws(fit, replicates), key=k_sim, log_lloq=des.log_lloq)
-    log_dv, blq = jnp.asarray(des.log_dv), jnp.asarray(des.blq)
-    below_obs = jnp.mean(sims.log_value < log_dv[None, :], axis=0)
+    blq = jnp.asarray(des.blq)
+    if des.linear:  # DV may be 0 or negative; simulated values too
+        below_obs = jnp.mean(sims.value < jnp.asarray(des.dv)[None, :], axis=0)
+    else:
+        below_obs = jnp.mean(sims.log_value < jnp.asarray(des.log_dv)[None, :], axis=0)
     below_lloq = jnp.mean(sims.blq, axis=0)
     u = jax.random.uniform(k_blq, below_obs.shape)
     pd_ = jnp.where(blq, u * below_lloq, below_obs)

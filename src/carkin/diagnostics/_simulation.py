@@ -18,6 +18,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from ..data import Dataset
 from ..population import (
+    LOG_SCALE_RESIDUALS,
     Observations,
     PopulationData,
     PopulationSpec,
@@ -47,6 +48,9 @@ class Design:
     log_dv : (records,) log of the observed level, copies/ug (log LLOQ on BLQ records)
     blq : (records,) bool, censored records
     log_lloq : (records,) log LLOQ, copies/ug (the observed DV on BLQ records when no LLOQ was given)
+    dv : (records,) the observed level itself (the LLOQ on BLQ records; may be 0 or negative under a
+        linear-scale error model, where log_dv is not finite)
+    linear : bool, the error model works on DV itself (additive, proportional, ...), not on log DV
     """
 
     data: PopulationData
@@ -55,6 +59,8 @@ class Design:
     log_dv: np.ndarray
     blq: np.ndarray
     log_lloq: np.ndarray
+    dv: np.ndarray
+    linear: bool
 
 
 def design(dataset: Dataset, spec: PopulationSpec) -> Design:
@@ -76,6 +82,8 @@ def design(dataset: Dataset, spec: PopulationSpec) -> Design:
         log_dv=np.asarray(rec.log_dv, dtype=float),
         blq=blq,
         log_lloq=log_lloq,
+        dv=np.where(blq, lloq, dv),
+        linear=spec.residual not in LOG_SCALE_RESIDUALS,
     )
 
 
@@ -86,13 +94,14 @@ def record_log_prediction(spec: PopulationSpec, data: PopulationData, phi: Float
     """
     rec = data.records
     model = spec.kinetic_model
-    if model.elementwise:
-        individual = natural_parameters(spec, phi[rec.patient])
-        individual.update({k: v[rec.patient] for k, v in data.inputs.items()})
-        return model.log_concentration(individual, rec.times)
     individual = natural_parameters(spec, phi)
     individual.update(data.inputs)
-    sol = model.solve(individual, data.padded_times)
+    # every patient's doses, as the likelihood gives them (a PK model, or several doses per patient)
+    context = {"doses": data.doses} if data.doses is not None else {}
+    if model.elementwise:
+        terms = model.patient_terms(individual, **context)
+        return model.log_concentration_from_terms(jax.tree_util.tree_map(lambda v: v[rec.patient], terms), rec.times)
+    sol = model.solve(individual, data.padded_times, **context)
     log_c = sol.log_concentration.reshape(-1)[data.record_slot]
     return jnp.where(sol.ok[rec.patient], log_c, jnp.nan)
 

@@ -14,7 +14,9 @@ Prediction correction (Bergstrand et al. 2011, AAPS J 13:143), on the log scale:
 
     pc log y_j = log y_j - log PRED_j + median_{k in (s, b)} log PRED_k
 
-applied identically to observed and simulated values (the log-scale analogue of y * PRED_bin / PRED).
+applied identically to observed and simulated values (the log-scale analogue of y * PRED_bin / PRED). Under a
+linear-scale error model (a PK model's additive error: DV may be 0) the VPC works on DV itself and the
+correction is y * PRED_bin / PRED.
 
 BLQ convention. A censored value (observed or simulated) enters the percentiles at its LLOQ (prediction
 corrected like any value). An observed percentile q is shown only where q exceeds the observed fraction
@@ -62,11 +64,15 @@ class VPCResult:
     simulated_median, simulated_lower, simulated_upper : (strata, bins, quantiles)
     blq_observed : (strata, bins) observed fraction below LLOQ
     blq_median, blq_lower, blq_upper : (strata, bins) simulated fraction below LLOQ, median and band
-    log_lloq : (strata, bins) median log LLOQ of each bin (prediction corrected like the data)
+    log_lloq : (strata, bins) median log LLOQ of each bin (prediction corrected like the data; the LLOQ
+        itself when ``linear``)
     points_time, points_value, points_blq, points_stratum : observed records (for scatter), flat
     prediction_corrected : bool
     stratify : str or None, the covariate
     replicates : int
+    linear : bool
+        A linear-scale error model (e.g. a PK model's additive error): values, LLOQs and the prediction
+        correction (y * PRED_bin / PRED) are on DV's own scale, not logs (``natural`` gives either).
     """
 
     strata: tuple[str, ...]
@@ -91,6 +97,11 @@ class VPCResult:
     prediction_corrected: bool
     stratify: str | None
     replicates: int
+    linear: bool = False
+
+    def natural(self, values: np.ndarray) -> np.ndarray:
+        """Values on DV's own scale (they are stored as logs unless ``linear``)."""
+        return np.asarray(values) if self.linear else np.exp(values)
 
     def inside(self) -> np.ndarray:
         """(strata, bins, quantiles) bool: observed percentile inside its band (False where hidden)."""
@@ -117,8 +128,9 @@ class VPCResult:
         return pd.DataFrame({
             "stratum": np.asarray(self.strata, dtype=object)[s], "bin": b, "time": self.time[s, b],
             "count": self.count[s, b], "quantile": np.asarray(self.quantiles)[q],
-            "observed": np.exp(self.observed[s, b, q]), "simulated_median": np.exp(self.simulated_median[s, b, q]),
-            "simulated_lower": np.exp(self.simulated_lower[s, b, q]), "simulated_upper": np.exp(self.simulated_upper[s, b, q]),
+            "observed": self.natural(self.observed[s, b, q]), "simulated_median": self.natural(self.simulated_median[s, b, q]),
+            "simulated_lower": self.natural(self.simulated_lower[s, b, q]),
+            "simulated_upper": self.natural(self.simulated_upper[s, b, q]),
             "blq_observed": self.blq_observed[s, b], "blq_simulated_median": self.blq_median[s, b],
         })
 
@@ -215,16 +227,24 @@ def vpc(
     n_groups = len(labels) * n_bins
 
     sims = simulate_records(spec, des.data, replicate_draws(fit, replicates), key=key, log_lloq=des.log_lloq)
-    sim_blq, sim_val = np.asarray(sims.blq), np.asarray(sims.log_dv)  # censored at the LLOQ, like the data
-    obs_val = np.where(des.blq, des.log_lloq, des.log_dv)
-    log_lloq = des.log_lloq.copy()
+    sim_blq = np.asarray(sims.blq)
+    if des.linear:  # values themselves: DV may be 0 or negative under a linear-scale error model
+        sim_val, obs_val, log_lloq = np.asarray(sims.dv), des.dv.copy(), np.exp(des.log_lloq)
+    else:  # censored at the LLOQ, like the data
+        sim_val, obs_val, log_lloq = np.asarray(sims.log_dv), np.where(des.blq, des.log_lloq, des.log_dv), des.log_lloq.copy()
     if prediction_corrected:
         log_pred = np.asarray(log_prediction_draws(spec, des.data, np.asarray(typical_phi(fit, des.data))[None]))[0]
         shift = np.zeros_like(log_pred)
         for g in np.unique(group):  # over bins x strata (a handful), not over patients or draws
             members = group == g
-            shift[members] = np.median(log_pred[members]) - log_pred[members]
-        sim_val, obs_val, log_lloq = sim_val + shift[None, :], obs_val + shift, log_lloq + shift
+            with np.errstate(invalid="ignore"):
+                shift[members] = np.median(log_pred[members]) - log_pred[members]
+        # a record predicted 0 (an oral dose's pre-dose sample: log PRED = -inf) cannot be corrected: left as is
+        shift = np.where(np.isfinite(shift), shift, 0.0)
+        if des.linear:  # y * PRED_bin / PRED
+            sim_val, obs_val, log_lloq = sim_val * np.exp(shift)[None, :], obs_val * np.exp(shift), log_lloq * np.exp(shift)
+        else:
+            sim_val, obs_val, log_lloq = sim_val + shift[None, :], obs_val + shift, log_lloq + shift
 
     nq = len(quantiles)
     shape = (n_groups,)
@@ -255,5 +275,5 @@ def vpc(
         simulated_lower=grid(out["lo"]), simulated_upper=grid(out["hi"]), blq_observed=grid(blq["obs"]),
         blq_median=grid(blq["med"]), blq_lower=grid(blq["lo"]), blq_upper=grid(blq["hi"]), log_lloq=grid(lloq_bin),
         points_time=des.times, points_value=obs_val, points_blq=des.blq, points_stratum=patient_stratum[des.patient],
-        prediction_corrected=prediction_corrected, stratify=stratify, replicates=replicates,
+        prediction_corrected=prediction_corrected, stratify=stratify, replicates=replicates, linear=des.linear,
     )

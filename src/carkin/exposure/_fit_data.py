@@ -24,7 +24,7 @@ def load_fit_dataset(fit_dir: str | Path, fit=None, *, ck: str | Path | None = N
     Returns
     -------
     carkin.data.Dataset
-        With the covariate columns the fit's spec uses.
+        Read with the fit's spec (`carkin.load_dataset(..., spec=fit.spec)`): its covariate and input columns.
 
     Raises
     ------
@@ -56,14 +56,9 @@ def load_fit_dataset(fit_dir: str | Path, fit=None, *, ck: str | Path | None = N
         cov_path = fit_dir / inputs["covariates"]
     else:
         cov_path = None
-    columns = sorted({c.column for c in fit.spec.covariates} - {"DOSE"})
-    dataset = load_dataset(
-        ck_path,
-        cov_path,
-        covariate_columns=columns if cov_path is not None else (columns or None),
-        allow_extra_ids=True,
-        verbose=False,
-    )
+    # read as the fit read them: the spec's covariates, inputs, co-medication columns and analytes (DV = 0 is
+    # accepted for a linear-scale error model)
+    dataset = load_dataset(ck_path, cov_path, spec=fit.spec, allow_extra_ids=True, verbose=False)
     recorded = (manifest.get("data") or {}).get("hash")
     files = [p for p in (ck_path, cov_path) if p is not None]
     if recorded and data_hash(files) != recorded:

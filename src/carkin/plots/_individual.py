@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..data import Dataset
+from ..data import Dataset, DoseEvents
 from ..models import log_concentration_grid
 from ..population import model_inputs
 
@@ -51,12 +51,23 @@ def plot_individual_fits(
     take = np.linspace(0, n_total - 1, min(max_draws, n_total)).astype(int)
     times = np.asarray(dataset.times)
     mask = np.asarray(dataset.obs_mask)
-    t_end = max(float(times[mask].max()) * 1.05, 30.0)
-    grid = np.concatenate([[0.0], np.geomspace(0.5, t_end, grid_points - 1)])
+    model = fit.spec.kinetic_model
+    pk = getattr(model, "dosed", False)  # a PK model: linear axes in the data's units, doses on the grid
+    if pk:
+        t_end = float(times[mask].max()) * 1.05
+        doses = dataset.dose_events
+        dose_times = np.asarray(doses.time)[chosen][np.asarray(doses.mask)[chosen]]
+        grid = np.unique(np.concatenate([np.linspace(0.0, t_end, grid_points), dose_times[dose_times <= t_end]]))
+    else:
+        t_end = max(float(times[mask].max()) * 1.05, 30.0)
+        grid = np.concatenate([[0.0], np.geomspace(0.5, t_end, grid_points - 1)])
     params = {k: jnp.asarray(v[take][:, chosen][..., None]) for k, v in flat.items()}  # (draws, sel, 1)
     # ODE models also take per-patient inputs from the data (e.g. baseline tumour burden): (1, sel, 1)
     params.update({k: jnp.asarray(v[chosen])[None, :, None] for k, v in model_inputs(dataset, fit.spec).items()})
-    curves = np.exp(np.asarray(log_concentration_grid(fit.spec.kinetic_model, params, jnp.asarray(grid)[None, None, :])))
+    if pk:  # each chosen patient's doses, (1, sel, 1, doses)
+        curves = np.asarray(model.concentration(params, jnp.asarray(grid)[None, None, :], _select_doses(doses, chosen)))
+    else:
+        curves = np.exp(np.asarray(log_concentration_grid(model, params, jnp.asarray(grid)[None, None, :])))
     lo, med, hi = np.quantile(curves, [0.05, 0.5, 0.95], axis=0)
 
     cols = min(4, len(chosen))
@@ -70,20 +81,29 @@ def plot_individual_fits(
         c = mask[i] & blq[i]
         ax.plot(times[i, q], dv[i, q], "o", ms=3.5, color="black", label="observed")
         ax.plot(times[i, c], dv[i, c], "v", ms=5, mfc="white", mec="tab:red", label="BLQ (at LLOQ)")
-        ax.set_yscale("log")
-        ax.set_xscale("symlog", linthresh=30)
+        if not pk:
+            ax.set_yscale("log")
+            ax.set_xscale("symlog", linthresh=30)
         ax.set_title(f"ID {ids[i]}", fontsize=9)
         ax.grid(alpha=0.3, lw=0.5)
     for ax in list(axes.flat)[len(chosen):]:
         ax.set_visible(False)
     for ax in axes[-1]:
-        ax.set_xlabel("days after infusion")
+        ax.set_xlabel("time after the first dose" if pk else "days after infusion")
     for ax in axes[:, 0]:
-        ax.set_ylabel("transgene, copies/ug")
-    axes.flat[0].legend(fontsize=6, loc="lower left")
+        ax.set_ylabel("concentration" if pk else "transgene, copies/ug")
+    axes.flat[0].legend(fontsize=6, loc="upper right" if pk else "lower left")
     title = f"Individual fits ({fit.spec.model}, {fit.method})"
     if simulated:
         title += " - SIMULATED data"
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def _select_doses(doses: DoseEvents, chosen: list[int]) -> DoseEvents:
+    """The chosen patients' doses, shaped (1, chosen, 1, doses) to broadcast against (draws, chosen, grid)."""
+    index = np.asarray(chosen)
+    pick = lambda x: jnp.asarray(x)[index][None, :, None, :]  # noqa: E731
+    return DoseEvents(time=pick(doses.time), amount=pick(doses.amount), duration=pick(doses.duration),
+                      cmt=pick(doses.cmt), mask=pick(doses.mask))

@@ -32,6 +32,7 @@ from ._model import (
 )
 from ._sharding import shard_records as shard_records
 from ._spec import (
+    LOG_SCALE_RESIDUALS as LOG_SCALE_RESIDUALS,
     RESIDUAL_MODELS as RESIDUAL_MODELS,
     AnalyteSpec as AnalyteSpec,
     Comedication as Comedication,
