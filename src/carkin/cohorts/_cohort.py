@@ -10,7 +10,13 @@ import numpy as np
 import pandas as pd
 
 from .._atomic import atomic_directory
-from .._karmma3 import ANALYTE_DVID, ARMS, RESPONSE_CATEGORIES, STRATIFICATION_FACTORS, TUMOR_BURDEN
+from .._karmma3 import (
+    ANALYTE_DVID,
+    ARMS,
+    RESPONSE_CATEGORIES,
+    STRATIFICATION_FACTORS,
+    TUMOR_BURDEN,
+)
 from ..population import censor
 from ._config import KarMMa3Config, load_karmma3_config
 from ._marker import marker_schedule_days, simulate_marker

@@ -50,7 +50,7 @@ _NE_INDEX = RESPONSE_CATEGORIES.index(NOT_EVALUABLE)
 def marker_schedule_days(cfg: KarMMa3Config) -> tuple[float, ...]:
     """Nominal M-protein sampling days after infusion: 0 (baseline), then every ``interval_months`` as whole days."""
     m, dpm = cfg.marker, cfg.trial.days_per_month
-    months = int(math.floor(m.last_month / m.interval_months + 1e-9))
+    months = math.floor(m.last_month / m.interval_months + 1e-9)
     return (0.0, *(float(round(k * m.interval_months * dpm)) for k in range(1, months + 1)))
 
 
