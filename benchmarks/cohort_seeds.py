@@ -93,6 +93,16 @@ LABELS = {
     "auc28_ratio_nca": "AUC0-28 ratio R/NR, NCA",
     "blq_fraction": "BLQ fraction of CK samples",
     "n_ck_evaluable": "infused with >= 1 quantified sample (of 225)",
+    "crs_any": "CRS any grade (of the infused)",
+    "crs_grade3": "CRS grade >= 3 (of the infused)",
+    "tocilizumab": "tocilizumab given (of the infused)",
+    "corticosteroids": "corticosteroids given (of the infused)",
+    "nt_any": "neurotoxicity any grade (of the infused)",
+    "nt_grade3": "neurotoxicity grade >= 3 (of the infused)",
+    "crs_onset_median": "median CRS onset (days)",
+    "crs_duration_median": "median CRS duration (days)",
+    "nt_onset_median": "median neurotoxicity onset (days)",
+    "nt_duration_median": "median neurotoxicity duration (days)",
 }
 
 

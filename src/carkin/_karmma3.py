@@ -25,11 +25,13 @@ from __future__ import annotations
 from typing import NamedTuple
 
 __all__ = [
+    "ANALYTE_DVID",
     "ARMS",
     "ASSESSED_RESPONSES",
     "COMPLETE_OR_BETTER",
     "DAYS_PER_MONTH",
     "ER_ADJUSTMENT",
+    "EVENT_TIME_COLUMNS",
     "HIGH_BURDEN_PERCENT",
     "N_CK_EVALUABLE",
     "N_INFUSED",
@@ -98,10 +100,12 @@ class PublishedFigure(NamedTuple):
 
 
 #: Published figures a virtual KarMMa-3 realisation is calibrated to and compared with (proportions as
-#: fractions, times in months, Tmax in days, dose in 10^6 CAR+ T cells). Sources by key, full citations in
-#: docs/references.md ([RodriguezOtero2023] KarMMa-3 NEJM 2023, doi:10.1056/NEJMoa2213614, IA2;
-#: [TCT2024] doi:10.1016/j.jtct.2023.10.022; [USPI] Abecma label 12.3 (KarMMa); [Munshi2021] KarMMa
-#: NEJM 2021, doi:10.1056/NEJMoa2024850).
+#: fractions, times in months, Tmax, onsets and durations in days, dose in 10^6 CAR+ T cells). Sources by
+#: key, full citations in docs/references.md ([RodriguezOtero2023] KarMMa-3 NEJM 2023,
+#: doi:10.1056/NEJMoa2213614, IA2; [TCT2024] doi:10.1016/j.jtct.2023.10.022; [USPI] Abecma label 12.3
+#: (KarMMa); [Munshi2021] KarMMa NEJM 2021, doi:10.1056/NEJMoa2024850; [AbecmaHCP] the Abecma prescriber
+#: site's safety pages, KarMMa figures). The KarMMa-3 safety rates are the figures issue #20 quotes from
+#: the paper; the paper's safety section was not re-read in this revision (docs/references.md, 3.3).
 PUBLISHED: dict[str, PublishedFigure] = {
     "median_pfs_ide_cel": PublishedFigure(13.3, "[RodriguezOtero2023]: 13.3 (11.8-16.1) months", (11.8, 16.1)),
     "median_pfs_standard": PublishedFigure(4.4, "[RodriguezOtero2023]: 4.4 (3.4-5.9) months", (3.4, 5.9)),
@@ -126,4 +130,24 @@ PUBLISHED: dict[str, PublishedFigure] = {
     "auc28_ratio_model": PublishedFigure(5.5, "[USPI] 12.3: ~5.5 (KarMMa, 93 vs 32)"),
     "persistence_6m": PublishedFigure(0.59, "[Munshi2021]: ~59% (recalled, not verified; soft)"),
     "persistence_12m": PublishedFigure(0.36, "[Munshi2021]: ~36% (recalled, not verified; soft)"),
+    # Safety of the infused (fractions of the 225 infused; onset and duration in days after infusion).
+    "crs_any": PublishedFigure(0.88, "[RodriguezOtero2023]: CRS in 88% of the infused (issue #20; not re-read)"),
+    "crs_grade3": PublishedFigure(0.05, "[RodriguezOtero2023]: grade >= 3 CRS in 5% (issue #20; not re-read)"),
+    "tocilizumab": PublishedFigure(0.72, "[RodriguezOtero2023]: tocilizumab in 72% of the infused (issue #20; not re-read)"),
+    "corticosteroids": PublishedFigure(0.28, "[RodriguezOtero2023]: corticosteroids in 28% of the infused (issue #20; not re-read)"),
+    "nt_any": PublishedFigure(0.15, "[RodriguezOtero2023]: investigator-identified neurotoxicity 15% (issue #20; not re-read)"),
+    "nt_grade3": PublishedFigure(0.03, "[RodriguezOtero2023]: grade >= 3 neurotoxicity 3% (issue #20; not re-read)"),
+    # Onsets and durations: KarMMa (N = 127, the 150-450 x10^6 dose range), the figures found for this revision.
+    "crs_onset_median": PublishedFigure(1.0, "[AbecmaHCP]: median 1 day (range 1-23), KarMMa; KarMMa-3 day 1 (issue #20)"),
+    "crs_duration_median": PublishedFigure(7.0, "[AbecmaHCP]: median 7 days (range 1-63), KarMMa"),
+    "nt_onset_median": PublishedFigure(2.0, "[AbecmaHCP]: median 2 days (range 1-42), KarMMa"),
+    "nt_duration_median": PublishedFigure(5.0, "[AbecmaHCP]: median 5 days (range 1-61) in 33 of 36 resolved, KarMMa"),
 }
+
+#: Analyte codes (DVID) of the virtual cohort's records: the transgene in ``ck.csv`` (which has no DVID column:
+#: one analyte) and serum M-protein in ``markers.csv``; a two-analyte data set joins both with these codes.
+ANALYTE_DVID: dict[str, int] = {"transgene": 1, "m_protein": 2}
+
+#: Safety columns of the patients table that hold event times (days after infusion; ``.`` = never), for
+#: `carkin.data.DataRequirements.event_times`.
+EVENT_TIME_COLUMNS: tuple[str, ...] = ("TOCI_DAY", "STEROID_DAY")

@@ -50,6 +50,16 @@ PATIENT_COLUMNS = [
     "BEST_RESPONSE",
     "ENTRY_MONTHS",
     "INFUSION_DAY",
+    "CRS",
+    "CRS_GRADE",
+    "CRS_ONSET_DAY",
+    "CRS_DURATION_DAYS",
+    "TOCI_DAY",
+    "STEROID_DAY",
+    "NT",
+    "NT_GRADE",
+    "NT_ONSET_DAY",
+    "NT_DURATION_DAYS",
     "SIMULATED",
 ]
 
@@ -80,7 +90,7 @@ class TestReproducibility:
     def test_the_same_key_writes_byte_identical_files(self, cohort, config, tmp_path):
         again = simulate_karmma3(jax.random.key(7), config, seed=7)
         a, b = cohort.write(tmp_path / "a"), again.write(tmp_path / "b")
-        for name in ("patients.csv", "ck.csv", "README.md"):
+        for name in ("patients.csv", "ck.csv", "markers.csv", "README.md"):
             assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
     def test_a_different_key_gives_a_different_trial(self, cohort, config):
@@ -105,6 +115,7 @@ class TestReproducibility:
         for name, path in (
             ("patients.csv", shipped["patients"]),
             ("ck.csv", shipped["ck"]),
+            ("markers.csv", shipped["markers"]),
             ("README.md", shipped["readme"]),
         ):
             assert (out / name).read_bytes() == path.read_bytes(), (
@@ -151,8 +162,8 @@ class TestCounts:
 
 class TestFiles:
     def test_every_file_says_simulated(self, shipped):
-        for name in ("patients", "ck"):
-            first = shipped[name].read_text(encoding="utf-8").splitlines()[0]
+        for path in (shipped["patients"], shipped["ck"], shipped["markers"]):
+            first = path.read_text(encoding="utf-8").splitlines()[0]
             assert SIMULATED_LINE.match(first), first
         assert (_read(shipped["patients"])["SIMULATED"] == 1).all()
         title = shipped["readme"].read_text(encoding="utf-8").splitlines()[0]
@@ -399,6 +410,16 @@ class TestCalibrationOverSeeds:
         "tmax_median_model",
         "cmax_ratio_model",
         "auc28_ratio_model",
+        "crs_any",
+        "crs_grade3",
+        "tocilizumab",
+        "corticosteroids",
+        "nt_any",
+        "nt_grade3",
+        "crs_onset_median",
+        "crs_duration_median",
+        "nt_onset_median",
+        "nt_duration_median",
     )
 
     def test_published_figures_lie_inside_the_central_95_percent_of_the_simulated_ones(self, config):

@@ -22,7 +22,7 @@ app.add_typer(cohort_app, name="cohort")
 def karmma3_command(
     seed: int = typer.Option(..., "--seed", help="Integer seed (jax.random.key(seed)); the starting seed with "
                              "--first-passing."),
-    out: Path = typer.Option(..., "--out", help="Output folder: patients.csv, ck.csv, README.md (replaced atomically)."),
+    out: Path = typer.Option(..., "--out", help="Output folder: patients.csv, ck.csv, markers.csv, README.md (replaced atomically)."),
     config: Path | None = typer.Option(None, "--config", help=f"Assumptions TOML (default {default_config_path()})."),
     first_passing: bool = typer.Option(
         False, "--first-passing", help="Search from --seed upward for the first seed whose realisation meets the "

@@ -12,7 +12,11 @@ assumptions, each against the published figure(s) it is named after in the TOML 
 5. the latent-factor loadings on log Cmax and log delta (responder / non-responder Cmax and AUC0-28
    ratios), the residual log-Cmax variance following so that the total stays fixed;
 6. the assay LLOQ and the persistence rate (persistence at 6 / 12 months);
-7. the accrual shape (median follow-up).
+7. the accrual shape (median follow-up);
+8. the safety model (`calibrate_safety`): CRS and neurotoxicity cut points, tocilizumab and corticosteroid
+   probabilities (rates among the infused). It depends on steps 1-7 only through Cmax and burden, and
+   nothing else depends on it; ``python -c "from carkin.cohorts._calibrate import safety_only; safety_only()"``
+   reruns it alone on the shipped config.
 
 Steps 2-5 interact (response depends on early events, hazards on the exposure model), so they are
 repeated. Run ``python -m carkin.cohorts._calibrate`` and copy the printed values into the TOML; then
@@ -30,9 +34,8 @@ import pandas as pd
 from scipy import optimize, stats
 
 from .._karmma3 import PUBLISHED
-from ._cohort import _tables
+from ._cohort import _tables, simulate_all
 from ._config import RESPONSE_CATEGORIES, KarMMa3Config, load_karmma3_config
-from ._simulate import simulate_arrays
 from ._summary import summarize_karmma3
 
 #: ITT shares of best response used as calibration targets. ORR (sum of sCR..PR) and CR-or-better
@@ -41,14 +44,20 @@ RESPONSE_TARGETS = {
     "ide_cel": {"sCR": 0.30, "CR": 0.09, "VGPR": 0.21, "PR": 0.11, "MR": 0.03, "SD": 0.06},
     "standard": {"sCR": 0.01, "CR": 0.04, "VGPR": 0.14, "PR": 0.23, "MR": 0.09, "SD": 0.28},
 }
+#: Cumulative grade shares P(grade >= 1..4) of the infused. Any grade and grade >= 3 are published
+#: ([RodriguezOtero2023]: CRS 88% / 5%, neurotoxicity 15% / 3%); grade >= 2 and grade 4 are assumed (CRS:
+#: KarMMa's grade 1 : grade 2 split of 46 : 30 [AbecmaHCP] applied to the 83% with grade 1-2).
+SAFETY_TARGETS = {
+    "crs": (PUBLISHED["crs_any"].value, 0.378, PUBLISHED["crs_grade3"].value, 0.01),
+    "nt": (PUBLISHED["nt_any"].value, 0.07, PUBLISHED["nt_grade3"].value, 0.005),
+}
 TOTAL_LOG_CMAX_VARIANCE = 1.7  # assumed: ~3 logs of spread in expansion ([Kirouac2023], [Stein2019])
 
 
 def _run(cfg: KarMMa3Config, key) -> dict:
-    with jax.enable_x64(True):
-        arrays = {k: np.asarray(v) for k, v in simulate_arrays.__wrapped__(key, cfg).items()}
-    patients, ck, truth = _tables(arrays, cfg)
-    return {"arrays": arrays, "patients": patients, "ck": ck, "truth": truth}
+    arrays = simulate_all(key, cfg, jit=False)
+    patients, ck, markers, truth = _tables(arrays, cfg)
+    return {"arrays": arrays, "patients": patients, "ck": ck, "markers": markers, "truth": truth}
 
 
 def _km_at(time: np.ndarray, event: np.ndarray, points) -> np.ndarray:
@@ -215,6 +224,63 @@ def calibrate_accrual(cfg: KarMMa3Config, key) -> KarMMa3Config:
     return cfg.replace("trial", accrual_shape=round(optimize.brentq(gap, 0.5, 1.5, xtol=1e-3), 3))
 
 
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _grade_probabilities(eta: np.ndarray, thresholds) -> np.ndarray:
+    """P(grade = g), g = 0..4, of the proportional-odds model, shape (patients, 5)."""
+    at_least = np.concatenate([np.ones((eta.size, 1)), _sigmoid(eta[:, None] - np.asarray(thresholds)[None, :]),
+                               np.zeros((eta.size, 1))], axis=1)
+    return at_least[:, :-1] - at_least[:, 1:]
+
+
+def calibrate_safety(cfg: KarMMa3Config, key) -> KarMMa3Config:
+    """Step 8: the CRS and neurotoxicity cut points, then the grade-1 tocilizumab and grade-2 corticosteroid
+    probabilities, as expected values over the infused of one large population (no further Monte Carlo):
+    P(CRS grade >= k) = 88%, 37.8%, 5%, 1%; P(NT grade >= k) = 15%, 7%, 3%, 0.5% (the published any-grade
+    and grade >= 3 rates [RodriguezOtero2023], the rest assumed, `SAFETY_TARGETS`); tocilizumab 72% and
+    corticosteroids 28% of the infused. The cut-off hides the events of the few patients infused in its last
+    days (about 1% of the infused), which the expected values ignore."""
+    a = _run(cfg, key)["arrays"]
+    infused = a["infused"].astype(bool)
+    log2_cmax = np.log2(a["cmax"][infused] / cfg.ck.cmax_typical)
+    x_burden = (a["burden_percent"][infused] - cfg.tumor_burden.reference_percent) / cfg.tumor_burden.per_percent
+    crs, nt = cfg.crs, cfg.neurotoxicity
+    eta = crs.log_or_per_doubling_cmax * log2_cmax + crs.log_or_burden * x_burden
+
+    def cut_points(eta_of_grade, weights, targets):
+        """Each cut point so that the mean P(grade >= k) (weighted over the CRS grades) matches."""
+        out = []
+        for target in targets:
+            def gap(theta, target=target):
+                return float(np.mean(np.sum(weights * _sigmoid(eta_of_grade - theta), axis=1))) - target
+            out.append(round(optimize.brentq(gap, -20.0, 20.0, xtol=1e-6), 3))
+        return tuple(out)
+
+    crs_thresholds = cut_points(eta[:, None], np.ones((eta.size, 1)), SAFETY_TARGETS["crs"])
+    p_crs = _grade_probabilities(eta, crs_thresholds)  # (patients, 5)
+    grades = np.arange(5)[None, :]
+    eta_nt = nt.log_or_per_doubling_cmax * log2_cmax[:, None] + nt.log_or_per_crs_grade * grades
+    nt_thresholds = cut_points(eta_nt, p_crs, SAFETY_TARGETS["nt"])
+    p_nt_any = _sigmoid(eta_nt - nt_thresholds[0])  # (patients, 5): P(NT | CRS grade)
+
+    share = p_crs.mean(axis=0)  # P(CRS grade = g), g = 0..4
+    toci = list(cfg.tocilizumab.p_by_crs_grade)
+    toci[0] = (PUBLISHED["tocilizumab"].value - float(np.dot(share[2:], toci[1:]))) / share[1]
+    cs = cfg.corticosteroids
+
+    def steroid_gap(p2):
+        p = np.asarray([0.0, cs.p_by_crs_grade[0], p2, *cs.p_by_crs_grade[2:]])[None, :]
+        given = 1.0 - (1.0 - p) * (1.0 - p_nt_any * cs.p_neurotoxicity)
+        return float(np.mean(np.sum(p_crs * given, axis=1))) - PUBLISHED["corticosteroids"].value
+
+    p2 = optimize.brentq(steroid_gap, 0.0, 1.0, xtol=1e-6)
+    cfg = cfg.replace("crs", thresholds=crs_thresholds).replace("neurotoxicity", thresholds=nt_thresholds)
+    cfg = cfg.replace("tocilizumab", p_by_crs_grade=(round(float(toci[0]), 3), *toci[1:]))
+    return cfg.replace("corticosteroids", p_by_crs_grade=(cs.p_by_crs_grade[0], round(p2, 3), *cs.p_by_crs_grade[2:]))
+
+
 def report(cfg: KarMMa3Config, key, scale: int) -> dict[str, float]:
     r = _run(cfg, key)
     s = summarize_karmma3(r["patients"], r["ck"], r["truth"], lloq=cfg.ck.lloq)
@@ -258,7 +324,17 @@ def main(scale: int = 40, rounds: int = 2, seed: int = 12345) -> KarMMa3Config:
             "tmax_median_model",
         ):
             print(f"  {k:24s} {s[k]:.4g}")
-    for section in ("trial", "tumor_burden", "infusion", "ck", "pfs_standard", "pfs_ide_cel_infused", "response"):
+    cfg = calibrate_safety(cfg, key)
+    for section in ("trial", "tumor_burden", "infusion", "ck", "pfs_standard", "pfs_ide_cel_infused", "response",
+                    "crs", "neurotoxicity", "tocilizumab", "corticosteroids"):
+        print(section, dataclasses.asdict(getattr(cfg, section)))
+    return cfg
+
+
+def safety_only(scale: int = 40, seed: int = 12345) -> KarMMa3Config:
+    """Step 8 alone on the shipped config (the trial's assumptions unchanged); print the tuned sections."""
+    cfg = calibrate_safety(_scaled(load_karmma3_config(), scale), jax.random.key(seed))
+    for section in ("crs", "neurotoxicity", "tocilizumab", "corticosteroids"):
         print(section, dataclasses.asdict(getattr(cfg, section)))
     return cfg
 

@@ -10,16 +10,38 @@ import numpy as np
 import pandas as pd
 
 from .._atomic import atomic_directory
-from .._karmma3 import ARMS, RESPONSE_CATEGORIES, STRATIFICATION_FACTORS, TUMOR_BURDEN
+from .._karmma3 import (
+    ANALYTE_DVID,
+    ARMS,
+    RESPONSE_CATEGORIES,
+    STRATIFICATION_FACTORS,
+    TUMOR_BURDEN,
+)
 from ..population import censor
 from ._config import KarMMa3Config, load_karmma3_config
+from ._marker import marker_schedule_days, simulate_marker
+from ._safety import simulate_safety
 from ._simulate import schedule_days, simulate_arrays
 from ._summary import calibration_table, summarize_karmma3
 
 __all__ = ["FILES", "KarMMa3Cohort", "simulate_karmma3"]
 
 #: The files a realisation writes, in writing order.
-FILES = ("patients.csv", "ck.csv", "README.md")
+FILES = ("patients.csv", "ck.csv", "markers.csv", "README.md")
+#: Safety columns of patients.csv (infused patients; `.` where not infused, none, or not recorded by the cut-off),
+#: each with its source array of `carkin.cohorts._safety.simulate_safety`.
+SAFETY_COLUMNS = {
+    "CRS": None,  # 0/1, from CRS_GRADE
+    "CRS_GRADE": "crs_grade",
+    "CRS_ONSET_DAY": "crs_onset_day",
+    "CRS_DURATION_DAYS": "crs_duration_days",
+    "TOCI_DAY": "toci_day",
+    "STEROID_DAY": "steroid_day",
+    "NT": None,  # 0/1, from NT_GRADE
+    "NT_GRADE": "nt_grade",
+    "NT_ONSET_DAY": "nt_onset_day",
+    "NT_DURATION_DAYS": "nt_duration_days",
+}
 PATIENT_COLUMNS = [
     "ID",
     "ARM",
@@ -32,9 +54,11 @@ PATIENT_COLUMNS = [
     "BEST_RESPONSE",
     "ENTRY_MONTHS",
     "INFUSION_DAY",
+    *SAFETY_COLUMNS,
     "SIMULATED",
 ]
 CK_COLUMNS = ["ID", "TIME", "DV", "EVID", "AMT", "MDV", "BLQ", "LLOQ"]
+MARKER_COLUMNS = ["ID", "TIME", "DV", "EVID", "MDV", "DVID", "BLQ", "LLOQ"]
 _CSV = {"index": False, "na_rep": ".", "float_format": "%.6g", "lineterminator": "\n"}
 
 
@@ -49,10 +73,16 @@ class KarMMa3Cohort:
     ck : DataFrame
         CK records of the infused patients in the carkin CK format (``ID, TIME, DV, EVID, AMT, MDV, BLQ,
         LLOQ``; TIME in days from infusion, DV in copies/ug gDNA, AMT in 10^6 CAR+ T cells; NaN = missing).
+    markers : DataFrame
+        Serum M-protein records of the infused patients (``ID, TIME, DV, EVID, MDV, DVID, BLQ, LLOQ``; TIME
+        in days from infusion, DV in g/dL, DVID = 2): observations only, to be joined with ``ck`` for a
+        two-analyte fit (`two_analyte_records`).
     truth : DataFrame
         The generator's hidden per-patient values, never written to the data files: latent factor,
         frailty, log-hazard predictor, noiseless CK parameters (CMAX, TMAX, RHO, ALPHA, BETA, DELTA, FB),
-        exact AUC0_28 and levels at 6 / 12 months (CONC_M6, CONC_M12); NaN where not infused.
+        exact AUC0_28 and levels at 6 / 12 months (CONC_M6, CONC_M12), the CRS and neurotoxicity linear
+        predictors (CRS_ETA, NT_ETA) and the M-protein curve (M0, M_K, M_NADIR_FRACTION, M_INCREASE); NaN
+        where not infused.
     config : KarMMa3Config
         The assumptions used.
     seed : int or None
@@ -63,6 +93,7 @@ class KarMMa3Cohort:
 
     patients: pd.DataFrame
     ck: pd.DataFrame
+    markers: pd.DataFrame
     truth: pd.DataFrame
     config: KarMMa3Config
     seed: int | None
@@ -82,8 +113,18 @@ class KarMMa3Cohort:
         """Published figure vs this realisation (:func:`carkin.cohorts.calibration_table`)."""
         return calibration_table(self.summary())
 
+    def two_analyte_records(self) -> pd.DataFrame:
+        """The transgene records (``ck``, DVID 1) and the M-protein records (``markers``, DVID 2) in one table.
+
+        Sorted by patient (randomisation order), TIME, doses first; columns ``ID, TIME, DV, EVID, AMT, MDV,
+        DVID, BLQ, LLOQ`` (AMT and DVID NaN where they do not apply: DVID is NaN on the dose rows). Write it
+        with ``carkin.data.write_table`` (or ``to_csv(..., na_rep=".")``) and load it with a model that
+        declares both analytes (``[analytes.<name>]`` with ``dvid = 1`` and ``dvid = 2``).
+        """
+        return join_records(self.ck, self.markers)
+
     def write(self, out_dir: str | Path) -> Path:
-        """Write ``patients.csv``, ``ck.csv`` and ``README.md`` into ``out_dir``, atomically.
+        """Write ``patients.csv``, ``ck.csv``, ``markers.csv`` and ``README.md`` into ``out_dir``, atomically.
 
         The files are written into a temporary sibling folder which then replaces ``out_dir`` by rename
         (``carkin._atomic.atomic_directory``), so a reader sees either the old realisation or the new one,
@@ -96,14 +137,14 @@ class KarMMa3Cohort:
         Raises
         ------
         FileExistsError
-            If ``out_dir`` exists and is not a folder, or holds files other than the three above
+            If ``out_dir`` exists and is not a folder, or holds files other than the four above
             (nothing is deleted that this method did not write).
         """
         from ._readme import render_readme
 
         out = Path(out_dir)
         with atomic_directory(out, owned=FILES) as tmp:
-            for name, table in (("patients.csv", self.patients), ("ck.csv", self.ck)):
+            for name, table in (("patients.csv", self.patients), ("ck.csv", self.ck), ("markers.csv", self.markers)):
                 with open(tmp / name, "w", encoding="utf-8", newline="") as fh:
                     fh.write(self.header + "\n")
                     table.to_csv(fh, **_CSV)
@@ -174,12 +215,55 @@ def simulate_karmma3(key: jax.Array, config: KarMMa3Config | None = None, *, see
                 f"seed={seed} does not match key (key data {data.tolist()}); pass the key made "
                 f"by jax.random.key({seed}) or drop the seed label"
             )
-    with jax.enable_x64(True):
-        arrays = {k: np.asarray(v) for k, v in simulate_arrays(typed, cfg).items()}
-    patients, ck, truth = _tables(arrays, cfg)
+    arrays = simulate_all(typed, cfg)
+    patients, ck, markers, truth = _tables(arrays, cfg)
     return KarMMa3Cohort(
-        patients=patients, ck=ck, truth=truth, config=cfg, seed=seed, key_data=tuple(int(v) for v in data)
+        patients=patients, ck=ck, markers=markers, truth=truth, config=cfg, seed=seed,
+        key_data=tuple(int(v) for v in data),
     )
+
+
+def _written_times(a: dict[str, np.ndarray], cfg: KarMMa3Config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(written PFS months, written entry months, days from infusion to the end of PFS follow-up): the values
+    the files hold, from which every sampling window is computed so that the files agree to the last digit.
+    Durations are kept >= 0.0001 months so that rounding never writes a zero follow-up."""
+    pfs = np.maximum(np.round(a["pfs_months"], 4), 1e-4)
+    entry = np.round(a["entry_months"], 4)
+    follow_days = pfs * cfg.trial.days_per_month - np.where(a["infused"], a["infusion_day"], 0.0)
+    return pfs, entry, follow_days
+
+
+def simulate_all(key: jax.Array, cfg: KarMMa3Config, *, jit: bool = True) -> dict[str, np.ndarray]:
+    """Every array of one realisation: the trial (`simulate_arrays`), then safety and the M-protein marker
+    (`simulate_safety`, `simulate_marker`, prefixed ``safety_`` and ``marker_``), drawn in float64 from
+    their own streams of ``key`` after the trial, so that the trial's arrays do not depend on them.
+    ``jit=False`` runs the functions unjitted (the calibration, which changes the static config each call)."""
+    def plain(f):
+        return f if jit else f.__wrapped__
+
+    dpm = cfg.trial.days_per_month
+    with jax.enable_x64(True):
+        a = {k: np.asarray(v) for k, v in plain(simulate_arrays)(key, cfg).items()}
+        _, entry, follow_days = _written_times(a, cfg)
+        infused = a["infused"].astype(bool)
+        window = np.floor(cfg.trial.cutoff_months * dpm - entry * dpm - np.where(infused, a["infusion_day"], 0.0))
+        safety = plain(simulate_safety)(key, cfg, a["cmax"], a["burden_percent"], infused, window)
+        marker = plain(simulate_marker)(key, cfg, a["burden_percent"], a["response_index"], follow_days,
+                                        a["pfs_event"].astype(bool))
+        a |= {f"safety_{k}": np.asarray(v) for k, v in safety.items()}
+        a |= {f"marker_{k}": np.asarray(v) for k, v in marker.items()}
+    return a
+
+
+def join_records(ck: pd.DataFrame, markers: pd.DataFrame) -> pd.DataFrame:
+    """Transgene records (DVID 1 on observations) and marker records in one NONMEM-style table (see
+    `KarMMa3Cohort.two_analyte_records`)."""
+    order = {pid: i for i, pid in enumerate(dict.fromkeys(ck["ID"]))}
+    transgene = ck.assign(DVID=np.where(ck["EVID"] == 0, float(ANALYTE_DVID["transgene"]), np.nan))
+    both = pd.concat([transgene, markers.assign(AMT=np.nan)], ignore_index=True)
+    rank = both["ID"].map(order).to_numpy()
+    keys = (both["DVID"].fillna(0).to_numpy(), -both["EVID"].to_numpy(), both["TIME"].to_numpy(), rank)
+    return both.iloc[np.lexsort(keys)].reset_index(drop=True)[[*CK_COLUMNS[:6], "DVID", "BLQ", "LLOQ"]]
 
 
 def _significant(x: np.ndarray, digits: int) -> np.ndarray:
@@ -188,16 +272,71 @@ def _significant(x: np.ndarray, digits: int) -> np.ndarray:
     return np.round(x / scale) * scale
 
 
-def _tables(a: dict[str, np.ndarray], cfg: KarMMa3Config) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def _whole_days(values: np.ndarray, keep: np.ndarray) -> pd.arrays.IntegerArray:
+    """Whole numbers where ``keep`` and finite, else missing (written `.`)."""
+    keep = keep & np.isfinite(values)
+    out = pd.array(np.where(keep, values, 0).astype(int), dtype="Int64")
+    out[~keep] = pd.NA
+    return out
+
+
+def _safety_columns(a: dict[str, np.ndarray], infused: np.ndarray) -> dict[str, pd.arrays.IntegerArray]:
+    """The SAFETY_COLUMNS of patients.csv: `.` for the never-infused and the standard arm throughout."""
+    out = {}
+    for column, name in SAFETY_COLUMNS.items():
+        if name is None:  # CRS / NT: 0/1 from the grade
+            grade = a[f"safety_{column.lower()}_grade"]
+            out[column] = _whole_days(np.where(grade >= 1, 1.0, 0.0), infused)
+        else:
+            out[column] = _whole_days(a[f"safety_{name}"].astype(float), infused)
+    return out
+
+
+def _marker_table(a: dict[str, np.ndarray], cfg: KarMMa3Config, ids: np.ndarray, follow_days: np.ndarray) -> pd.DataFrame:
+    """markers.csv: baseline, the scheduled assessments strictly before the end of PFS follow-up (not missed)
+    and, after a PFS event, the assessment that documented progression; DV rounded to 0.01 g/dL, BLQ below
+    the LLOQ (written DV = LLOQ) by carkin's one censoring rule."""
+    infused = a["infused"].astype(bool)
+    lloq = cfg.marker.lloq_g_dl
+    times = np.asarray(marker_schedule_days(cfg))
+    keep = infused[:, None] & (times[None, :] < follow_days[:, None]) & ~a["marker_missing"].astype(bool)
+    keep[:, 0] = infused  # the baseline sample (day 0) is never missed
+    pi, sj = np.nonzero(keep)
+    prog = infused & a["pfs_event"].astype(bool)
+    (qi,) = np.nonzero(prog)
+    rows = np.concatenate([pi, qi])
+    time = np.concatenate([times[sj], a["marker_progression_day"][qi]])
+    value = np.concatenate([a["marker_log_dv"][pi, sj], a["marker_progression_log_dv"][qi]])
+    dv = np.round(np.exp(value), 2)
+    with jax.enable_x64(True):  # the written (rounded) values are censored, by carkin's one censoring rule
+        blq = np.asarray(censor(np.log(np.maximum(dv, np.finfo(float).tiny)), np.log(lloq))[1])
+    table = pd.DataFrame(
+        {
+            "ID": ids[rows],
+            "TIME": time,
+            "DV": np.where(blq, lloq, dv),
+            "EVID": 0,
+            "MDV": 0,
+            "DVID": ANALYTE_DVID["m_protein"],
+            "BLQ": blq.astype(int),
+            "LLOQ": lloq,
+            "_row": rows,
+        }
+    )
+    order = np.lexsort((table["TIME"].to_numpy(), table["_row"].to_numpy()))
+    return table.iloc[order].drop(columns="_row").reset_index(drop=True)[MARKER_COLUMNS]
+
+
+def _tables(
+    a: dict[str, np.ndarray], cfg: KarMMa3Config
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(patients, ck, markers, truth) from the arrays of `simulate_all`."""
     n = a["entry_months"].shape[0]
-    dpm = cfg.trial.days_per_month
     ids = np.char.add("K3-", np.char.zfill(np.arange(1, n + 1).astype(str), 4))
     ide = a["ide_cel"].astype(bool)
     infused = a["infused"].astype(bool)
-    # Written precision; the CK sampling window is computed from the written values so that files agree.
-    # Durations are kept >= 0.0001 months so that rounding never writes a zero follow-up.
-    pfs = np.maximum(np.round(a["pfs_months"], 4), 1e-4)
-    entry = np.round(a["entry_months"], 4)
+    # Written precision; the sampling windows are computed from the written values so that files agree.
+    pfs, entry, follow_days = _written_times(a, cfg)
     labels = np.array(RESPONSE_CATEGORIES)
     strata = (a["age_ge65"], a["prior_3_4"], a["high_risk"])  # in STRATIFICATION_FACTORS order
     patients = pd.DataFrame(
@@ -213,6 +352,7 @@ def _tables(a: dict[str, np.ndarray], cfg: KarMMa3Config) -> tuple[pd.DataFrame,
             "BEST_RESPONSE": labels[a["response_index"]],
             "ENTRY_MONTHS": entry,
             "INFUSION_DAY": pd.array(np.where(infused, a["infusion_day"], 0).astype(int), dtype="Int64"),
+            **_safety_columns(a, infused),
             "SIMULATED": np.ones(n, dtype=int),
         }
     )
@@ -220,7 +360,6 @@ def _tables(a: dict[str, np.ndarray], cfg: KarMMa3Config) -> tuple[pd.DataFrame,
 
     # CK: scheduled samples strictly before the end of PFS follow-up (progression, censoring, cut-off).
     times = np.asarray(schedule_days(cfg))
-    follow_days = pfs * dpm - np.where(infused, a["infusion_day"], 0.0)
     keep = infused[:, None] & (times[None, :] < follow_days[:, None]) & ~a["missing"].astype(bool)
     lloq = cfg.ck.lloq
     dv = _significant(np.exp(a["log_dv"]), 4)
@@ -271,6 +410,12 @@ def _tables(a: dict[str, np.ndarray], cfg: KarMMa3Config) -> tuple[pd.DataFrame,
             ("AUC0_28", "auc28"),
             ("CONC_M6", "conc_m6"),
             ("CONC_M12", "conc_m12"),
+            ("CRS_ETA", "safety_crs_eta"),
+            ("NT_ETA", "safety_nt_eta"),
+            ("M0", "marker_m0"),
+            ("M_K", "marker_k"),
+            ("M_NADIR_FRACTION", "marker_nadir_fraction"),
+            ("M_INCREASE", "marker_increase"),
         )
     }
     truth = pd.DataFrame(
@@ -285,4 +430,4 @@ def _tables(a: dict[str, np.ndarray], cfg: KarMMa3Config) -> tuple[pd.DataFrame,
             **ck_param,
         }
     )
-    return patients, ck, truth
+    return patients, ck, _marker_table(a, cfg, ids, follow_days), truth

@@ -16,7 +16,10 @@ from pathlib import Path
 from .._karmma3 import ASSESSED_RESPONSES
 from .._toml import Table, parse_toml, spec_error
 
-__all__ = ["RESPONSE_CATEGORIES", "KarMMa3Config", "default_config_path", "load_karmma3_config"]
+__all__ = ["MAX_GRADE", "RESPONSE_CATEGORIES", "KarMMa3Config", "default_config_path", "load_karmma3_config"]
+
+#: Highest grade of the CRS and neurotoxicity models (grade 5, death, is not modelled separately).
+MAX_GRADE = 4
 
 #: Best-response categories the score model cuts into (IMWG, best first; `carkin._karmma3`); ``NE`` (not
 #: evaluable) is assigned outside it.
@@ -31,6 +34,8 @@ _REAL: dict = {}
 _BREAKS = {"starts_at": 0.0, "increasing": True}  # piece starts: 0, then increasing
 _SCHEDULE = {"gt": 0, "increasing": True}
 _DECREASING = {"decreasing": True, "nonempty": False}
+_INCREASING = {"increasing": True}
+_PROBABILITIES = {"ge": 0, "le": 1}
 
 
 def _f(check: dict):
@@ -155,6 +160,79 @@ class ResponseConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class CRSConfig:
+    """[crs]: cytokine release syndrome of the infused, an ordinal (proportional-odds) model of the maximal grade.
+
+    ``P(grade >= k) = sigmoid(eta - thresholds[k-1])``, ``eta = log_or_per_doubling_cmax * log2(cmax /
+    cmax_typical) + log_or_burden * x_burden``; onset and duration log-normal (whole days).
+    """
+
+    log_or_per_doubling_cmax: float = _f(_REAL)
+    log_or_burden: float = _f(_REAL)
+    thresholds: tuple[float, ...] = _f(_INCREASING)
+    onset_median_days: float = _f(_POSITIVE)
+    onset_sd_log: float = _f(_NONNEGATIVE)
+    duration_median_days: float = _f(_POSITIVE)
+    duration_sd_log: float = _f(_NONNEGATIVE)
+    duration_log_per_grade: float = _f(_REAL)
+
+
+@dataclasses.dataclass(frozen=True)
+class NeurotoxicityConfig:
+    """[neurotoxicity]: investigator-identified neurotoxicity of the infused, an ordinal model like [crs] with
+    the CRS grade as a predictor (``eta = log_or_per_doubling_cmax * log2(cmax / cmax_typical) +
+    log_or_per_crs_grade * CRS grade``)."""
+
+    log_or_per_doubling_cmax: float = _f(_REAL)
+    log_or_per_crs_grade: float = _f(_REAL)
+    thresholds: tuple[float, ...] = _f(_INCREASING)
+    onset_median_days: float = _f(_POSITIVE)
+    onset_sd_log: float = _f(_NONNEGATIVE)
+    duration_median_days: float = _f(_POSITIVE)
+    duration_sd_log: float = _f(_NONNEGATIVE)
+
+
+@dataclasses.dataclass(frozen=True)
+class TocilizumabConfig:
+    """[tocilizumab]: given for CRS with a probability by maximal grade (1-4), started whole days after onset."""
+
+    p_by_crs_grade: tuple[float, ...] = _f(_PROBABILITIES)
+    delay_mean_days: float = _f(_NONNEGATIVE)
+
+
+@dataclasses.dataclass(frozen=True)
+class CorticosteroidConfig:
+    """[corticosteroids]: given for CRS (probability by grade, after tocilizumab) or for neurotoxicity."""
+
+    p_by_crs_grade: tuple[float, ...] = _f(_PROBABILITIES)
+    p_neurotoxicity: float = _f(_FRACTION)
+    crs_delay_mean_days: float = _f(_NONNEGATIVE)
+    nt_delay_mean_days: float = _f(_NONNEGATIVE)
+
+
+@dataclasses.dataclass(frozen=True)
+class MarkerConfig:
+    """[marker]: serum M-protein (g/dL) of the infused, from infusion to the end of PFS follow-up."""
+
+    baseline_floor_g_dl: float = _f(_NONNEGATIVE)
+    baseline_typical_g_dl: float = _f(_POSITIVE)
+    baseline_log_per_log_burden: float = _f(_REAL)
+    baseline_sd_log: float = _f(_NONNEGATIVE)
+    decline_half_life_days: float = _f(_POSITIVE)
+    decline_sd_log: float = _f(_NONNEGATIVE)
+    nadir_fraction_low: tuple[float, ...] = _f(_POSITIVE)
+    nadir_fraction_high: tuple[float, ...] = _f(_POSITIVE)
+    progression_relative_increase: float = _f(_NONNEGATIVE)
+    progression_min_increase_g_dl: float = _f(_POSITIVE)
+    regrowth_doubling_days: float = _f(_POSITIVE)
+    residual_sd: float = _f(_NONNEGATIVE)
+    lloq_g_dl: float = _f(_POSITIVE)
+    missing_sample_prob: float = _f(_FRACTION)
+    interval_months: float = _f(_POSITIVE)
+    last_month: float = _f(_POSITIVE)
+
+
+@dataclasses.dataclass(frozen=True)
 class KarMMa3Config:
     """All assumptions of :func:`carkin.cohorts.simulate_karmma3` (one TOML section per attribute).
 
@@ -173,6 +251,11 @@ class KarMMa3Config:
     pfs_not_infused: HazardConfig
     pfs_ide_cel_infused: HazardConfig
     response: ResponseConfig
+    crs: CRSConfig
+    neurotoxicity: NeurotoxicityConfig
+    tocilizumab: TocilizumabConfig
+    corticosteroids: CorticosteroidConfig
+    marker: MarkerConfig
     source: str = dataclasses.field(default="<memory>", compare=False)
     sha256: str = dataclasses.field(default="", compare=False)
 
@@ -238,6 +321,25 @@ def _check_consistency(cfg: KarMMa3Config, file: str) -> None:
             raise spec_error(file, f"[{name}]", "breaks_months",
                              f"has {len(h.breaks_months)} entries but hazard_per_month has {len(h.hazard_per_month)}",
                              "give one hazard per piece", value=list(h.breaks_months))
+    for name in ("crs", "neurotoxicity"):
+        thresholds = getattr(cfg, name).thresholds
+        if len(thresholds) != MAX_GRADE:
+            raise spec_error(file, f"[{name}]", "thresholds", f"has {len(thresholds)} entries",
+                             f"give {MAX_GRADE} increasing cut points, one per grade 1-{MAX_GRADE}", value=list(thresholds))
+    for name in ("tocilizumab", "corticosteroids"):
+        values = getattr(cfg, name).p_by_crs_grade
+        if len(values) != MAX_GRADE:
+            raise spec_error(file, f"[{name}]", "p_by_crs_grade", f"has {len(values)} entries",
+                             f"give {MAX_GRADE} probabilities, one per CRS grade 1-{MAX_GRADE}", value=list(values))
+    m = cfg.marker
+    for name in ("nadir_fraction_low", "nadir_fraction_high"):
+        values = getattr(m, name)
+        if len(values) != len(RESPONSE_CATEGORIES):
+            raise spec_error(file, "[marker]", name, f"has {len(values)} entries",
+                             f"give one per best response {', '.join(RESPONSE_CATEGORIES)}", value=list(values))
+    if any(lo > hi for lo, hi in zip(m.nadir_fraction_low, m.nadir_fraction_high, strict=True)):
+        raise spec_error(file, "[marker]", "nadir_fraction_low", "exceeds nadir_fraction_high for some category",
+                         "give low <= high for every best response", value=list(m.nadir_fraction_low))
     n_thr = len(RESPONSE_CATEGORIES) - 1
     for name in ("thresholds_ide_cel", "thresholds_standard"):
         values = getattr(cfg.response, name)

@@ -28,7 +28,30 @@ _PATIENT_COLUMNS = """\
 | BEST_RESPONSE | sCR, CR, VGPR, PR, MR, SD, PD or NE (not evaluable / never infused) |
 | ENTRY_MONTHS | randomisation time, months from the start of accrual |
 | INFUSION_DAY | days from randomisation to infusion (`.` if not infused) |
+| CRS | 1 if cytokine release syndrome (any grade) began by the data cut-off, 0 if not (`.` if not infused) |
+| CRS_GRADE | maximal CRS grade, 0 (none) to 4 (`.` if not infused) |
+| CRS_ONSET_DAY | CRS onset, whole days after infusion (`.` if none) |
+| CRS_DURATION_DAYS | CRS duration, days (`.` if none, or still going on at the data cut-off) |
+| TOCI_DAY | first tocilizumab, whole days after infusion (`.` = never given by the cut-off); an event-time column |
+| STEROID_DAY | first corticosteroid (for CRS or neurotoxicity), whole days after infusion (`.` = never given by the cut-off) |
+| NT | 1 if investigator-identified neurotoxicity (any grade) began by the cut-off, 0 if not (`.` if not infused) |
+| NT_GRADE | maximal neurotoxicity grade, 0 (none) to 4 (`.` if not infused) |
+| NT_ONSET_DAY | neurotoxicity onset, whole days after infusion (`.` if none) |
+| NT_DURATION_DAYS | neurotoxicity duration, days (`.` if none, or still going on at the cut-off) |
 | SIMULATED | 1 on every row: these are simulated patients |
+"""
+
+_MARKER_COLUMNS = """\
+| column | meaning |
+|---|---|
+| ID | patient identifier (infused patients only, the IDs of `ck.csv`) |
+| TIME | days from infusion (0 = baseline, at infusion) |
+| DV | serum M-protein, g/dL (linear scale); on a BLQ row it holds the LLOQ |
+| EVID | 0 on every row (observations only; the dose records are in `ck.csv`) |
+| MDV | 0 on every row |
+| DVID | 2 on every row: the analyte code of serum M-protein (the transgene of `ck.csv` is DVID 1) |
+| BLQ | 1 if below the limit of quantification (censored), 0 if quantified |
+| LLOQ | the SPEP LLOQ, g/dL, on every row |
 """
 
 _CK_COLUMNS = """\
@@ -121,11 +144,20 @@ def render_readme(cohort) -> str:
             f"- `ck.csv`: CK records of the {int(cohort.patients['INFUSED'].sum())} infused patients only, in the "
             "carkin CK format (one dose row, then observations)."
         ),
+        (
+            f"- `markers.csv`: serum M-protein (the tumour marker) of the infused patients, {len(cohort.markers)} "
+            "observations in NONMEM format with DVID = 2. `ck.csv` has no DVID column (one analyte, what the "
+            "shipped multiphasic model expects); for a two-analyte fit join the two files, the transgene "
+            "observations taking DVID = 1 (`KarMMa3Cohort.two_analyte_records()` does it), and load them with a "
+            "model that declares both analytes (`[analytes.<name>]`, `dvid = 1` and `dvid = 2`)."
+        ),
         "",
         "### patients.csv",
         _PATIENT_COLUMNS,
         "### ck.csv",
         _CK_COLUMNS,
+        "### markers.csv",
+        _MARKER_COLUMNS,
         "## How it was generated (summary; the module docs of `carkin.cohorts.karmma3` give every assumption)",
         (
             "- Accrual over the first "
@@ -164,6 +196,22 @@ def render_readme(cohort) -> str:
             "- Best response: a score (minus the log-hazard predictor plus noise) cut at calibrated thresholds; "
             "an event within the first month of treatment gives PD, shorter follow-up without event NE."
         ),
+        (
+            "- Safety (infused): maximal CRS grade from a proportional-odds model on log2 of the true Cmax and "
+            "marrow burden, calibrated to CRS in 88% and grade >= 3 in 5%; neurotoxicity likewise on log2 Cmax "
+            "and the CRS grade (15%, grade >= 3 3%); onsets and durations log-normal in whole days; tocilizumab "
+            "for CRS by grade (72% of the infused), corticosteroids for CRS after tocilizumab or for "
+            "neurotoxicity (28%). Events after the data cut-off are not recorded. **Tocilizumab and "
+            "corticosteroids have no effect on the simulated kinetics**: a fitted co-medication effect "
+            "should come out near zero."
+        ),
+        (
+            "- Tumour marker (infused): serum M-protein, baseline rising with marrow burden, falling with the "
+            f"half-life of IgG ({cfg.marker.decline_half_life_days:g} days) to a nadir in the IMWG band of the "
+            "best response (CR: undetectable, VGPR >= 90% down, PR >= 50%, MR >= 25%), and at a PFS event "
+            "regrowing so that it meets the IMWG progression criterion (>= 25% and >= 0.5 g/dL above the "
+            f"nadir); monthly assessments, LLOQ {cfg.marker.lloq_g_dl:g} g/dL."
+        ),
         "",
         "## True exposure effect (for checking exposure-response methods)",
         (
@@ -178,13 +226,23 @@ def render_readme(cohort) -> str:
             f"effect: in this realisation HR per doubling = {_fmt(s['hr_per_doubling_cmax_observed'])}."
         ),
         "",
+        "## True exposure-safety effect (for checking exposure-safety methods)",
+        (
+            f"- CRS: proportional-odds log OR per doubling of the true Cmax {cfg.crs.log_or_per_doubling_cmax:g} "
+            f"(**OR {math.exp(cfg.crs.log_or_per_doubling_cmax):.2f} per doubling**), adjusted for marrow burden "
+            f"(log OR {cfg.crs.log_or_burden:g} per {cfg.tumor_burden.per_percent:g} points). Neurotoxicity: log OR "
+            f"{cfg.neurotoxicity.log_or_per_doubling_cmax:g} per doubling of Cmax given the CRS grade (log OR "
+            f"{cfg.neurotoxicity.log_or_per_crs_grade:g} per grade). Both are assumptions, not published estimates."
+        ),
+        "",
         "## Calibration: published figure vs this realisation",
         (
             "Analysis as in the trial (lifelines): KM medians with 95% CI, stratified Cox HR (strata: age >= 65, "
             "prior regimens, high-risk cytogenetics), ITT response rates, reverse-KM follow-up. Exposure ratios "
             "are responder (PR or better) vs non-responder (MR/SD/PD) medians among the infused, from the "
             "noiseless model curve (NCA values in the second table). `rule` is the acceptance interval the shipped "
-            "realisation had to meet. Proportions are fractions, times months (Tmax days)."
+            "realisation had to meet (the safety figures have none: their calibration is checked over seeds). "
+            "Proportions are fractions (safety: of the infused), times months (Tmax, onsets and durations days)."
         ),
         "",
         "| figure | published | simulated | rule | ok | source |",
@@ -215,6 +273,7 @@ def render_readme(cohort) -> str:
         f"| dose median (range), 10^6 cells | {s['dose_median']:g} ({s['dose_min']:g}-{s['dose_max']:g}) |",
         f"| CK records / BLQ fraction | {s['n_ck_records']:.0f} / {_fmt(s['blq_fraction'])} |",
         f"| CK-evaluable (>= 1 quantified sample) / infused | {s['n_ck_evaluable']:.0f} / {s['n_infused']:.0f} |",
+        f"| M-protein records / BLQ fraction | {len(cohort.markers)} / {_fmt(float(cohort.markers['BLQ'].mean()))} |",
         f"| median Tmax, NCA (days) | {_fmt(s['tmax_median_nca'])} |",
         f"| Cmax ratio / AUC0-28 ratio, NCA | {_fmt(s['cmax_ratio_nca'])} / {_fmt(s['auc28_ratio_nca'])} |",
         "",

@@ -19,10 +19,12 @@ def karmma3_sim_paths() -> dict[str, Path]:
 
     Returns
     -------
-    dict with keys ``"ck"``, ``"patients"``, ``"readme"``.
+    dict with keys ``"ck"`` (transgene records), ``"markers"`` (serum M-protein records, DVID 2),
+    ``"patients"``, ``"readme"``.
     """
     root = shipped_cohort_dir()
-    return {"ck": root / "ck.csv", "patients": root / "patients.csv", "readme": root / "README.md"}
+    return {"ck": root / "ck.csv", "markers": root / "markers.csv", "patients": root / "patients.csv",
+            "readme": root / "README.md"}
 
 
 def first_passing_seed(

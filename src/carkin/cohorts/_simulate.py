@@ -21,7 +21,7 @@ from ..models import Multiphasic
 from ..population import sample_observations
 from ._config import BurdenConfig, HazardConfig, KarMMa3Config
 
-__all__ = ["schedule_days", "simulate_arrays", "tumor_burden_percent"]
+__all__ = ["schedule_days", "simulate_arrays", "stream_key", "tumor_burden_percent"]
 
 # Fixed random stream of each component (never renumber: it would change every realisation).
 _STREAMS = {
@@ -42,6 +42,20 @@ _STREAMS = {
     "response": 15,
     "residual": 16,
     "missing": 17,
+    # Safety and the tumour marker (issue #20): new streams, so every earlier draw is unchanged.
+    "crs": 18,
+    "crs_onset": 19,
+    "crs_duration": 20,
+    "nt": 21,
+    "nt_onset": 22,
+    "nt_duration": 23,
+    "tocilizumab": 24,
+    "corticosteroids": 25,
+    "marker_baseline": 26,
+    "marker_decline": 27,
+    "marker_nadir": 28,
+    "marker_residual": 29,
+    "marker_missing": 30,
 }
 #: Written resolution of the marrow plasma-cell percentage (TUMOR_BURDEN), and its floor: never 0.0%.
 BURDEN_RESOLUTION_PERCENT = 0.1
@@ -50,7 +64,8 @@ PD_INDEX = RESPONSE_CATEGORIES.index("PD")
 NE_INDEX = RESPONSE_CATEGORIES.index(NOT_EVALUABLE)  # follows the scored categories (ASSESSED_RESPONSES)
 
 
-def _key(key: Array, name: str) -> Array:
+def stream_key(key: Array, name: str) -> Array:
+    """The key of one component's random stream: ``fold_in(key, _STREAMS[name])``."""
     return jax.random.fold_in(key, _STREAMS[name])
 
 
@@ -77,7 +92,7 @@ def tumor_burden_percent(key: Array, tb: BurdenConfig, n: int) -> Float[Array, "
     of that grid: a Beta draw below 0.0005 would otherwise round to 0.0%, which a log-transformed
     ``TUMOR_BURDEN`` covariate rejects. Only such draws change; every value >= 0.1 is the plain rounding.
     """
-    raw = jax.random.beta(_key(key, "burden"), tb.beta_a, tb.beta_b, (n,))
+    raw = jax.random.beta(stream_key(key, "burden"), tb.beta_a, tb.beta_b, (n,))
     return jnp.maximum(jnp.round(1000.0 * raw) / 10.0, BURDEN_RESOLUTION_PERCENT)
 
 
@@ -114,20 +129,20 @@ def simulate_arrays(key: Array, cfg: KarMMa3Config) -> dict[str, Array]:
     dpm = t.days_per_month
 
     # Accrual: entry CDF (u / A)^shape on [0, A]; rows sorted by randomisation time.
-    u = jax.random.uniform(_key(key, "entry"), (n,))
+    u = jax.random.uniform(stream_key(key, "entry"), (n,))
     entry = jnp.sort(t.accrual_months * u ** (1.0 / t.accrual_shape))
     # 2:1 randomisation with exact arm sizes: a random permutation of the arm labels.
-    ide = jax.random.permutation(_key(key, "arm"), jnp.arange(n)) < t.n_ide_cel
+    ide = jax.random.permutation(stream_key(key, "arm"), jnp.arange(n)) < t.n_ide_cel
 
-    age = jax.random.bernoulli(_key(key, "age"), st.p_age_ge65, (n,))
-    prior = jax.random.bernoulli(_key(key, "prior"), st.p_prior_regimens_3_4, (n,))
+    age = jax.random.bernoulli(stream_key(key, "age"), st.p_age_ge65, (n,))
+    prior = jax.random.bernoulli(stream_key(key, "prior"), st.p_prior_regimens_3_4, (n,))
     p_hr = jnp.where(ide, st.p_high_risk_ide_cel, st.p_high_risk_standard)
-    high_risk = jax.random.uniform(_key(key, "high_risk"), (n,)) < p_hr
+    high_risk = jax.random.uniform(stream_key(key, "high_risk"), (n,)) < p_hr
     burden = tumor_burden_percent(key, tb, n)
     x_burden = (burden - tb.reference_percent) / tb.per_percent
 
-    frailty = pr.frailty_sd * jax.random.normal(_key(key, "frailty"), (n,))
-    latent = jax.random.normal(_key(key, "latent"), (n,))
+    frailty = pr.frailty_sd * jax.random.normal(stream_key(key, "frailty"), (n,))
+    latent = jax.random.normal(stream_key(key, "latent"), (n,))
     prognosis = (
         pr.log_hr_burden * x_burden
         + pr.log_hr_high_risk * high_risk
@@ -137,7 +152,7 @@ def simulate_arrays(key: Array, cfg: KarMMa3Config) -> dict[str, Array]:
     )
 
     # Bridging: planned infusion day (whole days, clipped to the configured window).
-    z_bridge = jax.random.normal(_key(key, "bridging"), (n,))
+    z_bridge = jax.random.normal(stream_key(key, "bridging"), (n,))
     planned = jnp.round(
         jnp.clip(
             inf.bridging_median_days * jnp.exp(inf.bridging_sd_log * z_bridge),
@@ -151,7 +166,7 @@ def simulate_arrays(key: Array, cfg: KarMMa3Config) -> dict[str, Array]:
     # falls after the cut-off, then a weighted draw without replacement (Gumbel top-k) favouring a worse
     # prognosis.
     late = planned > admin_days - 1.0
-    gumbel = jax.random.gumbel(_key(key, "not_infused"), (n,))
+    gumbel = jax.random.gumbel(stream_key(key, "not_infused"), (n,))
     priority = jnp.where(
         ide,
         jnp.where(late, 1e6 + planned - admin_days, inf.not_infused_prognosis_weight * prognosis + gumbel),
@@ -166,7 +181,7 @@ def simulate_arrays(key: Array, cfg: KarMMa3Config) -> dict[str, Array]:
 
     # Dose (10^6 CAR+ T cells, whole numbers as written): dose_max - (dose_max - dose_min) * Beta(a, b),
     # except a low-dose tail (probability dose_low_tail_prob) uniform on [dose_min, dose_reference].
-    k_beta, k_tail, k_low = jax.random.split(_key(key, "dose"), 3)
+    k_beta, k_tail, k_low = jax.random.split(stream_key(key, "dose"), 3)
     b = jax.random.beta(k_beta, inf.dose_beta_a, inf.dose_beta_b, (n,))
     tail = jax.random.uniform(k_tail, (n,)) < inf.dose_low_tail_prob
     low = jax.random.uniform(k_low, (n,), minval=inf.dose_min, maxval=inf.dose_reference)
@@ -174,7 +189,7 @@ def simulate_arrays(key: Array, cfg: KarMMa3Config) -> dict[str, Array]:
     dose = jnp.where(infused, dose_all, jnp.nan)
 
     # Individual CK parameters (log-normal; logit-normal fb), with the latent factor, burden and dose.
-    eta = jax.random.normal(_key(key, "ck_iiv"), (6, n))
+    eta = jax.random.normal(stream_key(key, "ck_iiv"), (6, n))
     log_cmax = (
         jnp.log(ck.cmax_typical)
         + ck.latent_log_cmax * latent
@@ -197,7 +212,7 @@ def simulate_arrays(key: Array, cfg: KarMMa3Config) -> dict[str, Array]:
     log_hazard = jnp.where(
         infused, prognosis + ex.log_hr_per_doubling_cmax * log2_cmax_rel + ex.log_hr_latent * latent, prognosis
     )
-    y = jax.random.exponential(_key(key, "event"), (n,)) * jnp.exp(-log_hazard)
+    y = jax.random.exponential(stream_key(key, "event"), (n,)) * jnp.exp(-log_hazard)
     start = jnp.where(infused, infusion_day / dpm, 0.0)
     event_time = jnp.where(
         ~ide,
@@ -208,14 +223,14 @@ def simulate_arrays(key: Array, cfg: KarMMa3Config) -> dict[str, Array]:
             _event_time(y, cfg.pfs_not_infused),
         ),
     )
-    e_drop = jax.random.exponential(_key(key, "dropout"), (n,))
+    e_drop = jax.random.exponential(stream_key(key, "dropout"), (n,))
     dropout = start + jnp.where(t.dropout_per_month > 0, e_drop / jnp.maximum(t.dropout_per_month, 1e-300), jnp.inf)
     censor = jnp.minimum(dropout, admin)
     pfs = jnp.minimum(event_time, censor)
     event = event_time <= censor
 
     # Best response: score cut at arm-specific thresholds, then the timing rules.
-    score = -log_hazard + rs.noise_sd * jax.random.normal(_key(key, "response"), (n,))
+    score = -log_hazard + rs.noise_sd * jax.random.normal(stream_key(key, "response"), (n,))
     thresholds = jnp.where(
         ide[:, None], jnp.asarray(rs.thresholds_ide_cel)[None, :], jnp.asarray(rs.thresholds_standard)[None, :]
     )
@@ -232,9 +247,9 @@ def simulate_arrays(key: Array, cfg: KarMMa3Config) -> dict[str, Array]:
     log_conc = Multiphasic().log_concentration(individual, times[None, :])
     # Residual error through carkin's generative model; censoring at the LLOQ happens after the values are
     # rounded to the written precision (`_cohort._tables`), so that the files agree with the flags.
-    eps = jax.random.normal(_key(key, "residual"), log_conc.shape)
+    eps = jax.random.normal(stream_key(key, "residual"), log_conc.shape)
     log_dv = sample_observations(log_conc, eps, residual="additive_log", sigma=ck.residual_sd).log_value
-    missing = jax.random.bernoulli(_key(key, "missing"), ck.missing_sample_prob, log_conc.shape)
+    missing = jax.random.bernoulli(stream_key(key, "missing"), ck.missing_sample_prob, log_conc.shape)
     # Noiseless levels 6 and 12 months after infusion (persistence summaries).
     conc_m6 = jnp.exp(Multiphasic().log_concentration(individual, jnp.full((n, 1), 6 * dpm)))[:, 0]
     conc_m12 = jnp.exp(Multiphasic().log_concentration(individual, jnp.full((n, 1), 12 * dpm)))[:, 0]

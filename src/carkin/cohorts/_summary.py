@@ -23,6 +23,10 @@ noiseless per-patient truth (for model-based exposures). Definitions:
   config because the latent factor raises Cmax and lowers the hazard at once.
 - Persistence: fraction of infused patients still in follow-up at 6 (12) months after infusion whose
   noiseless level is above the LLOQ.
+- Safety (from the patients table's safety columns; NaN when it has none): CRS of any grade and of grade
+  >= 3, tocilizumab and corticosteroids given, neurotoxicity of any grade and of grade >= 3, as fractions of
+  the infused; median onset of CRS and of neurotoxicity (days after infusion) among those with one, and
+  median duration among those whose episode ended by the cut-off.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from .._karmma3 import (
     STRATIFICATION_FACTORS,
 )
 
-__all__ = ["PUBLISHED", "SHIPPED_TARGETS", "calibration_table", "summarize_karmma3"]
+__all__ = ["PUBLISHED", "SAFETY_FIGURES", "SHIPPED_TARGETS", "calibration_table", "summarize_karmma3"]
 
 #: What the realisation is compared with: `carkin._karmma3.PUBLISHED` (figure -> value, source, 95% CI).
 STRATA = list(STRATIFICATION_FACTORS)
@@ -62,6 +66,9 @@ def _relative(name: str, fraction: float) -> tuple[float, float]:
 #: events: the published 95% CIs of the medians and HR, +/-5 points for PFS rates, +/-3 points for ORR,
 #: published events +/- 15. Also the CK calibration targets (model-based, so they need the truth): the
 #: responder / non-responder ratios within +/-25% of the published ratios, and the median dose +/- 10.
+#: The safety figures (`SAFETY_FIGURES`) are not acceptance rules: they come from streams drawn after the
+#: shipped seed was chosen, and their calibration is checked over seeds (the seed study, tests/cohorts), not
+#: on one realisation (the module docs of `carkin.cohorts.karmma3`, "Safety and the marker", say why).
 SHIPPED_TARGETS: dict[str, tuple[float, float]] = {
     "median_pfs_ide_cel": PUBLISHED["median_pfs_ide_cel"].ci,
     "median_pfs_standard": PUBLISHED["median_pfs_standard"].ci,
@@ -141,6 +148,38 @@ def _ratio(values: pd.Series, responder: pd.Series) -> float:
     return float(r / nr) if nr > 0 else math.nan
 
 
+#: Safety figures of `summarize_karmma3`: name -> (column, statistic over the infused).
+SAFETY_FIGURES: dict[str, tuple[str, str]] = {
+    "crs_any": ("CRS_GRADE", "grade>=1"),
+    "crs_grade3": ("CRS_GRADE", "grade>=3"),
+    "tocilizumab": ("TOCI_DAY", "given"),
+    "corticosteroids": ("STEROID_DAY", "given"),
+    "nt_any": ("NT_GRADE", "grade>=1"),
+    "nt_grade3": ("NT_GRADE", "grade>=3"),
+    "crs_onset_median": ("CRS_ONSET_DAY", "median"),
+    "crs_duration_median": ("CRS_DURATION_DAYS", "median"),
+    "nt_onset_median": ("NT_ONSET_DAY", "median"),
+    "nt_duration_median": ("NT_DURATION_DAYS", "median"),
+}
+
+
+def _safety(infused: pd.DataFrame) -> dict[str, float]:
+    """The `SAFETY_FIGURES` of the infused (NaN where the table has no such column)."""
+    out = {}
+    for name, (column, stat) in SAFETY_FIGURES.items():
+        if column not in infused.columns or infused.empty:
+            out[name] = math.nan
+            continue
+        values = pd.to_numeric(infused[column], errors="coerce")
+        if stat.startswith("grade>="):
+            out[name] = float((values >= int(stat[-1])).mean())
+        elif stat == "given":
+            out[name] = float(values.notna().mean())
+        else:
+            out[name] = float(values.median()) if values.notna().any() else math.nan
+    return out
+
+
 def summarize_karmma3(
     patients: pd.DataFrame, ck: pd.DataFrame, truth: pd.DataFrame | None = None, *, lloq: float | None = None
 ) -> dict[str, float]:
@@ -192,6 +231,7 @@ def summarize_karmma3(
     out["dose_median"] = float(infused["DOSE"].median())
     out["dose_min"] = float(infused["DOSE"].min())
     out["dose_max"] = float(infused["DOSE"].max())
+    out |= _safety(infused)
 
     obs = ck[ck["EVID"] == 0]
     out["n_ck_records"] = float(len(obs))

@@ -6,7 +6,8 @@ idecabtagene vicleucel (ide-cel) against standard regimens from the published su
 ``[RodriguezOtero2023]`` in ``docs/references.md``), published CAR-T kinetic models (Stein et al., CPT
 Pharmacometrics Syst Pharmacol 2019;8:285-95, doi:10.1002/psp4.12388; ``[Stein2019]``) and stated
 assumptions. Its use is to exercise and test carkin's analyses (CK fits, exposure,
-exposure-response, survival) on data whose truth is known.
+exposure-response, exposure-safety, survival, two-analyte fits with a tumour marker) on data whose truth
+is known.
 
 Usage
 -----
@@ -14,11 +15,13 @@ Usage
 >>> from carkin.cohorts import simulate_karmma3
 >>> cohort = simulate_karmma3(jax.random.key(11), seed=11)      # doctest: +SKIP
 >>> cohort.patients.shape, cohort.ck["ID"].nunique()             # doctest: +SKIP
-((386, 14), 225)
+((386, 24), 225)
+>>> cohort.markers["DVID"].unique(), cohort.two_analyte_records()["DVID"].dropna().unique()  # doctest: +SKIP
+(array([2]), array([1., 2.]))
 >>> cohort.write("out/karmma3_sim")                              # doctest: +SKIP
 
-Command line (writes ``patients.csv``, ``ck.csv``, ``README.md``; prints the calibration table; exit
-status 1 if the realisation misses a shipped acceptance rule)::
+Command line (writes ``patients.csv``, ``ck.csv``, ``markers.csv``, ``README.md``; prints the calibration
+table; exit status 1 if the realisation misses a shipped acceptance rule)::
 
     carkin cohort karmma3 --seed N --out DIR [--config TOML] [--first-passing]
 
@@ -59,8 +62,33 @@ patient factor (product / host fitness); ``f ~ N(0, frailty_sd^2)`` a frailty.
 - Best response: ``score = -lp + N(0, noise_sd^2)`` cut at the arm's thresholds into sCR, CR, VGPR, PR,
   MR, SD, PD; an event within ``min_months_to_response`` of the start of treatment gives PD, a shorter
   follow-up without event NE; the never-infused are NE.
+- Safety (infused; ``carkin.cohorts._safety``): maximal CRS grade 0-4 from a proportional-odds model,
+  ``P(grade >= k) = sigmoid(eta - theta_k)``, ``eta = log_or_per_doubling_cmax * log2(cmax / cmax_typical) +
+  log_or_burden * x_b`` (true Cmax); neurotoxicity (NT) likewise with ``eta = log_or_per_doubling_cmax *
+  log2(cmax / cmax_typical) + log_or_per_crs_grade * CRS grade``; onsets ``max(1, ceil(X))`` and durations
+  ``max(1, round(Y))`` whole days, ``X``, ``Y`` log-normal (CRS longer at higher grade); tocilizumab for CRS
+  with a probability by grade from ``onset + floor(Exp(delay))``; corticosteroids for CRS (by grade, at least
+  a day after tocilizumab) or for NT (after its onset), the earlier. Events and drug starts after the data
+  cut-off are not recorded; an episode still going on at the cut-off has no duration. **Tocilizumab and
+  corticosteroids do not change the kinetics** (the generating assumption: [Stein2019] found no effect of
+  tocilizumab on expansion), so a fitted co-medication effect should come out near zero.
+- Tumour marker (infused; ``carkin.cohorts._marker``): serum M-protein ``M(t) = M_r(t) + E R(t)`` g/dL,
+  ``M_r(t) = M0 (f + (1 - f) exp(-k t))``, ``t`` days after infusion: baseline ``M0 = floor + typical
+  (burden / 30)^slope exp(sd z)``; fall rate ``k`` from the IgG half-life; nadir fraction ``f`` log-uniform
+  in the IMWG band of the best response (sCR/CR undetectable, VGPR >= 90% reduction, PR >= 50%, MR >= 25%,
+  SD less, PD none; NE as SD); at a PFS event (``E = 1``, ``t_p`` the event time; every PFS event treated as
+  a progression) an exponential regrowth ``R`` (doubling monthly) from the last scheduled assessment before
+  it (``t_s``, at least a day earlier), sized so that ``M(t_p) = M_r(t_s) + max(0.5 g/dL, 25% of
+  M_r(t_s))``: the IMWG progression criterion met at ``t_p`` above the nadir, assessed or true (both at most
+  ``M_r(t_s)``). Samples at baseline (day 0) and monthly (whole days)
+  strictly before the end of PFS follow-up, each missed with ``missing_sample_prob``, plus one at the first
+  whole day at or after a PFS event (the assessment documenting progression); ``log DV = log M + N(0,
+  residual_sd^2)``, rounded to 0.01 g/dL, BLQ below ``lloq_g_dl``. The standard arm and the never-infused
+  have no marker records.
 - Randomness: only the key; component ``c`` draws from ``jax.random.fold_in(key, stream[c])``; the draws
-  are made in float64 whatever the global precision mode; same key and config -> identical files.
+  are made in float64 whatever the global precision mode; same key and config -> identical files. The
+  safety and marker components (streams 18-30) were added after the shipped seed was chosen: they use
+  new streams, so every earlier column of every seed (and every record of ``ck.csv``) is unchanged.
 
 Assumptions (``models/karmma3_cohort.toml``; a test checks this table against the file)
 -------------------------------------------------------------------------------------------
@@ -135,6 +163,43 @@ citations with DOIs and the published tables are in ``docs/references.md``.
 | `[response].thresholds_ide_cel` | [0.257, -0.102, -0.943, -1.552, -1.797, -2.719] | calibrated to ITT ORR 71%, CR-or-better 39% [RodriguezOtero2023]; shares sCR 30, CR 9, VGPR 21, PR 11, MR 3, SD 6% assumed |
 | `[response].thresholds_standard` | [1.596, 1.042, 0.393, -0.247, -0.481, -1.697] | calibrated to ITT ORR 42%, CR-or-better 5% [RodriguezOtero2023]; shares sCR 1, CR 4, VGPR 14, PR 23, MR 9, SD 28% assumed |
 | `[response].min_months_to_response` | 1.0 | assumed: first response assessment one month after start of treatment (visits monthly) |
+| `[crs].log_or_per_doubling_cmax` | 0.35 | assumed: TRUE exposure-CRS effect, odds ratio exp(0.35) = 1.42 per doubling of Cmax (higher expansion, more CRS) |
+| `[crs].log_or_burden` | 0.15 | assumed: per 10 points of marrow plasma cells (more antigen, more CRS), besides its effect through Cmax |
+| `[crs].thresholds` | [-2.105, 0.673, 3.335, 5.02] | calibrated to CRS any grade 88% and grade >= 3 5% [RodriguezOtero2023]; grade >= 2 37.8% and grade 4 1% assumed (KarMMa's split of grades 1:2 = 46:30 [AbecmaHCP]) |
+| `[crs].onset_median_days` | 0.9 | assumed: onset ceil(log-normal) whole days, median day 1 (published median 1 day, range 1-23, KarMMa [AbecmaHCP]; day 1 for KarMMa-3 as issue #20 quotes) |
+| `[crs].onset_sd_log` | 0.8 | assumed: a tail to about 2 weeks (published range 1-23 days, KarMMa [AbecmaHCP]) |
+| `[crs].duration_median_days` | 5.7 | calibrated: grade-1 median; with the grade effect the median duration is 7 days (published median 7 days, range 1-63, KarMMa [AbecmaHCP]) |
+| `[crs].duration_sd_log` | 0.6 | assumed: spread of the duration (log scale) |
+| `[crs].duration_log_per_grade` | 0.3 | assumed: longer CRS at higher grade (log days per grade above 1) |
+| `[neurotoxicity].log_or_per_doubling_cmax` | 0.30 | assumed: TRUE exposure-neurotoxicity effect besides the one through CRS |
+| `[neurotoxicity].log_or_per_crs_grade` | 0.8 | assumed: neurotoxicity mostly with CRS (in 34 of 36 KarMMa patients with neurotoxicity it occurred with CRS [AbecmaHCP]) |
+| `[neurotoxicity].thresholds` | [3.108, 4.051, 4.997, 6.858] | calibrated to neurotoxicity 15% and grade >= 3 3% [RodriguezOtero2023]; grade >= 2 7% and grade 4 0.5% assumed |
+| `[neurotoxicity].onset_median_days` | 1.6 | assumed: median onset day 2 (published median 2 days, range 1-42, KarMMa [AbecmaHCP]) |
+| `[neurotoxicity].onset_sd_log` | 0.8 | assumed: spread of the onset (log scale) |
+| `[neurotoxicity].duration_median_days` | 5.0 | assumed: median 5 days (published median 5 days, range 1-61, in the 33 of 36 KarMMa patients whose neurotoxicity resolved [AbecmaHCP]) |
+| `[neurotoxicity].duration_sd_log` | 0.9 | assumed: spread of the duration (log scale) |
+| `[tocilizumab].p_by_crs_grade` | [0.714, 0.95, 1.0, 1.0] | grade 1 calibrated to tocilizumab in 72% of the infused [RodriguezOtero2023]; grades 2-4 assumed (nearly always at grade >= 2); never without CRS (assumed) |
+| `[tocilizumab].delay_mean_days` | 1.0 | assumed: start = CRS onset + floor(Exp(mean)) whole days (63% on the day of onset) |
+| `[corticosteroids].p_by_crs_grade` | [0.05, 0.471, 0.9, 1.0] | grade 2 calibrated to corticosteroids in 28% of the infused [RodriguezOtero2023]; grades 1, 3, 4 assumed (more often at higher grade) |
+| `[corticosteroids].p_neurotoxicity` | 0.6 | assumed: share of patients with neurotoxicity given corticosteroids for it |
+| `[corticosteroids].crs_delay_mean_days` | 1.0 | assumed: for CRS, from 1 + floor(Exp(mean)) days after tocilizumab (after onset without it): later than tocilizumab |
+| `[corticosteroids].nt_delay_mean_days` | 0.5 | assumed: for neurotoxicity, from its onset + floor(Exp(mean)) days |
+| `[marker].baseline_floor_g_dl` | 0.5 | assumed: every infused patient has measurable serum M-protein, >= 0.5 g/dL (light-chain-only disease not modelled) |
+| `[marker].baseline_typical_g_dl` | 1.5 | assumed: M0 = floor + typical * (burden / 30)^slope * exp(sd z), median ~2 g/dL (no KarMMa-3 baseline M-protein found) |
+| `[marker].baseline_log_per_log_burden` | 0.5 | assumed: M-protein rises less than proportionally with marrow plasma cells |
+| `[marker].baseline_sd_log` | 0.7 | assumed: wide spread of M-protein at a given burden |
+| `[marker].decline_half_life_days` | 21.0 | assumed: fall with the half-life of IgG (~3 weeks), all M-proteins treated as IgG |
+| `[marker].decline_sd_log` | 0.3 | assumed: spread of the fall rate (log scale) |
+| `[marker].nadir_fraction_low` | [0.0005, 0.0005, 0.01, 0.10, 0.50, 0.75, 1.0] | published bands [Kumar2016] (sCR, CR, VGPR, PR, MR, SD, PD): VGPR >= 90%, PR >= 50%, MR >= 25% reduction; sCR/CR: undetectable (0.05-0.5% of baseline, assumed) |
+| `[marker].nadir_fraction_high` | [0.005, 0.005, 0.10, 0.50, 0.75, 1.0, 1.0] | published bands [Kumar2016], as nadir_fraction_low; nadir log-uniform in the band (assumed); NE takes SD's band |
+| `[marker].progression_relative_increase` | 0.25 | published [Kumar2016]: progression = increase of >= 25% from the nadir ... |
+| `[marker].progression_min_increase_g_dl` | 0.5 | published [Kumar2016]: ... and of >= 0.5 g/dL (serum M-protein) |
+| `[marker].regrowth_doubling_days` | 30.0 | assumed: M-protein doubling time at relapse, one month |
+| `[marker].residual_sd` | 0.10 | assumed: SPEP M-spike variability ~10% (log scale) |
+| `[marker].lloq_g_dl` | 0.1 | assumed: smallest M-spike quantified by serum protein electrophoresis, g/dL |
+| `[marker].missing_sample_prob` | 0.03 | assumed: scheduled assessments missed at random (as [ck]) |
+| `[marker].interval_months` | 1.0 | published [RodriguezOtero2023]: monthly disease assessment (as issue #20 states; not re-read); whole days of 30.4375-day months |
+| `[marker].last_month` | 60.0 | assumed: assessments to month 60 (the CK schedule's horizon [PopCK-K3]) |
 
 Calibration
 -----------
@@ -157,14 +222,34 @@ How typical the shipped seed is
 ------------------------------
 The shipped seed is one realisation that passed its rules; the tests on the shipped files are regression
 checks of it. The evidence that the generator reproduces the trial is the seed study
-``benchmarks/cohort_seeds.py``: over seeds 0-99 (run at commit 2d0eaa6, 2026-12-07), **9 of 100 seeds
-meet every acceptance rule** (11, 29, 46, 50, 51, 57, 64, 72, 80; seed 11 is the first), and each figure's
+``benchmarks/cohort_seeds.py``: over seeds 0-99 (rerun at commit 14eb667, 2026-12-07, with the safety
+figures; the efficacy columns are identical to the earlier runs), **9 of 100 seeds meet every acceptance rule** (11, 29, 46, 50, 51, 57, 64, 72, 80; seed 11 is the first), and each figure's
 median and 5-95% range over the seeds are in ``benchmarks/results/cohort-seeds-2026-12-07.md`` (per seed:
 the ``.csv`` beside it), in the top-level README and in the README of every realisation (from the package
 copy ``carkin/_data/karmma3_seed_study.json``). The rules missed most often are the ORRs (49% of seeds
 inside +/-3 points for the standard arm, 75% for ide-cel), the exposure ratios (69% and 66% inside
 +/-25%) and the standard arm's PFS rates (75-77% inside +/-5 points). The slow test ``TestCalibrationOverSeeds`` (seeds 1000-1099) checks
 that every published figure lies inside the central 95% of the simulated ones.
+
+Safety and the marker
+---------------------
+The safety columns, the tocilizumab / corticosteroid start times and ``markers.csv`` were added (issue #20)
+after seed 11 was chosen, from streams of their own (18-30): every earlier column of every seed and every
+record of ``ck.csv`` are unchanged, so the shipped seed and the seed study's pass list still hold. For the
+same reason the safety figures are not acceptance rules (``SHIPPED_TARGETS``): adding them would have
+meant choosing another seed. Their calibration (expected rates over a population 40 times the trial,
+``carkin.cohorts._calibrate.calibrate_safety``) is checked over seeds instead: ``tests/cohorts/test_safety.py``
+pools 20 seeds (~4,500 infused) and compares each rate with the published one within binomial error, and
+the seed study reports each figure's median and 5-95% range over seeds 0-99 (at commit 14eb667: CRS 0.88
+(0.853-0.911), grade >= 3 0.049, tocilizumab 0.72 (0.68-0.773), corticosteroids 0.284 (0.231-0.324),
+neurotoxicity 0.147 (0.107-0.191), grade >= 3 0.029; median CRS onset 1 and duration 7 days, neurotoxicity
+2 and 5 days; every efficacy and CK figure of every seed identical to the study before the safety model).
+The shipped seed 11 is on the high side for treatment: tocilizumab 77% and corticosteroids 35% of its
+infused (1 seed in 100 gives corticosteroids >= 35%), with CRS 91% and neurotoxicity 17%; it was kept
+because choosing another seed would change every file. The published KarMMa-3
+safety rates are the ones issue #20 quotes (CRS 88%, grade >= 3 5%, tocilizumab 72%, corticosteroids 28%,
+neurotoxicity 15%, grade >= 3 3%); the median onsets and durations are KarMMa's ([AbecmaHCP], N = 127),
+the ones found for this revision (KarMMa-3's own were not reachable).
 
 True exposure effect
 --------------------
@@ -194,7 +279,9 @@ Deviations and open points
   the latent factor, which is what makes the observed and direct HRs differ.
 - Not modelled: progression during bridging in patients who are then infused (all pre-infusion events
   belong to the never-infused); the 6 untreated standard-arm patients; deaths and OS separately from PFS;
-  the monthly assessment grid (event times are continuous); dose-dependent toxicity.
+  the monthly assessment grid (event times are continuous; the M-protein sample documenting progression
+  is taken on the day after the event); toxicity depends on expansion (true Cmax) and burden, not on dose
+  directly; CRS and neurotoxicity do not change PFS.
 """
 
 from __future__ import annotations
