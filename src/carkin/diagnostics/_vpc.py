@@ -132,7 +132,10 @@ class VPCResult:
             flags = on_log.reshape((-1,) + (1,) * (values.ndim - 1))
         else:
             flags = on_log[np.asarray(strata)]
-        return np.where(flags, np.exp(values), values)
+        values, flags = np.broadcast_arrays(values, flags)
+        out = values.copy()
+        out[flags] = np.exp(values[flags])  # exp only where log (a linear value of 1e3 would overflow)
+        return out
 
     def inside(self) -> np.ndarray:
         """(strata, bins, quantiles) bool: observed percentile inside its band (False where hidden)."""
