@@ -24,7 +24,8 @@ def truth_fit(spec, cohort, *, truth: PopulationParameters | None = None, draws:
         x = np.asarray(x, dtype=float)
         return np.broadcast_to(x, (1, draws) + x.shape).copy()
 
-    posterior = {"mu": rep(truth.mu), "omega": rep(truth.omega), "phi": rep(phi), "sigma": rep(truth.sigma)}
+    posterior = {"mu": rep(truth.mu), "omega": rep(truth.omega), "phi": rep(phi)}
+    posterior.update({site: rep(value) for site, value in observation_sites(spec, truth).items()})
     coords = {"patient": list(cohort.dataset.patient_ids), "parameter": list(spec.parameter_names)}
     dims = {"mu": ["parameter"], "omega": ["parameter"], "phi": ["patient", "parameter"]}
     if spec.effects:
@@ -37,6 +38,23 @@ def truth_fit(spec, cohort, *, truth: PopulationParameters | None = None, draws:
                 "diagnostics": {"passed": False, "failures": ["point-mass posterior built from the truth (test)"]},
                 "model": {"source": spec.source, "hash": spec.hash, "spec": json.loads(spec.raw)}}
     return Fit(idata=idata, spec=spec, manifest=manifest, table=table, patient_ids=cohort.dataset.patient_ids)
+
+
+def observation_sites(spec, truth: PopulationParameters) -> dict:
+    """Site name -> true value of every residual, scaling-factor and co-medication site of ``spec`` (the inverse of
+    `carkin.population.population_extras`): ``sigma`` alone for the single-analyte additive_log model."""
+    single = len(spec.analytes) == 1
+    out = {}
+    for k, analyte in enumerate(spec.analytes):
+        sigma_site, add_site = spec.residual_sites(analyte)
+        for site, value in ((sigma_site, truth.sigma), (add_site, truth.sigma_add)):
+            if site:
+                out[site] = np.asarray(value, dtype=float) if single else np.asarray(value, dtype=float)[k]
+        if spec.scale_site(analyte):
+            out[spec.scale_site(analyte)] = np.asarray(truth.log_scale, dtype=float)[k]
+    if spec.comedications:
+        out["gamma"] = np.asarray(truth.gamma, dtype=float)
+    return out
 
 
 @functools.lru_cache(maxsize=4)

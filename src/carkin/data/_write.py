@@ -125,7 +125,8 @@ def write_covariates(
         Patient IDs, one per row (e.g. ``Dataset.patient_ids``).
     table : mapping of column name to 1-D array, or pandas.DataFrame
         Columns in output order, each of length ``len(ids)``, in the units the covariate is used in.
-        Names are written upper case. Numeric columns are written exactly (NaN as ``.``); other columns
+        Names are written upper case. Numeric columns are written exactly (NaN as ``.``, and +inf as ``.``:
+        an event time that never happened, e.g. a co-medication never given, reads back as +inf); other columns
         (e.g. ``ARM``) are written as text (None/NaN as ``.``). A DataFrame's index is ignored.
     comment : str, optional
         Written first, each of its lines as a ``# ...`` comment line.
@@ -213,8 +214,8 @@ def _column_texts(array: np.ndarray) -> list[str]:
         return ["1" if v else "0" for v in array]
     if array.dtype.kind in "iu":
         return [str(int(v)) for v in array]
-    if array.dtype.kind == "f":
-        return [_number(v) for v in array]
+    if array.dtype.kind == "f":  # +inf: an event that never happened ('.' in an event-time column)
+        return [_MISSING if v == np.inf else _number(v) for v in array]
     return [_MISSING if v is None or (np.ndim(v) == 0 and pd.isna(v)) else str(v) for v in array]
 
 

@@ -6,8 +6,8 @@ Files written by `write_diagnostics` into ``out_dir`` (replaced atomically):
 ``diagnostics.json``   convergence verdict, GOF/NPDE summary, shrinkage, VPC settings, coverage and bins
 ``convergence.csv``    arviz summary of the population sites
 ``shrinkage.csv``      eta-shrinkage per IIV term
-``gof.csv``            per record: ID, TIME, DV, BLQ, PRED, IPRED, IRES, IWRES, NPDE
-``vpc.csv``            per stratum, bin and percentile: observed and simulated percentiles (copies/ug)
+``gof.csv``            per record: ID, TIME, (ANALYTE), DV, BLQ, PRED, IPRED, IRES, IWRES, NPDE
+``vpc.csv``            per stratum, bin and percentile: observed and simulated percentiles (analyte's unit)
 ``*.png``              trace, rank, gof, npde, vpc, individual_fits
 =====================  ================================================================================
 """

@@ -1,7 +1,8 @@
 """Normalised prediction discrepancies from posterior predictive simulation (NPDE-style, vectorised).
 
 For record j with observation y_j and K posterior predictive replicates y_jk (new patients with the
-observed patient's design, one posterior draw of the population values each; residual error included):
+observed patient's design (doses, co-medication, analyte), one posterior draw of the population values each;
+residual error of the record's analyte included):
 
     pd_j   = (1/K) sum_k 1[y_jk < y_j]                               (quantified record)
     pd_j   ~ Uniform(0, (1/K) sum_k 1[y_jk < LLOQ_j])                 (BLQ record: Nguyen et al. 2012)
@@ -53,11 +54,11 @@ def npde(fit, dataset: Dataset, *, key: PRNGKeyArray, replicates: int = 500, des
     des = design_ if design_ is not None else design(dataset, fit.spec)
     k_sim, k_blq = jax.random.split(key)
     sims = simulate_records(fit.spec, des.data, replicate_draws(fit, replicates), key=k_sim, log_lloq=des.log_lloq)
-    blq = jnp.asarray(des.blq)
-    if des.linear:  # DV may be 0 or negative; simulated values too
-        below_obs = jnp.mean(sims.value < jnp.asarray(des.dv)[None, :], axis=0)
-    else:
-        below_obs = jnp.mean(sims.log_value < jnp.asarray(des.log_dv)[None, :], axis=0)
+    log_dv, blq = jnp.asarray(des.log_dv), jnp.asarray(des.blq)
+    # on the analyte's own scale: log values for a log-scale error model, DV itself for a linear one (DV <= 0)
+    below = jnp.where(jnp.asarray(des.on_log)[None, :], sims.log_value < log_dv[None, :],
+                      sims.value < jnp.asarray(des.dv)[None, :])
+    below_obs = jnp.mean(below, axis=0)
     below_lloq = jnp.mean(sims.blq, axis=0)
     u = jax.random.uniform(k_blq, below_obs.shape)
     pd_ = jnp.where(blq, u * below_lloq, below_obs)

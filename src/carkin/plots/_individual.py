@@ -1,16 +1,16 @@
-"""Individual fit panels: observed records (BLQ drawn distinctly) over the posterior predicted curve."""
+"""Individual fit panels: observed records (BLQ drawn distinctly) over the posterior predicted curve, per analyte."""
 
 from __future__ import annotations
 
 import math
 
-import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..data import Dataset, DoseEvents
-from ..models import log_concentration_grid
-from ..population import model_inputs
+from ..data import Dataset
+from ..diagnostics._labels import labels_of
+from ..diagnostics._simulation import grid_data, log_prediction_draws, observation_draws
+from ..simulate import posterior_population_draws
 
 __all__ = ["plot_individual_fits"]
 
@@ -24,7 +24,12 @@ def plot_individual_fits(
     simulated: bool | None = None,
     grid_points: int = 200,
 ):
-    """Observed transgene levels and the posterior median curve with a 90% band, one panel per patient.
+    """Observed values and the posterior median curve with a 90% band, one panel per patient and analyte.
+
+    The curves are the likelihood's predictions (`carkin.population.record_log_predictions`): each patient's
+    doses and co-medication, each analyte's model output and scaling factor. A log-scale analyte is drawn on a
+    log axis, a linear-scale one (e.g. a PK concentration, 0 before the first dose) on a linear axis; time as the
+    data give it (symlog days for the CAR-T models, linear for the dosed PK models).
 
     Parameters
     ----------
@@ -37,73 +42,67 @@ def plot_individual_fits(
         Posterior draws used for the band (thinned evenly).
     simulated : bool, optional
         Adds "SIMULATED data" to the title; default: the fit's data say so (``fit.simulated``).
+    grid_points : int
+        Points of each curve.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
     simulated = fit.simulated or dataset.simulated if simulated is None else simulated
+    spec = fit.spec
+    labels = labels_of(spec)
     ids = list(dataset.patient_ids)
     chosen = [ids.index(p) for p in patients] if isinstance(patients, list) else list(range(min(patients, len(ids))))
-    individual = fit.individual_parameters()  # name -> (chains, draws, patients)
-    flat = {k: v.reshape(-1, v.shape[-1]) for k, v in individual.items()}
-    n_total = next(iter(flat.values())).shape[0]
-    take = np.linspace(0, n_total - 1, min(max_draws, n_total)).astype(int)
+    phi = np.asarray(fit.idata.posterior["phi"].values, dtype=float)
+    phi = phi.reshape(-1, *phi.shape[-2:])
+    take = np.unique(np.linspace(0, phi.shape[0] - 1, min(max_draws, phi.shape[0])).astype(int))
     times = np.asarray(dataset.times)
     mask = np.asarray(dataset.obs_mask)
-    model = fit.spec.kinetic_model
-    pk = getattr(model, "dosed", False)  # a PK model: linear axes in the data's units, doses on the grid
-    if pk:
-        t_end = float(times[mask].max()) * 1.05
-        doses = dataset.dose_events
-        dose_times = np.asarray(doses.time)[chosen][np.asarray(doses.mask)[chosen]]
-        grid = np.unique(np.concatenate([np.linspace(0.0, t_end, grid_points), dose_times[dose_times <= t_end]]))
+    t_max = float(times[mask].max())
+    if labels.time_scale == "symlog":
+        grid = np.concatenate([[0.0], np.geomspace(0.5, max(t_max * 1.05, 30.0), grid_points - 1)])
     else:
-        t_end = max(float(times[mask].max()) * 1.05, 30.0)
-        grid = np.concatenate([[0.0], np.geomspace(0.5, t_end, grid_points - 1)])
-    params = {k: jnp.asarray(v[take][:, chosen][..., None]) for k, v in flat.items()}  # (draws, sel, 1)
-    # ODE models also take per-patient inputs from the data (e.g. baseline tumour burden): (1, sel, 1)
-    params.update({k: jnp.asarray(v[chosen])[None, :, None] for k, v in model_inputs(dataset, fit.spec).items()})
-    if pk:  # each chosen patient's doses, (1, sel, 1, doses)
-        curves = np.asarray(model.concentration(params, jnp.asarray(grid)[None, None, :], _select_doses(doses, chosen)))
-    else:
-        curves = np.exp(np.asarray(log_concentration_grid(model, params, jnp.asarray(grid)[None, None, :])))
+        grid = np.linspace(0.0, t_max * 1.05 if t_max > 0 else 1.0, grid_points)
+    data, n_analytes = grid_data(dataset, spec, chosen, grid)
+    _, values = posterior_population_draws(fit)
+    extras = observation_draws(spec, {k: v[take] for k, v in values.items()})
+    log_c = np.asarray(log_prediction_draws(spec, data, phi[take][:, chosen], log_scale=extras["log_scale"],
+                                            gamma=extras["gamma"]))
+    curves = np.exp(log_c).reshape(take.size, len(chosen), n_analytes, grid.size)
     lo, med, hi = np.quantile(curves, [0.05, 0.5, 0.95], axis=0)
 
-    cols = min(4, len(chosen))
-    rows = math.ceil(len(chosen) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False, sharey=True)
+    codes = dataset.analyte_codes
+    analyte_of = {a.code: k for k, a in enumerate(spec.analytes)}
+    panels = [(j, k) for j in range(len(chosen)) for k in range(n_analytes)]
+    cols = n_analytes * max(1, 4 // n_analytes)
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False, sharey=n_analytes == 1)
     dv, blq = np.asarray(dataset.dv), np.asarray(dataset.blq)
-    for j, (ax, i) in enumerate(zip(axes.flat, chosen)):
-        ax.fill_between(grid, lo[j], hi[j], color="tab:blue", alpha=0.25, lw=0, label="90% interval")
-        ax.plot(grid, med[j], color="tab:blue", lw=1.2, label="posterior median")
-        q = mask[i] & ~blq[i]
-        c = mask[i] & blq[i]
+    for p, (ax, (j, k)) in enumerate(zip(axes.flat, panels)):
+        i = chosen[j]
+        ax.fill_between(grid, lo[j, k], hi[j, k], color="tab:blue", alpha=0.25, lw=0, label="90% interval")
+        ax.plot(grid, med[j, k], color="tab:blue", lw=1.2, label="posterior median")
+        mine = mask[i] if n_analytes == 1 and spec.analytes[0].code is None else mask[i] & np.asarray(
+            [analyte_of.get(c, -1) == k for c in codes[i]])
+        q, c = mine & ~blq[i], mine & blq[i]
         ax.plot(times[i, q], dv[i, q], "o", ms=3.5, color="black", label="observed")
         ax.plot(times[i, c], dv[i, c], "v", ms=5, mfc="white", mec="tab:red", label="BLQ (at LLOQ)")
-        if not pk:
-            ax.set_yscale("log")
+        ax.set_yscale("log" if labels.log_scale[k] else "linear")
+        if labels.time_scale == "symlog":
             ax.set_xscale("symlog", linthresh=30)
-        ax.set_title(f"ID {ids[i]}", fontsize=9)
+        ax.set_title(f"ID {ids[i]}" + (f": {labels.analytes[k]}" if n_analytes > 1 else ""), fontsize=9)
         ax.grid(alpha=0.3, lw=0.5)
-    for ax in list(axes.flat)[len(chosen):]:
+        if n_analytes > 1 or p % cols == 0:
+            ax.set_ylabel(labels.value_label(k), **({"fontsize": 8} if n_analytes > 1 else {}))
+    for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
     for ax in axes[-1]:
-        ax.set_xlabel("time after the first dose" if pk else "days after infusion")
-    for ax in axes[:, 0]:
-        ax.set_ylabel("concentration" if pk else "transgene, copies/ug")
-    axes.flat[0].legend(fontsize=6, loc="upper right" if pk else "lower left")
-    title = f"Individual fits ({fit.spec.model}, {fit.method})"
+        ax.set_xlabel(labels.time_label)
+    axes.flat[0].legend(fontsize=6, loc="lower left" if labels.log_scale[0] else "upper right")
+    title = f"Individual fits ({spec.model}, {fit.method})"
     if simulated:
         title += " - SIMULATED data"
     fig.suptitle(title)
     fig.tight_layout()
     return fig
-
-
-def _select_doses(doses: DoseEvents, chosen: list[int]) -> DoseEvents:
-    """The chosen patients' doses, shaped (1, chosen, 1, doses) to broadcast against (draws, chosen, grid)."""
-    index = np.asarray(chosen)
-    pick = lambda x: jnp.asarray(x)[index][None, :, None, :]  # noqa: E731
-    return DoseEvents(time=pick(doses.time), amount=pick(doses.amount), duration=pick(doses.duration),
-                      cmt=pick(doses.cmt), mask=pick(doses.mask))

@@ -10,6 +10,7 @@ from ._generative import (
     individual_means as individual_means,
     individual_parameters as individual_parameters,
     residual_sd as residual_sd,
+    sample_analyte_observations as sample_analyte_observations,
     sample_observations as sample_observations,
 )
 from ._model import (
@@ -20,6 +21,7 @@ from ._model import (
     population_extras as population_extras,
     population_sites as population_sites,
     record_analytes as record_analytes,
+    record_log_predictions as record_log_predictions,
     whitening_reference as whitening_reference,
     covariate_design as covariate_design,
     log_likelihood as log_likelihood,

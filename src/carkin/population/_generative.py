@@ -11,7 +11,8 @@ Every simulator of carkin draws observations the same way, and this module is th
 4. censoring at the LLOQ: ``BLQ = y < LLOQ``, and the recorded DV is the LLOQ on a BLQ record (the
    Monolix / nlmixr2 convention of carkin's data format) (`censor`).
 
-`sample_observations` is steps 3 and 4. The functions take the standard-normal draws (``eta``, ``eps``)
+`sample_observations` is steps 3 and 4 for one error model; `sample_analyte_observations` applies each
+record's analyte's error model (specs with several analytes). The functions take the standard-normal draws (``eta``, ``eps``)
 as arrays instead of a key, so that each caller keeps its own random-stream layout: per-patient
 ``fold_in`` keys in `carkin.simulate.simulate_cohort`, one key per replicate in the posterior predictive
 checks (`carkin.diagnostics`), one per posterior draw in dose scenarios. All functions are pure, elementwise
@@ -23,14 +24,16 @@ from __future__ import annotations
 from typing import Literal
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Bool, Float
+from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from ._spec import LOG_SCALE_RESIDUALS, RESIDUAL_MODELS, PopulationSpec
 
 __all__ = [
-    "Observations", "censor", "individual_means", "individual_parameters", "residual_sd", "sample_observations",
+    "Observations", "censor", "individual_means", "individual_parameters", "residual_sd", "sample_analyte_observations",
+    "sample_observations",
 ]
 
 ResidualModel = Literal["additive_log", "combined", "additive", "proportional", "additive_proportional"]
@@ -264,3 +267,67 @@ def sample_observations(
         blq = ~(value >= lloq) & (lloq > 0)
         dv = jnp.where(blq, lloq, value)
     return Observations(log_value=_safe_log(value), log_dv=_safe_log(dv), blq=blq, value=value, dv=dv)
+
+
+def sample_analyte_observations(
+    spec: PopulationSpec,
+    analyte: Int[ArrayLike, " records"] | None,
+    log_c: Float[ArrayLike, " records"],
+    eps: Float[ArrayLike, " records"],
+    *,
+    sigma: Float[ArrayLike, "..."] | None,
+    sigma_add: Float[ArrayLike, "..."] | None = None,
+    log_lloq: Float[ArrayLike, " records"] | None = None,
+) -> Observations:
+    """`sample_observations` with each record's analyte's error model (``spec.analytes``).
+
+    Parameters
+    ----------
+    spec : PopulationSpec
+        Its analytes' error models (``AnalyteSpec.residual``).
+    analyte : Int[ArrayLike, " records"] or None
+        Index into ``spec.analytes`` of every record (``PopulationData.record_analyte``); None: one analyte.
+    log_c : Float[ArrayLike, " records"]
+        Predicted log value of every record, the analyte's scaling factor included (log of the analyte's unit).
+    eps : Float[ArrayLike, " records"]
+        Standard-normal draws of ``log_c``'s shape.
+    sigma, sigma_add
+        One analyte: scalars (as in `residual_sd`); several: arrays (analytes,), an analyte's unused entry
+        ignored (the form `population_extras` gives).
+    log_lloq : Float[ArrayLike, " records"], optional
+        Each record's log LLOQ (``-inf``: never censored); None: nothing is censored.
+
+    Returns
+    -------
+    Observations
+        Fields of ``log_c``'s shape; each record drawn with its analyte's error model (on the log scale for
+        the log-scale models, on DV's scale for the linear ones).
+    """
+    analytes = spec.analytes
+    if len(analytes) == 1:  # the single error model, called exactly as every single-analyte simulator does
+        return sample_observations(log_c, eps, residual=analytes[0].residual, sigma=_first(sigma),
+                                   sigma_add=_first(sigma_add), log_lloq=log_lloq)
+    if analyte is None:
+        raise ValueError(f"sample_analyte_observations: {spec.source} declares {len(analytes)} analytes; pass each "
+                         "record's analyte index (PopulationData.record_analyte)")
+    zeros = jnp.zeros(len(analytes))
+    sigma = zeros if sigma is None else jnp.broadcast_to(jnp.asarray(sigma), (len(analytes),))
+    sigma_add = zeros if sigma_add is None else jnp.broadcast_to(jnp.asarray(sigma_add), (len(analytes),))
+    analyte = jnp.asarray(analyte)
+    out = None
+    for k, a in enumerate(analytes):  # a handful of analytes, each with its own (static) error model
+        obs = sample_observations(log_c, eps, residual=a.residual, sigma=sigma[k], sigma_add=sigma_add[k],
+                                  log_lloq=log_lloq)
+        if out is None:
+            out = obs
+        else:
+            out = jax.tree_util.tree_map(lambda new, old, k=k: jnp.where(analyte == k, new, old), obs, out)
+    return out
+
+
+def _first(value):
+    """A single analyte's residual parameter as a scalar (None stays None)."""
+    if value is None:
+        return None
+    value = jnp.asarray(value)
+    return value if value.ndim == 0 else value.reshape(-1)[0]

@@ -75,6 +75,7 @@ __all__ = [
     "PopulationData", "prepare", "population_model", "natural_parameters", "covariate_design", "model_inputs",
     "padded_schedule", "check_solves", "log_likelihood", "patient_log_likelihood", "population_sites",
     "population_extras", "model_context", "record_analytes", "comedication_starts", "whitening_reference",
+    "record_log_predictions",
 ]
 
 
@@ -383,6 +384,33 @@ def _record_predictions(spec: PopulationSpec, data: PopulationData, phi, log_sca
     if log_scale is not None and any(a.scaled for a in spec.analytes):
         log_scale = jnp.reshape(jnp.asarray(log_scale), (-1,))
         log_pred = log_pred + (log_scale[data.record_analyte] if data.record_analyte is not None else log_scale[0])
+    return log_pred, ok
+
+
+def record_log_predictions(
+    spec: PopulationSpec, data: PopulationData, phi, *, log_scale=None, gamma=None
+) -> tuple[Float[Array, " records"], Bool[Array, " patients"] | None]:
+    """The likelihood's prediction of every record: log of (the model output its analyte observes x the analyte's
+    scaling factor), with the patients' doses and co-medication switches (`model_context`).
+
+    Parameters
+    ----------
+    phi : Float[Array, "patients params"]
+        Individual parameters, transformed scale. Batch over draws with ``jax.vmap``.
+    log_scale, gamma : arrays (analytes,), (comedication effects,), optional
+        As in `log_likelihood`.
+
+    Returns
+    -------
+    log_pred : Float[Array, " records"]
+        In the analyte's unit (log); NaN on the records of a patient whose ODE solve failed; -inf where the
+        prediction is exactly 0 (e.g. a PK concentration before the first dose).
+    ok : Bool[Array, " patients"] or None
+        Which patients' solves succeeded (None: a closed form).
+    """
+    log_pred, ok = _record_predictions(spec, data, phi, log_scale, gamma)
+    if ok is not None:
+        log_pred = jnp.where(ok[data.records.patient], log_pred, jnp.nan)
     return log_pred, ok
 
 

@@ -196,6 +196,7 @@ class PopulationSpec(eqx.Module):
     comedications: tuple[Comedication, ...] = eqx.field(static=True, default=())
     iiv_blocks: tuple[tuple[str, ...], ...] = eqx.field(static=True, default=())  # correlated IIV blocks
     lkj_concentration: float = eqx.field(static=True, default=2.0)
+    time_unit: str = eqx.field(static=True, default="")  # the data's time unit, for labels ("" : the model's default)
 
     # The single-analyte view (the first analyte's settings), kept for specs with one analyte.
     @property
@@ -324,7 +325,7 @@ def to_transformed(transform: str, value):
 
 SPEC_KEYS: tuple[str, ...] = (
     "model", "structure", "parameters", "covariates", "comedication", "iiv", "residual", "blq", "analytes", "ode",
-    "constants", "inputs", "simulation",
+    "constants", "inputs", "simulation", "time_unit",
 )
 """The top-level keys and tables of a spec (``[simulation]`` is read by `carkin.simulate.truth_from_spec`)."""
 
@@ -376,6 +377,7 @@ def spec_from_dict(data: dict, *, source: str = "<dict>") -> PopulationSpec:
         comedications=comedications,
         iiv_blocks=blocks,
         lkj_concentration=lkj,
+        time_unit=root.string("time_unit", "", hint='the unit of TIME in the data, e.g. "h"'),
     )
 
 

@@ -213,7 +213,7 @@ def build_report(
                            "replicates": vpc_info.get("replicates"), "band level": vpc_info.get("level"),
                            "coverage of observed percentiles (nominal = level)": vpc_info.get("coverage"),
                            "coverage of observed BLQ fractions": vpc_info.get("blq_coverage"),
-                           "bin edges, days": vpc_info.get("edges_days")})
+                           f"bin edges, {vpc_info.get('time_unit') or 'time unit of the data'}": vpc_info.get("edges")})
     sections.append(("vpc", "VPC", vpc_note + '<p class="muted">Censored values enter the percentiles at the LLOQ; a '
                      "percentile below the bin's observed BLQ fraction is not shown.</p>" + figures.get("vpc.png", "")))
 

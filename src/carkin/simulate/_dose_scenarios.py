@@ -46,6 +46,7 @@ from ..population import (
     individual_means,
     individual_parameters,
     natural_parameters,
+    population_sites,
     sample_observations,
 )
 from ._cohort import simulation_lloq
@@ -71,7 +72,10 @@ def posterior_population_draws(fit, *, draws: int = 0) -> tuple[np.ndarray, dict
     -------
     indices : numpy array, shape (draws,)
     values : dict with ``mu``, ``omega`` (draws, params), ``beta`` (draws, effects), ``sigma``,
-        ``sigma_add`` (draws,); ``beta`` is empty and ``sigma_add`` zero when the model lacks them.
+        ``sigma_add`` (draws,); ``beta`` is empty and ``sigma_add`` zero when the model lacks them. Also every
+        other population site of the spec (`carkin.population.population_sites`: per analyte ``sigma_<analyte>``,
+        ``sigma_add_<analyte>``, ``log_scale_<analyte>``, and ``gamma`` (draws, effects)), so that
+        `carkin.population.population_extras` takes them.
     """
     post = fit.idata.posterior
     spec = fit.spec
@@ -91,6 +95,9 @@ def posterior_population_draws(fit, *, draws: int = 0) -> tuple[np.ndarray, dict
         "sigma": flat("sigma", ()),
         "sigma_add": flat("sigma_add", ()),
     }
+    for site, _ in population_sites(spec):
+        if site not in values and site in post:
+            values[site] = flat(site, np.shape(post[site].values)[2:])
     if draws and draws < n_total:
         idx = np.unique(np.round(np.linspace(0, n_total - 1, draws)).astype(int))
     else:

@@ -7,7 +7,9 @@ file               content
 =================  =====================================================================================
 ``ck.csv``         the CK records (`carkin.data.write_ck`), after a ``# SIMULATED ...`` comment line
 ``covariates.csv`` ID and the covariates except DOSE (`carkin.data.write_covariates`), same comment
-``truth.json``     the population truth: typical values, ``mu``, ``omega``, ``effects``, ``sigma``, seed
+``truth.json``     the population truth: typical values, ``mu``, ``omega``, ``effects``, the residual
+                   parameters (``sigma``, ``sigma_add``; per analyte when there are several), the
+                   scaling factors (``scale``), co-medication effects (``gamma``), seed
 =================  =====================================================================================
 
 ``write_scenario_report(result, out)`` (what ``carkin simulate`` and ``carkin demo`` write):
@@ -92,7 +94,7 @@ def write_simulated_cohort(
         "mu": np.asarray(cohort.truth.mu).tolist(),
         "omega": dict(zip(spec.parameter_names, np.asarray(cohort.truth.omega).tolist())),
         "effects": dict(zip(spec.effect_names, np.asarray(cohort.truth.beta).tolist())),
-        "sigma": float(cohort.truth.sigma),
+        **_observation_truth(cohort, spec),
     }
     with atomic_directory(out_dir, owned=COHORT_FILES) as tmp:
         write_ck(tmp / "ck.csv", cohort.dataset, comment=comment)
@@ -100,6 +102,23 @@ def write_simulated_cohort(
         write_covariates(tmp / "covariates.csv", cohort.dataset.patient_ids, table, comment=comment)
         (tmp / "truth.json").write_text(json.dumps(truth, indent=2) + "\n", encoding="utf-8")
     return truth
+
+
+def _observation_truth(cohort: SimulatedCohort, spec: PopulationSpec) -> dict[str, Any]:
+    """The truth's residual parameters, scaling factors and co-medication effects, keyed by name."""
+    truth = cohort.truth
+    if len(spec.analytes) == 1:
+        out = {"sigma": float(truth.sigma), "sigma_add": float(truth.sigma_add)}
+    else:
+        sigma, add = np.asarray(truth.sigma), np.asarray(truth.sigma_add)
+        out = {"sigma": {a.name: float(sigma[k]) for k, a in enumerate(spec.analytes) if a.uses_sigma},
+               "sigma_add": {a.name: float(add[k]) for k, a in enumerate(spec.analytes) if a.uses_sigma_add}}
+    if truth.log_scale is not None:
+        scale = np.exp(np.asarray(truth.log_scale))
+        out["scale"] = {a.name: float(scale[k]) for k, a in enumerate(spec.analytes) if a.scaled}
+    if truth.gamma is not None:
+        out["gamma"] = dict(zip(spec.comedication_effect_names, np.asarray(truth.gamma).tolist()))
+    return out
 
 
 def write_scenario_report(
