@@ -101,7 +101,7 @@ def test_diagnostics_work_on_the_data_scale_with_every_patients_dose(short):
     result, _ = short
     dataset = _dataset()
     gof = goodness_of_fit(result, dataset, key=jax.random.PRNGKey(0), replicates=100)
-    assert gof.linear and gof.dv.size == 132 and np.all(np.isfinite(gof.iwres)) and np.all(np.isfinite(gof.npde))
+    assert gof.labels.log_scale == (False,) and gof.dv.size == 132 and np.all(np.isfinite(gof.iwres)) and np.all(np.isfinite(gof.npde))
     np.testing.assert_allclose(gof.ires, gof.dv - gof.ipred, rtol=0, atol=1e-12)
     post = result.idata.posterior
     ke, ka, cl = (float(np.exp(np.median(post["mu"].values[..., k]))) for k in range(3))  # spec order: ke, ka, cl
@@ -112,7 +112,7 @@ def test_diagnostics_work_on_the_data_scale_with_every_patients_dose(short):
     # the fit is good (nlme's IWRES have SD ~1 too): a loose sanity bound, not a calibration test
     assert 0.6 < float(np.std(gof.iwres, ddof=1)) < 1.4
     result_vpc = vpc(result, dataset, key=jax.random.PRNGKey(1), replicates=50)
-    assert result_vpc.linear and np.isfinite(result_vpc.observed[..., 1]).all()
+    assert result_vpc.scale == ("linear",) and np.isfinite(result_vpc.observed[..., 1]).all()
 
 
 @pytest.mark.slow
