@@ -115,7 +115,7 @@ def cart_tumour(p, constants, ts, *, dose_time=None, dose_weight=None, expansion
         return diffrax.diffeqsolve(
             diffrax.ODETerm(_tumour_field), _SOLVER, jnp.asarray(float(t0)), jnp.asarray(float(t1)), jnp.asarray(0.01),
             y0, args=args, saveat=diffrax.SaveAt(ts=jnp.asarray(save)),
-            stepsize_controller=diffrax.PIDController(rtol=1e-12, atol=1e-12, jump_ts=_jumps(es, cs, pad=t1 + 1e3)),
+            stepsize_controller=diffrax.PIDController(rtol=1e-12, atol=1e-20, jump_ts=_jumps(es, cs, pad=t1 + 1e3)),
             max_steps=100_000,
         ).ys
 
