@@ -110,11 +110,11 @@ def test_gamma_zero_or_never_started_gives_the_model_without_co_medication():
     np.testing.assert_allclose(np.asarray(plain.log_concentration), old, rtol=0, atol=1e-9)
 
 
-def test_gradients_are_finite_at_a_switch_and_match_finite_differences():
-    """d log C / d(gamma, parameters): finite at times that are switch times and tmax, with a switch at tmax and a
-    never-started co-medication (+inf) (kinks, where a gradient is some one-sided derivative, not necessarily the
-    same one in both models); away from the kinks the closed form's equals central differences and the ODE
-    twin's (forward sensitivities through the segments) equals the closed form's."""
+def _closed_form_gradients_at_and_off_switches():
+    """d log C / d(gamma, parameters) of the closed form: finite at times that are switch times and tmax, with a
+    switch at tmax and a never-started co-medication (+inf) (kinks, where a gradient is some one-sided derivative,
+    not necessarily the same one in both models); away from the kinks equal to central differences. Returns what
+    the ODE twin's check needs."""
     at_kinks = (jnp.asarray([[0.0, 4.0, 9.3, 30.0, 60.0], [4.0, 14.0, 14.0, 30.0, 100.0]]),
                 jnp.asarray([[4.0, np.inf], [14.0, 30.0]]))
     # Off the kinks: no time at a switch or tmax, no switch at tmax (there log C is kinked in tmax too).
@@ -145,6 +145,17 @@ def test_gradients_are_finite_at_a_switch_and_match_finite_differences():
             step = jnp.zeros_like(x0).at[i, j].set(eps)
             fd = (total(Multiphasic(), x0 + step, off_kinks) - total(Multiphasic(), x0 - step, off_kinks)) / (2 * eps)
             assert float(smooth[i, j]) == pytest.approx(float(fd), rel=1e-6, abs=1e-8), (i, j)
+    return grad, x0, at_kinks, off_kinks, smooth
+
+
+def test_gradients_are_finite_at_a_switch_and_match_finite_differences():
+    _closed_form_gradients_at_and_off_switches()
+
+
+@pytest.mark.slow
+def test_the_ode_twins_gradients_through_switches_equal_the_closed_forms():
+    """Forward sensitivities through the segments: finite at the kinks, the closed form's gradient away from them."""
+    grad, x0, at_kinks, off_kinks, smooth = _closed_form_gradients_at_and_off_switches()
     ode = EffectorMemory(options=TIGHT)
     assert np.all(np.isfinite(np.asarray(grad(ode, x0, at_kinks))))
     np.testing.assert_allclose(np.asarray(grad(ode, x0, off_kinks)), np.asarray(smooth), rtol=1e-5, atol=1e-8)

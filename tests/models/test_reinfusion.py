@@ -82,6 +82,20 @@ def tumour_model():
     return CarTumor(options=TIGHT)
 
 
+def test_cart_tumour_second_infusion_and_tumour_output_match_a_diffrax_solution(tumour_model):
+    """A second infusion (a state jump) without co-medication: transgene and tumour against the reference."""
+    model = tumour_model
+    p = dict(e0=5.0, kexp=0.8, ec50=0.01, beta=0.004, delta=0.15, fb=0.01, tumor0=30.0)
+    t = np.array([0.0, 3.0, 10.0, 20.0, 30.0, 31.0, 40.0, 60.0, 120.0])
+    doses = DoseEvents(time=jnp.asarray([[0.0, 30.0]]), amount=jnp.asarray([[2.0, 1.0]]))
+    sol = model.solve({k: jnp.asarray([v]) for k, v in p.items()}, jnp.asarray(t)[None, :], doses=doses)
+    assert np.all(np.asarray(sol.code) == 0) and model.outputs == ("transgene", "tumour")
+    log_c, log_t = cart_tumour(p, {n: getattr(model, n) for n in model.constants}, t, dose_time=30.0, dose_weight=0.5)
+    np.testing.assert_allclose(np.asarray(sol.log_outputs[0, :, 0]), log_c, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(np.asarray(sol.log_outputs[0, :, 1]), log_t, rtol=0, atol=1e-8)
+
+
+@pytest.mark.slow
 def test_cart_tumour_reinfusion_is_a_state_jump_and_its_tumour_output_matches_a_diffrax_solution(tumour_model):
     """Patient 1 has tumour (second infusion at day 30, a co-medication at day 20); patient 2 has none: its tumour
     output is a finite number far below any marker's limit and its cells do not expand."""

@@ -88,6 +88,7 @@ def test_the_log_likelihood_uses_the_co_medication_and_the_second_infusion(files
         _expected(np.zeros(2)), rel=1e-12)
 
 
+@pytest.mark.slow
 def test_the_ode_twins_likelihood_and_gradient_match_the_closed_forms(files):
     closed, ode = _spec("multiphasic"), _spec("effector_memory")
     dataset = load_dataset(*files, spec=ode, verbose=False)
