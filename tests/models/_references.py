@@ -7,7 +7,6 @@ restarts just after it); a re-infusion's state jump by solving in two pieces.
 """
 
 import diffrax
-import jax
 import jax.numpy as jnp
 import numpy as np
 

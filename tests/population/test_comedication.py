@@ -11,7 +11,13 @@ from scipy import stats
 
 from carkin.data import load_dataset
 from carkin.errors import SolverError
-from carkin.population import check_solves, log_likelihood, natural_parameters, prepare, spec_from_dict
+from carkin.population import (
+    check_solves,
+    log_likelihood,
+    natural_parameters,
+    prepare,
+    spec_from_dict,
+)
 
 PARAMETER = {"transform": "log", "typical": 1.0, "prior_sd": 1.0, "omega_scale": 1.0}
 PARAMETERS = {n: dict(PARAMETER) for n in ("cmax", "tmax", "rho", "beta", "delta")}
