@@ -119,9 +119,12 @@ class TestTwoAnalytes:
             load_dataset(_write(tmp_path, text), spec=spec, verbose=False)
 
 
-def test_a_model_without_reinfusion_refuses_a_second_infusion(tmp_path):
+def test_a_model_without_reinfusion_refuses_a_second_infusion(tmp_path, monkeypatch):
     spec = spec_from_dict({"model": "multiphasic", "parameters": MULTIPHASIC}, source="m.toml")
     ck = "ID,TIME,DV,EVID,AMT,MDV\n1,0,.,1,450,1\n1,7,900,0,.,0\n1,60,.,1,300,1\n1,70,500,0,.,0\n"
     dataset = load_dataset(_write(tmp_path, ck), spec=spec, verbose=False)
+    doses = prepare(dataset, spec).doses  # the multiphasic model superposes the infusions (tests/models)
+    np.testing.assert_array_equal(np.asarray(doses.time)[0], [0.0, 60.0])
+    monkeypatch.setattr(Multiphasic, "reinfusion", False)
     with pytest.raises(SpecError, match=r"the multiphasic model takes one infusion per patient, but patient '1' .* has 2"):
         prepare(dataset, spec)

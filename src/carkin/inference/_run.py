@@ -191,7 +191,8 @@ def _judge(table, info: dict, gates: Gates, method: str) -> dict:
 
 
 def _preflight_ode(spec: PopulationSpec, dataset: Dataset, data) -> None:
-    """Solve an ODE model at the prior's typical values before sampling (raises SolverError naming patients)."""
+    """Solve an ODE model at the prior's typical values before sampling (raises SolverError naming patients); the
+    co-medication effects at their prior's centre, 0."""
     mu = jnp.asarray([p.prior_loc for p in spec.parameters])
     loc = individual_means(spec, mu, jnp.zeros((len(spec.effects),)), data.covariate_z)
     check_solves(spec, dataset, natural_parameters(spec, loc), data=data)
@@ -202,8 +203,12 @@ def _posterior_ode_failures(spec: PopulationSpec, dataset: Dataset, data, idata,
     phi = np.asarray(idata.posterior["phi"].values)  # (chains, draws, patients, params)
     flat = phi.reshape(-1, *phi.shape[2:])
     take = np.linspace(0, flat.shape[0] - 1, min(max_sets, flat.shape[0])).astype(int)
+    gamma = None  # each draw's co-medication effects, with its parameters
+    if "gamma" in idata.posterior:
+        values = np.asarray(idata.posterior["gamma"].values)
+        gamma = jnp.asarray(values.reshape(-1, values.shape[-1])[take])
     try:
-        check_solves(spec, dataset, natural_parameters(spec, jnp.asarray(flat[take])), data=data)
+        check_solves(spec, dataset, natural_parameters(spec, jnp.asarray(flat[take])), data=data, gamma=gamma)
     except SolverError as err:
         return str(err)
     return None

@@ -64,6 +64,24 @@ cost per stage. A reverse (adjoint) sweep, whose cost does not grow with the dir
 Limitation: with Singh's ratio-dependent killing, a small enough tumour is killed at the full rate kkill
 however few effectors remain, so the model does not relapse; the tumour depth at a landmark, not
 regrowth, is its outcome.
+
+Outputs: ``("transgene", "tumour")``. The second is log T(t), the tumour burden in the data's burden units, so
+that a spec can declare a tumour-marker analyte (M-protein, sBCMA) observing it with an estimated scaling factor
+(``[analytes.<name>] output = "tumour"``, ``scale``): marker = scale x T, a marker in quasi-steady state with
+the tumour that makes it (sBCMA is shed by myeloma cells and cleared within days; Singh 2021 models serum
+BCMA with its own turnover, and a turnover compartment between T and the marker is the refinement this
+leaves out). A patient without tumour (tumor0 = 0) has log T = log of the smallest positive float, -708: a
+marker prediction below any limit of quantification rather than -inf.
+
+Re-infusion (``reinfusion``): a later infusion d adds e0 A_d / A_1 effector cells at its time t_d (the first
+infusion's level e0 scaled by the dose ratio): u jumps to log(e^u + A_d / A_1), r = X / (E + M) to
+r (E + M) / (E + M + e0 A_d / A_1), memory and tumour are unchanged. Because expansion is driven by the
+tumour per CAR-T cell, the new cells expand again if tumour remains (a second expansion phase driven by
+antigen) and barely at all if it has been cleared. Co-medication (``switch_processes``): from a patient's
+start time on, "expansion" multiplies kexp (the maximal proliferation rate; exhaustion kx is unchanged) and
+"contraction" multiplies the effector decline alpha (the conversion to memory km = fb delta and the memory
+decay beta are unchanged), as in ``Multiphasic``. Both are solved in segments between the events, so a jump or
+a switch happens at its own time exactly (``_ode/_segments.py``).
 """
 
 from __future__ import annotations
@@ -118,6 +136,9 @@ class CarTumor(ODEModel):
     individual_parameters: ClassVar[tuple[str, ...]] = ("e0", "kexp", "ec50", "beta", "delta", "fb")
     inputs: ClassVar[tuple[str, ...]] = ("tumor0",)
     constants: ClassVar[tuple[str, ...]] = ("kg", "kkill", "kc50", "kx", "dx")
+    outputs: ClassVar[tuple[str, ...]] = ("transgene", "tumour")
+    switch_processes: ClassVar[tuple[str, ...]] = ("expansion", "contraction")
+    reinfusion: ClassVar[bool] = True
     default_options: ClassVar[ODEOptions] = ODEOptions(solver="tsit5", rtol=1e-6, atol=1e-6)
 
     kg: float = eqx.field(static=True, default=0.008)
@@ -177,6 +198,30 @@ class CarTumor(ODEModel):
         shift = jnp.where(m > 0, jnp.maximum(u, log_m), u)
         m_scale = jnp.exp(-jnp.where(m > 0, shift, jnp.maximum(u, log_tiny)))  # e^-shift, finite where m = 0
         return jnp.log(args["e0"]) + shift + jnp.log(jnp.exp(u - shift) + m * m_scale) + jnp.log1p(r)
+
+    def observe_outputs(self, y, args) -> Float[Array, " 2"]:
+        """(log C, log T): the transgene (``observe``) and the tumour burden, log burden units (module docstring
+        for tumor0 = 0)."""
+        tumor0 = args["tumor0"]
+        log_tumour = jnp.log(jnp.maximum(tumor0, jnp.finfo(jnp.result_type(tumor0)).tiny)) + y[3]
+        return jnp.stack([self.observe(y, args), log_tumour])
+
+    def switched_args(self, args: dict, log_multipliers: dict) -> dict:
+        """kexp x exp(expansion multiplier), alpha x exp(contraction multiplier)."""
+        out = dict(args)
+        if "expansion" in log_multipliers:
+            out["kexp"] = args["kexp"] * jnp.exp(log_multipliers["expansion"])
+        if "contraction" in log_multipliers:
+            out["alpha"] = args["alpha"] * jnp.exp(log_multipliers["contraction"])
+        return out
+
+    def infusion_jump(self, y, weight, args):
+        """E += e0 x weight (weight = A_d / A_1): u -> log(e^u + weight), r -> r (E + M) / (E + M + e0 weight)."""
+        u, m, r, w = y
+        given = weight > 0
+        u_new = jnp.where(given, jnp.logaddexp(u, jnp.log(jnp.where(given, weight, 1.0))), u)
+        em = jnp.exp(u) + m  # (E + M) / e0
+        return (u_new, m, jnp.where(given, r * em / (em + jnp.where(given, weight, 1.0)), r), w)
 
     def tumour(self, individual: dict[str, Float[Array, " patients"]], t: Float[Array, "patients obs"]):
         """Tumour burden T(t) (burden units) at each patient's times, with the solver result codes.

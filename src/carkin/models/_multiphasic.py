@@ -19,6 +19,42 @@ The curve is evaluated on the log scale as one expression without branches,
 which is finite and differentiable on both sides of tmax (at t < tmax the logaddexp term is
 log((1 - fb) + fb) = 0) and has no NaN in its gradient at the kink itself: both branches are always
 finite, so nothing like ``where(t < tmax, huge, ...)`` can leak an inf into a gradient.
+
+Co-medication (``switches``, see ``_comedication.py``; [Stein2019] multiplies rho by Ftoci / Fster after the
+first dose during expansion). cmax, tmax and rho describe the curve *without* co-medication, so
+R0 = cmax exp(-rho tmax) is the infused level whatever happens later. From a co-medication's start s on:
+
+- expansion: the rate on [0, tmax] becomes rho exp(G(t)), G the cumulative log multiplier of the switches
+  that have happened (several co-medications multiply); the peak at tmax moves with it:
+
+      log E(t) = log R0 + rho I(min(t, tmax)),    I(u) = integral_0^u exp(G(v)) dv   (exact, piecewise)
+
+- contraction: the effector's decay rate becomes alpha exp(H(t)) from max(s, tmax) on, H the cumulative log
+  multiplier of the contraction switches; the transfer to memory k = fb (alpha - beta) and the memory decay
+  beta stay as they are. On each segment [c_j, c_{j+1}] of constant effector rate a_j the E/M system
+  dE/dt = -a_j E, dM/dt = k E - beta M has the exact solution below. Written in memory's frame
+  (q = E exp(beta s) / E(tmax), n = M exp(beta s) / E(tmax), s = t - tmax, x_j = a_j - beta):
+
+      q(c_{j+1}) = q(c_j) exp(-x_j tau_j),   n(c_{j+1}) = n(c_j) + k q(c_j) tau_j phi(x_j tau_j),
+      tau_j = c_{j+1} - c_j,   phi(y) = (1 - exp(-y)) / y   (``_pk._kernels.phi``: smooth at y = 0)
+
+  so that log C(t) = log E(tmax) + log(q + n) - beta s. Nothing divides by a_j - beta (a_j = beta, e.g. a
+  contraction rate lowered onto memory's, is an ordinary point), and neither q nor n underflows before
+  exp(-beta s) itself would. Without contraction switches this is the bi-exponential above.
+
+Re-infusion (``doses``, see ``_reinfusion.py``): each infusion d (time t_d, amount A_d) is a cohort that runs
+the same kinetic programme on its own clock, scaled by dose,
+
+    C(t) = sum_{d: t_d <= t} (A_d / A_1) C_1(t - t_d),
+
+which is exact for the linear E/M system with one (E, M) pair per infusion, i.e. assuming that a later
+infusion's cells expand as the first did, independently of the cells already there (the mechanistic
+``CarTumor`` drops this assumption: there antigen is shared). Co-medication start times stay absolute (days
+from the first infusion) for every cohort: cohort d sees them at s - t_d on its own clock. The sum is taken
+as a log-sum-exp of the cohorts' logs.
+
+Without ``doses`` or ``switches`` (``patient_terms(individual)``) the single-infusion formula above is
+evaluated as it always was: which keys ``patient_terms`` returns selects the program, statically.
 """
 
 from __future__ import annotations
@@ -26,8 +62,14 @@ from __future__ import annotations
 from typing import ClassVar
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
+
+from ..data._doses import DoseEvents
+from ._comedication import rate_integral, sorted_switches
+from ._pk._kernels import phi
+from ._reinfusion import infusion_weights
 
 __all__ = ["MultiphasicParams", "Multiphasic", "multiphasic_log_concentration"]
 
@@ -106,13 +148,74 @@ def log_terms(params: MultiphasicParams) -> dict[str, Float[Array, "..."]]:
 def log_concentration_from_terms(
     terms: dict[str, Float[ArrayLike, "..."]], t: Float[ArrayLike, "..."]
 ) -> Float[Array, "..."]:
-    """log C(t) from ``log_terms`` (fields broadcastable against ``t``)."""
+    """log C(t) from ``log_terms`` (fields broadcastable against ``t``), or from ``Multiphasic.patient_terms``
+    with doses and switches (their trailing doses / co-medications axes after ``t``'s shape)."""
+    if not any(k in terms for k in _CONTEXT_KEYS):
+        t = jnp.asarray(t)
+        dt = t - terms["tmax"]
+        before = jnp.minimum(dt, 0.0)
+        after = jnp.maximum(dt, 0.0)
+        decline = jnp.logaddexp(terms["log_1m_fb"] - terms["alpha"] * after, terms["log_fb"] - terms["beta"] * after)
+        return terms["log_cmax"] + terms["rho"] * before + decline
+    return _log_concentration_with_context(terms, t)
+
+
+# Keys that ``Multiphasic.patient_terms`` adds for a dosing history and for co-medication switches.
+_SWITCH_KEYS = {process: (f"{process}_start", f"{process}_log_factor") for process in ("expansion", "contraction")}
+_DOSE_KEYS = ("dose_time", "dose_log_weight")
+_CONTEXT_KEYS = _DOSE_KEYS + tuple(k for pair in _SWITCH_KEYS.values() for k in pair)
+
+
+def _log_concentration_with_context(terms: dict, t: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
+    """log C(t) summed over the infusions' cohorts (if any), each with the co-medication switches."""
     t = jnp.asarray(t)
-    dt = t - terms["tmax"]
-    before = jnp.minimum(dt, 0.0)
+    if "dose_time" not in terms:
+        return _cohort_log_concentration(terms, t, {p: (terms[s], terms[g]) for p, (s, g) in _SWITCH_KEYS.items()
+                                                    if s in terms})
+    dose_time, log_weight = terms["dose_time"], terms["dose_log_weight"]
+    tau = t[..., None] - dose_time  # (..., doses): each cohort's own clock
+    scalars = {k: jnp.asarray(v)[..., None] for k, v in terms.items() if k not in _CONTEXT_KEYS}
+    shifted = {p: (terms[s][..., None, :] - dose_time[..., :, None], terms[g][..., None, :])
+               for p, (s, g) in _SWITCH_KEYS.items() if s in terms}  # absolute starts on each cohort's clock
+    log_c = _cohort_log_concentration(scalars, jnp.maximum(tau, 0.0), shifted)
+    active = (tau >= 0.0) & (log_weight > -jnp.inf)
+    return jax.nn.logsumexp(jnp.where(active, log_weight + log_c, -jnp.inf), axis=-1)
+
+
+def _cohort_log_concentration(terms: dict, tau: Float[Array, "..."], switches: dict) -> Float[Array, "..."]:
+    """log C of one infusion's cohort at ``tau`` days after it, with switches (sorted starts on the cohort's clock
+    and cumulative log factors, trailing axis C) for the processes present (module docstring)."""
+    tmax, rho = terms["tmax"], terms["rho"]
+    dt = tau - tmax
+    if "expansion" in switches:
+        starts, cumulative = switches["expansion"]
+        growth = rho * (rate_integral(jnp.minimum(tau, tmax), starts, cumulative) - tmax)
+    else:
+        growth = rho * jnp.minimum(dt, 0.0)
     after = jnp.maximum(dt, 0.0)
-    decline = jnp.logaddexp(terms["log_1m_fb"] - terms["alpha"] * after, terms["log_fb"] - terms["beta"] * after)
-    return terms["log_cmax"] + terms["rho"] * before + decline
+    if "contraction" in switches:
+        starts, cumulative = switches["contraction"]
+        decline = _switched_decline(terms, after, starts - jnp.asarray(tmax)[..., None], cumulative)
+    else:
+        decline = jnp.logaddexp(terms["log_1m_fb"] - terms["alpha"] * after, terms["log_fb"] - terms["beta"] * after)
+    return terms["log_cmax"] + growth + decline
+
+
+def _switched_decline(terms: dict, after, starts, cumulative) -> Float[Array, "..."]:
+    """log(C(tmax + after) / C(tmax)) with the effector's decay rate switched at ``starts`` (days after tmax,
+    sorted; clipped to [0, after]), by the exact segment recursion of the module docstring."""
+    alpha, beta = terms["alpha"], terms["beta"]
+    k = jnp.exp(terms["log_fb"]) * (alpha - beta)
+    edges = jnp.clip(starts, 0.0, after[..., None])
+    q, n, previous = jnp.ones_like(after), jnp.zeros_like(after), jnp.zeros_like(after)
+    for j in range(starts.shape[-1] + 1):
+        end = edges[..., j] if j < starts.shape[-1] else after
+        tau = end - previous
+        x = (alpha if j == 0 else alpha * jnp.exp(cumulative[..., j - 1])) - beta
+        n = n + k * q * tau * phi(x * tau)
+        q = q * jnp.exp(-x * tau)
+        previous = end
+    return jnp.log(q + n) - beta * after
 
 
 class Multiphasic(eqx.Module):
@@ -143,7 +246,9 @@ class Multiphasic(eqx.Module):
     elementwise: ClassVar[bool] = True
     # What the model predicts (the analytes of a spec observe these), and the rates co-medication can switch.
     outputs: ClassVar[tuple[str, ...]] = ("transgene",)
-    switch_processes: ClassVar[tuple[str, ...]] = ()
+    switch_processes: ClassVar[tuple[str, ...]] = ("expansion", "contraction")
+    # Several infusions per patient: one cohort per infusion, superposed (module docstring).
+    reinfusion: ClassVar[bool] = True
 
     def structural(self, individual: dict[str, Float[Array, "..."]]) -> MultiphasicParams:
         """Structural parameters from individual parameters (natural scale, any batch shape)."""
@@ -157,15 +262,56 @@ class Multiphasic(eqx.Module):
         )
 
     def log_concentration(
-        self, individual: dict[str, Float[Array, "..."]], t: Float[ArrayLike, "..."]
+        self,
+        individual: dict[str, Float[Array, "..."]],
+        t: Float[ArrayLike, "..."],
+        *,
+        doses: DoseEvents | None = None,
+        switches: dict | None = None,
     ) -> Float[Array, "..."]:
-        """log C(t) (log copies/ug) from individual parameters broadcastable against ``t`` (days)."""
-        return log_concentration_from_terms(self.patient_terms(individual), t)
+        """log C(t) (log copies/ug) from individual parameters broadcastable against ``t`` (days after the first
+        infusion); ``doses`` and ``switches`` as for ``patient_terms`` (their leading axes broadcast like the
+        parameters')."""
+        return log_concentration_from_terms(self.patient_terms(individual, doses=doses, switches=switches), t)
 
-    def patient_terms(self, individual: dict[str, Float[Array, "..."]]) -> dict[str, Float[Array, "..."]]:
+    def patient_terms(
+        self,
+        individual: dict[str, Float[Array, "..."]],
+        *,
+        doses: DoseEvents | None = None,
+        switches: dict | None = None,
+    ) -> dict[str, Float[Array, "..."]]:
         """Per-patient quantities that ``log_concentration_from_terms`` needs (see ``log_terms``): the population
-        likelihood computes them per patient and gathers them to the records."""
-        return log_terms(self.structural(individual))
+        likelihood computes them per patient and gathers them to the records.
+
+        Parameters
+        ----------
+        individual : dict of name -> array (patients,) (or any batch shape without context)
+        doses : DoseEvents (patients, doses), optional
+            Every infusion, the first at index 0 and time 0 (days); adds ``dose_time`` and ``dose_log_weight``
+            (log(A_d / A_1), -inf for padding), (patients, doses).
+        switches : dict, optional
+            process ("expansion", "contraction") -> (starts (patients, C) days after the first infusion, +inf
+            never; log multipliers (C,) or (patients, C)); adds ``<process>_start`` (sorted per patient) and
+            ``<process>_log_factor`` (cumulative), (patients, C).
+
+        Raises
+        ------
+        ValueError
+            If ``switches`` names a process the model does not switch.
+        """
+        terms = log_terms(self.structural(individual))
+        for process, (starts, log_factors) in (switches or {}).items():
+            if process not in self.switch_processes:
+                raise ValueError(
+                    f"Multiphasic: co-medication switches for {process!r} (type {type(process).__name__}); the "
+                    f"model switches {', '.join(self.switch_processes)}"
+                )
+            start_key, factor_key = _SWITCH_KEYS[process]
+            terms[start_key], terms[factor_key] = sorted_switches(starts, log_factors)
+        if doses is not None:
+            terms["dose_time"], terms["dose_log_weight"] = infusion_weights(doses)
+        return terms
 
     @staticmethod
     def log_concentration_from_terms(terms: dict, t: Float[ArrayLike, "..."]) -> Float[Array, "..."]:

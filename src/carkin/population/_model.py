@@ -342,14 +342,22 @@ def model_context(spec: PopulationSpec, data: PopulationData, gamma=None) -> dic
     if spec.comedications:
         if gamma is None:
             raise ValueError(f"{spec.source} has co-medication effects: pass their log multipliers gamma")
-        names = spec.comedication_effects
-        switches = {}
-        for process in dict.fromkeys(p for _, p in names):
-            factors = [gamma[names.index((c.name, process))] if (c.name, process) in names else jnp.zeros(())
-                       for c in spec.comedications]
-            switches[process] = (data.comedication_start, jnp.stack(factors))
-        context["switches"] = switches
+        context["switches"] = {process: (data.comedication_start, factors)
+                               for process, factors in _switch_factors(spec, jnp.asarray(gamma)).items()}
     return context
+
+
+def _switch_factors(spec: PopulationSpec, gamma: Float[Array, "... effects"]) -> dict:
+    """Each switched process's log multipliers, one per co-medication in spec order (0 where a co-medication does
+    not act on the process): process -> (..., comedications), from gamma (..., effects) in
+    ``spec.comedication_effects`` order."""
+    names = spec.comedication_effects
+    zero = jnp.zeros(gamma.shape[:-1], gamma.dtype)
+    return {
+        process: jnp.stack([gamma[..., names.index((c.name, process))] if (c.name, process) in names else zero
+                            for c in spec.comedications], axis=-1)
+        for process in dict.fromkeys(p for _, p in names)
+    }
 
 
 def _record_predictions(spec: PopulationSpec, data: PopulationData, phi, log_scale=None, gamma=None):
@@ -539,12 +547,32 @@ def _filled(value, analytes, name):
 
 
 @functools.partial(jax.jit, static_argnames=("model", "batching"))
-def _solve_codes(model, individual, times, batching=None):
-    """Result codes of an ODE model's solve (jitted once per model, batching and shapes)."""
-    return model.solve(individual, times, batching=batching).code
+def _solve_codes(model, individual, times, context, batching=None):
+    """Result codes of an ODE model's solve (jitted once per model, batching, shapes and context structure)."""
+    return model.solve(individual, times, batching=batching, **context).code
 
 
-def check_solves(spec: PopulationSpec, dataset: Dataset, individual: dict, *, data: PopulationData | None = None) -> None:
+def _tiled_context(spec: PopulationSpec, data: PopulationData, sets: tuple[int, ...], gamma) -> dict:
+    """``model_context`` for parameter sets of batch shape ``sets``, stacked set-major along the patient axis (as
+    ``check_solves`` stacks them): doses and co-medication starts repeated per set, each set's log multipliers
+    repeated per patient. gamma: (effects,) or (*sets, effects); None: 0 (no co-medication effect)."""
+    n_sets = int(np.prod(sets, dtype=int))
+    context = {}
+    if data.doses is not None:
+        context["doses"] = jax.tree_util.tree_map(lambda v: jnp.tile(v, (n_sets,) + (1,) * (v.ndim - 1)), data.doses)
+    if spec.comedications:
+        n_effects = len(spec.comedication_effects)
+        gamma = jnp.zeros(n_effects) if gamma is None else jnp.asarray(gamma, dtype=float)
+        gamma = jnp.broadcast_to(gamma, sets + (n_effects,)).reshape(n_sets, n_effects)
+        starts = jnp.tile(data.comedication_start, (n_sets, 1))
+        context["switches"] = {process: (starts, jnp.repeat(factors, data.n_patients, axis=0))
+                               for process, factors in _switch_factors(spec, gamma).items()}
+    return context
+
+
+def check_solves(
+    spec: PopulationSpec, dataset: Dataset, individual: dict, *, data: PopulationData | None = None, gamma=None
+) -> None:
     """Solve an ODE model for every patient of ``dataset`` and raise if any solve fails.
 
     Parameters
@@ -556,6 +584,10 @@ def check_solves(spec: PopulationSpec, dataset: Dataset, individual: dict, *, da
         Natural-scale individual parameters; leading axes (e.g. draws) are all checked.
     data : PopulationData, optional
         ``prepare(dataset, spec)``, if already built.
+    gamma : array (..., comedication effects), optional
+        Co-medication log multipliers (``spec.comedication_effect_names``), with the leading axes of
+        ``individual`` (one set per parameter set) or none (shared); default 0. Each patient is solved with its
+        doses and co-medication switches, as the likelihood solves it.
 
     Raises
     ------
@@ -578,12 +610,14 @@ def check_solves(spec: PopulationSpec, dataset: Dataset, individual: dict, *, da
     n_sets = int(np.prod(batch[:-1], dtype=int))
     flat.update({k: jnp.tile(v, n_sets) for k, v in data.inputs.items()})
     times = jnp.tile(data.padded_times, (n_sets, 1))
-    code = np.asarray(_solve_codes(model, flat, times)).reshape(n_sets, dataset.n_patients)
+    context = _tiled_context(spec, data, tuple(batch[:-1]), gamma)
+    code = np.asarray(_solve_codes(model, flat, times, context)).reshape(n_sets, dataset.n_patients)
     joint = None
     if (code != 0).any() and spec.ode is not None and spec.ode.resolved_batching == "population":
         # One joint solve per parameter set: re-solve patient by patient to find who fails.
         joint = int(code[code != 0][0])
-        code = np.asarray(_solve_codes(model, flat, times, batching="patient")).reshape(n_sets, dataset.n_patients)
+        code = np.asarray(_solve_codes(model, flat, times, context, batching="patient"))
+        code = code.reshape(n_sets, dataset.n_patients)
     failed = np.flatnonzero((code != 0).any(axis=0))
     if failed.size == 0:
         if joint is None:

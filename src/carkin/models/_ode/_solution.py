@@ -30,13 +30,18 @@ class ODESolution(eqx.Module):
     Attributes
     ----------
     log_concentration : Float[Array, "patients obs"]
-        log C at each requested time (log copies/ug gDNA); not meaningful where ``ok`` is False.
+        log C at each requested time (log copies/ug gDNA); not meaningful where ``ok`` is False. The model's
+        first output (``outputs[0]``, the transgene).
     code : Int[Array, " patients"]
         diffrax result code per patient (0 = success); ``result_message`` spells it out.
+    log_outputs : Float[Array, "patients obs outputs"] or None
+        The log of every output of the model (``model.outputs`` order; e.g. transgene and tumour burden), the
+        first equal to ``log_concentration``.
     """
 
     log_concentration: Float[Array, "patients obs"]
     code: Int[Array, " patients"]
+    log_outputs: Float[Array, "patients obs outputs"] | None = None
 
     @property
     def ok(self) -> Bool[Array, " patients"]:
