@@ -2,9 +2,11 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -84,17 +86,29 @@ def test_bad_data_exits_2_with_file_row_and_column(tmp_path):
 
 
 def test_a_fit_killed_midway_leaves_no_output_directory(cohort_dir, tmp_path):
+    """Killed once the sampler is under way (its progress bar is on stderr), however slow the machine is."""
     out = tmp_path / "killed"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "carkin", "fit", str(cohort_dir / "ck.csv"), "--covariates",
            str(cohort_dir / "covariates.csv"), "--out", str(out), "--warmup", "5000", "--samples", "5000",
-           "--no-progress"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+           "--progress"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stderr = bytearray()
+
+    def read_stderr():
+        for chunk in iter(lambda: proc.stderr.read1(4096), b""):
+            stderr.extend(chunk)
+
+    threading.Thread(target=read_stderr, daemon=True).start()
     try:
-        time.sleep(12)  # well into compilation or sampling, long before the end
+        deadline = time.monotonic() + 900  # generous: only a hung or crashed fit gets near it
+        while not re.search(rb"Compiling|warmup|sample", bytes(stderr)):
+            assert proc.poll() is None, "the fit ended before sampling: " + stderr.decode(errors="replace")[-2000:]
+            assert time.monotonic() < deadline, "no sampler progress on stderr after 900 s"
+            time.sleep(0.2)
         assert proc.poll() is None, "the fit ended before it could be killed"
         proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+        proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()

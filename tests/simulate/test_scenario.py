@@ -337,10 +337,6 @@ class TestWithRealFits:
         assert any("FAILED its convergence gates" in note for note in out.notes)  # MAP is an approximation
 
     def test_the_ode_twin_gives_the_closed_form_exposures(self, spec):
-        from carkin.models import MODELS
-
-        if "effector_memory" not in MODELS:
-            pytest.skip("the effector/memory ODE model is not registered")
         ode = load_spec("models/effector_memory.toml")
         a = simulate_scenario(point_mass_fit(spec), scenario(), key=jax.random.PRNGKey(0), n_patients=5)
         b = simulate_scenario(point_mass_fit(ode), scenario(), key=jax.random.PRNGKey(0), n_patients=5)
