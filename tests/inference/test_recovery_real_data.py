@@ -2,9 +2,9 @@
 fit (transgene + a scaled flow count), a multiple-dose oral PK fit (6 doses every 12 h) and a co-medication
 effect on the expansion.
 
-Fast tests (default run): one small data set each, short chains; every checked quantity's truth lies inside its
-posterior interval at a family-wise level of 95% (Bonferroni over the quantities checked). Slow tests: several
-replicate data sets; the 90% intervals cover the truth at a rate consistent with the binomial (two-sided
+All slow (minutes each on 2 cores; run with ``pytest -m slow``). One small data set each, short chains: every checked
+quantity's truth lies inside its posterior interval at a family-wise level of 95% (Bonferroni over the quantities
+checked). Coverage: several replicate data sets; the 90% intervals cover the truth at a rate consistent with the binomial (two-sided
 binomial test at the 1% level).
 """
 
@@ -20,7 +20,7 @@ from scipy import stats
 from carkin._resources import resolve_shipped
 from carkin._toml import read_toml
 from carkin.data import load_dataset, write_ck
-from carkin.errors import ConvergenceWarning, SpecError
+from carkin.errors import ConvergenceWarning
 from carkin.inference import SamplerSettings, fit, population_draws
 from carkin.population import spec_from_dict
 from carkin.simulate import simulate_cohort
@@ -80,9 +80,7 @@ COMED_GAMMA = -0.7  # the co-medication cuts the expansion rate to exp(-0.7) = 5
 
 def comedication_spec():
     """Multiphasic with a co-medication (start column TOCI_DAY) multiplying the expansion rate by exp(gamma) from
-    its start on; half the patients receive it, at a median of day 3.
-
-    Raises SpecError while no registered multiphasic model can switch the expansion (``switch_processes``)."""
+    its start on; half the patients receive it, at a median of day 3."""
     raw = multiphasic_raw()
     raw["comedication"] = {"toci": {"start_column": "TOCI_DAY", "effects": ["expansion"], "prior_sd": 1.0}}
     raw["simulation"]["gamma"] = {"gamma_toci_expansion": COMED_GAMMA}
@@ -92,16 +90,6 @@ def comedication_spec():
 
 
 COMED_TRUTH = {"gamma_toci_expansion": COMED_GAMMA, "typical_rho": 0.752, "typical_cmax": 24000.0}
-
-
-def comedication_spec_or_skip():
-    try:
-        return comedication_spec()
-    except SpecError as error:
-        if "cannot switch" not in str(error):
-            raise
-        pytest.skip("no co-medication switch in the multiphasic model on this base (its switch_processes is "
-                    f"empty; the i20-models branch adds it): {error}")
 
 
 def intervals(spec, dataset, truth: dict, *, seed: int, settings: SamplerSettings, level: float) -> dict:
@@ -126,6 +114,7 @@ def assert_covered(found: dict):
     assert not missed, f"truth outside the interval: {missed}"
 
 
+@pytest.mark.slow  # minutes on 2 cores: the default run keeps the exact likelihood and diagnostics tests
 def test_two_analyte_fit_recovers_the_flow_scaling_factor_and_both_error_models():
     spec = two_analyte_spec()
     cohort, found = familywise(spec, seed=3, n=40, truth=TWO_TRUTH)
@@ -151,6 +140,7 @@ def as_addl(dataset, path: Path, spec):
     return load_dataset(path, spec=spec, verbose=False)
 
 
+@pytest.mark.slow  # minutes on 2 cores: the default run keeps the exact likelihood and diagnostics tests
 def test_multiple_dose_pk_fit_from_addl_ii_records_recovers_clearance_volume_and_absorption(tmp_path):
     spec = pk_spec()
     cohort = simulate_cohort(spec, key=jax.random.PRNGKey(4), n=24)
@@ -162,8 +152,9 @@ def test_multiple_dose_pk_fit_from_addl_ii_records_recovers_clearance_volume_and
     assert_covered(found)
 
 
+@pytest.mark.slow  # minutes on 2 cores: the default run keeps the exact likelihood and diagnostics tests
 def test_comedication_fit_recovers_the_expansion_effect():
-    spec = comedication_spec_or_skip()
+    spec = comedication_spec()
     cohort, found = familywise(spec, seed=5, n=60, truth=COMED_TRUTH)
     received = np.isfinite(cohort.covariates["TOCI_DAY"])
     assert 0.3 < received.mean() < 0.7
@@ -202,4 +193,4 @@ def test_multiple_dose_pk_ninety_percent_intervals_cover_at_the_nominal_rate():
 
 @pytest.mark.slow
 def test_comedication_ninety_percent_intervals_cover_at_the_nominal_rate():
-    _assert_binomial(*_coverage(comedication_spec_or_skip(), COMED_TRUTH, range(8), n=60, settings=SLOW))
+    _assert_binomial(*_coverage(comedication_spec(), COMED_TRUTH, range(8), n=60, settings=SLOW))
