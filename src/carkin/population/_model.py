@@ -719,7 +719,8 @@ def _whitened_individuals(data: PopulationData, spec: PopulationSpec, whitening:
         z = numpyro.sample("phi_z", standard)  # its N(0, 1) density is replaced by the model's just below
     phi, log_jacobian = whitening.individuals(loc, omega, whitening_reference(spec, sigma, sigma_add), z, chol)
     numpyro.factor(
-        "phi_density", iiv_log_density(phi, loc, omega, chol).sum() + log_jacobian - standard.log_prob(z).sum()
+        "phi_density", (dist.Normal(loc, omega).log_prob(phi).sum() if chol is None
+                        else iiv_log_density(phi, loc, omega, chol).sum()) + log_jacobian - standard.log_prob(z).sum()
     )
     numpyro.deterministic("phi", phi)
     if spec.individual_site != "phi":  # what the spec's own parameterisation would have sampled

@@ -61,13 +61,17 @@ class Whitening(eqx.Module):
         """Cholesky factor of Q_i (rows of (patients,) columns) and the Gaussian's centre Q_i^{-1} r_i."""
         scale = (self.sigma_ref / sigma) ** 2
         n_params = self.shift.shape[-1]
-        prior = _prior_precision(omega, chol)
-        q = [[self.precision[:, i, j] * scale + (0.0 if prior[i][j] is None else prior[i][j]) for j in range(n_params)]
-             for i in range(n_params)]
+        if chol is None:  # independent random effects: a diagonal prior precision
+            prior_precision = 1.0 / omega**2
+            q = [[self.precision[:, i, j] * scale + (prior_precision[i] if i == j else 0.0) for j in range(n_params)]
+                 for i in range(n_params)]
+            rhs = prior_precision * loc + self.shift * scale
+        else:
+            prior = _prior_precision(omega, chol)
+            q = [[self.precision[:, i, j] * scale + prior[i, j] for j in range(n_params)] for i in range(n_params)]
+            rhs = loc @ prior + self.shift * scale  # prior is symmetric
         chol_q = _cholesky(q)
-        rhs = [sum(prior[i][j] * loc[:, j] for j in range(n_params) if prior[i][j] is not None) + self.shift[:, i] * scale
-               for i in range(n_params)]
-        centre = _solve_upper(chol_q, _solve_lower(chol_q, rhs))
+        centre = _solve_upper(chol_q, _solve_lower(chol_q, [rhs[:, i] for i in range(n_params)]))
         return chol_q, centre
 
     def individuals(self, loc, omega, sigma, z, chol=None) -> tuple[Float[Array, "patients params"], Float[Array, ""]]:
@@ -92,15 +96,11 @@ class Whitening(eqx.Module):
                          axis=-1)
 
 
-def _prior_precision(omega, chol):
-    """Entries of the population prior's precision Omega^{-1} = diag(1 / omega) C^{-1} diag(1 / omega), C = chol
-    chol^T, as a list of rows of scalars; None for the zeros off the diagonal of independent random effects."""
+def _prior_precision(omega, chol) -> Float[Array, "params params"]:
+    """The population prior's precision Omega^{-1} = diag(1 / omega) C^{-1} diag(1 / omega), C = chol chol^T."""
     n_params = omega.shape[-1]
-    if chol is None:
-        return [[1.0 / omega[i] ** 2 if i == j else None for j in range(n_params)] for i in range(n_params)]
     chol_inverse_t = solve_correlation(chol, jnp.eye(n_params, dtype=chol.dtype))  # L^{-T}, written out
-    precision = (chol_inverse_t @ chol_inverse_t.T) / (omega[:, None] * omega[None, :])
-    return [[precision[i, j] for j in range(n_params)] for i in range(n_params)]
+    return (chol_inverse_t @ chol_inverse_t.T) / (omega[:, None] * omega[None, :])
 
 
 # The per-patient matrices are small (params x params, 6 for the shipped models): written out entry by entry
