@@ -101,7 +101,7 @@ def replicate_draws(fit, replicates: int) -> dict[str, np.ndarray]:
     """Population posterior values for ``replicates`` replicates: evenly spaced draws, cycled if too few.
 
     Returns ``mu``, ``omega`` (replicates, params), ``beta`` (replicates, effects), ``sigma``, ``sigma_add``
-    (replicates,).
+    (replicates,), and with correlated IIV ``chol`` (replicates, params, params).
     """
     _, values = posterior_population_draws(fit)
     n_total = values["mu"].shape[0]
@@ -149,7 +149,7 @@ def simulate_records(
     n_rep = draws["mu"].shape[0]
     beta = draws["beta"] if draws["beta"].shape[-1] else np.zeros((n_rep, 0))
     values = [np.asarray(draws["mu"]), np.asarray(draws["omega"]), np.asarray(beta), np.asarray(draws["sigma"]),
-              np.asarray(draws["sigma_add"])]
+              np.asarray(draws["sigma_add"])] + ([np.asarray(draws["chol"])] if "chol" in draws else [])
     # Fixed-size chunks of replicates: one compilation serves every replicate count (VPC, NPDE), and
     # memory stays bounded. Replicate r keeps the key fold_in(key, r) whatever the chunking.
     out = []
@@ -175,19 +175,20 @@ def log_prediction_draws(spec: PopulationSpec, data: PopulationData, phi) -> Flo
 
 
 @eqx.filter_jit
-def _simulate_batch(spec, data, key, log_lloq, index, mu, omega, beta, sigma, sigma_add):
+def _simulate_batch(spec, data, key, log_lloq, index, mu, omega, beta, sigma, sigma_add, chol=None):
     # The data arrays are arguments (traced), not closed-over constants: XLA compiles in a fraction of the
     # time, and one compilation serves every call with the same shapes.
     n_patients, n_params = data.covariate_z.shape[0], len(spec.parameters)
 
-    def one(r, mu, omega, beta, sigma, sigma_add):
+    def one(r, mu, omega, beta, sigma, sigma_add, chol):
         k_eta, k_eps = jax.random.split(jax.random.fold_in(key, r))
         eta = jax.random.normal(k_eta, (n_patients, n_params))
-        log_c = record_log_prediction(spec, data, individual_parameters(spec, mu, omega, beta, data.covariate_z, eta))
+        phi = individual_parameters(spec, mu, omega, beta, data.covariate_z, eta, chol)
+        log_c = record_log_prediction(spec, data, phi)
         return sample_observations(log_c, jax.random.normal(k_eps, log_c.shape), residual=spec.residual,
                                    sigma=sigma, sigma_add=sigma_add, log_lloq=log_lloq)
 
-    return jax.vmap(one)(index, mu, omega, beta, sigma, sigma_add)
+    return jax.vmap(one)(index, mu, omega, beta, sigma, sigma_add, chol)
 
 
 @eqx.filter_jit

@@ -7,7 +7,8 @@ file               content
 =================  =====================================================================================
 ``ck.csv``         the CK records (`carkin.data.write_ck`), after a ``# SIMULATED ...`` comment line
 ``covariates.csv`` ID and the covariates except DOSE (`carkin.data.write_covariates`), same comment
-``truth.json``     the population truth: typical values, ``mu``, ``omega``, ``effects``, ``sigma``, seed
+``truth.json``     the population truth: typical values, ``mu``, ``omega``, ``effects``, ``sigma``, seed, and with
+                   correlated IIV ``correlation`` ("a,b" -> the true correlation of each pair in an [iiv] block)
 =================  =====================================================================================
 
 ``write_scenario_report(result, out)`` (what ``carkin simulate`` and ``carkin demo`` write):
@@ -38,7 +39,7 @@ import pandas as pd
 
 from .._atomic import atomic_directory
 from ..data import write_ck, write_covariates
-from ..population import PopulationSpec
+from ..population import PopulationSpec, correlation_pairs
 from ._cohort import SimulatedCohort
 from ._scenario_result import ScenarioResult
 
@@ -94,6 +95,10 @@ def write_simulated_cohort(
         "effects": dict(zip(spec.effect_names, np.asarray(cohort.truth.beta).tolist())),
         "sigma": float(cohort.truth.sigma),
     }
+    if cohort.truth.chol is not None:  # the true correlations of the random effects, pair by pair
+        correlation, names = np.asarray(cohort.truth.correlation), spec.parameter_names
+        truth["correlation"] = {f"{a},{b}": float(correlation[names.index(a), names.index(b)])
+                                for a, b in correlation_pairs(spec)}
     with atomic_directory(out_dir, owned=COHORT_FILES) as tmp:
         write_ck(tmp / "ck.csv", cohort.dataset, comment=comment)
         table = {name: cohort.covariates[name] for name in sorted(cohort.covariates) if name != "DOSE"}
