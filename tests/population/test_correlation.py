@@ -32,7 +32,8 @@ from carkin.population import (
     to_transformed,
 )
 from carkin.population._correlation import CorrelatedNormal
-from carkin.simulate import simulate_cohort, truth_from_spec
+from carkin.diagnostics._simulation import design, replicate_draws, simulate_records
+from carkin.simulate import posterior_population_draws, simulate_cohort, truth_from_spec, write_simulated_cohort
 
 BLOCKS = [["cmax", "tmax", "rho"], ["beta", "delta"]]  # a 3 x 3 and a 2 x 2 block; fb independent
 
@@ -273,7 +274,7 @@ def _recovery_fit(key, seed, n=60, settings=None):
     spec = _spec({"blocks": [["cmax", "tmax"]]}, correlation={"cmax,tmax": RECOVERY_TRUTH})
     cohort = simulate_cohort(spec, key=key, n=n)
     settings = settings or SamplerSettings(chains=2, warmup=150, samples=150, progress_bar=False)
-    return fit(cohort.dataset, spec, seed=seed, settings=settings)
+    return fit(cohort.dataset, spec, seed=seed, settings=settings), cohort
 
 
 @pytest.fixture(scope="module")
@@ -288,6 +289,7 @@ def recovery():
 
 
 def test_a_strong_correlation_is_recovered_and_reported(recovery):
+    recovery, _ = recovery
     row = recovery.table.set_index("parameter").loc["corr_cmax_tmax"]
     draws = np.asarray(recovery.idata.posterior["corr_chol_0"].values)[..., 1, 0].ravel()
     low, high = np.quantile(draws, [0.025, 0.975])
@@ -300,6 +302,27 @@ def test_a_strong_correlation_is_recovered_and_reported(recovery):
     assert matrix["mean"].loc["tmax", "cmax"] == pytest.approx(draws.mean())
     assert matrix["low"].loc["cmax", "tmax"] == pytest.approx(low)
     assert matrix["mean"].loc["beta", "delta"] == 0.0 and (np.diag(matrix["mean"]) == 1.0).all()
+
+
+def test_posterior_predictive_and_written_truth_carry_the_correlation(recovery, tmp_path):
+    result, cohort = recovery
+    _, values = posterior_population_draws(result)
+    draws = np.asarray(result.idata.posterior["corr_chol_0"].values)[..., 1, 0].ravel()
+    chol = values["chol"]  # (draws, params, params), chains x draws flattened as the other sites
+    np.testing.assert_allclose((chol @ np.swapaxes(chol, -1, -2))[:, 0, 1], draws, rtol=1e-12)
+    replicates = replicate_draws(result, 4)
+    assert replicates["chol"].shape == (4, 6, 6)
+    des = design(cohort.dataset, result.spec)
+    key = jax.random.PRNGKey(13)
+    sims = simulate_records(result.spec, des.data, replicates, key=key, log_lloq=des.log_lloq)
+    assert sims.log_value.shape == (4, des.log_dv.size) and np.isfinite(np.asarray(sims.log_value)).all()
+    # the replicates use the correlation: the same key without it gives other patients
+    independent = simulate_records(result.spec, des.data, {**replicates, "chol": np.broadcast_to(np.eye(6), (4, 6, 6))},
+                                   key=key, log_lloq=des.log_lloq)
+    assert not np.allclose(sims.log_value, independent.log_value)
+    truth = write_simulated_cohort(cohort, result.spec, tmp_path / "cohort")
+    assert json.loads((tmp_path / "cohort" / "truth.json").read_text())["correlation"] == pytest.approx({"cmax,tmax": RECOVERY_TRUTH}, rel=1e-12)
+    assert truth["correlation"] == pytest.approx({"cmax,tmax": RECOVERY_TRUTH}, rel=1e-12)
 
 
 @pytest.mark.slow
@@ -315,7 +338,7 @@ def test_correlation_intervals_cover_the_truth_over_replicates():
     for r in range(16):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            result = _recovery_fit(jax.random.fold_in(jax.random.PRNGKey(100), r), seed=r, settings=settings)
+            result, _ = _recovery_fit(jax.random.fold_in(jax.random.PRNGKey(100), r), seed=r, settings=settings)
         row = result.table.set_index("parameter").loc["corr_cmax_tmax"]
         covered += row["q05"] < RECOVERY_TRUTH < row["q95"]
         medians.append(row["q50"])
