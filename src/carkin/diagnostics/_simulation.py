@@ -136,7 +136,8 @@ def replicate_draws(fit, replicates: int) -> dict[str, np.ndarray]:
 
     Returns ``mu``, ``omega`` (replicates, params), ``beta`` (replicates, effects), ``sigma``, ``sigma_add``
     (replicates, analytes), and ``log_scale`` (replicates, analytes), ``gamma`` (replicates, effects) where the
-    spec has scaled analytes or co-medication (see `observation_draws`).
+    spec has scaled analytes or co-medication (see `observation_draws`), and with correlated IIV ``chol``
+    (replicates, params, params).
     """
     _, values = posterior_population_draws(fit)
     n_total = values["mu"].shape[0]
@@ -146,7 +147,7 @@ def replicate_draws(fit, replicates: int) -> dict[str, np.ndarray]:
         idx = np.resize(np.arange(n_total), replicates)
     values = {k: np.asarray(v)[idx] for k, v in values.items()}
     extras = observation_draws(fit.spec, values)
-    out = {k: values[k] for k in ("mu", "omega", "beta")}
+    out = {k: values[k] for k in ("mu", "omega", "beta") + (("chol",) if "chol" in values else ())}
     out.update({k: v for k, v in extras.items() if v is not None})
     return out
 
@@ -203,6 +204,7 @@ def simulate_records(
               np.asarray(draws.get("sigma_add", np.zeros(n_rep))).reshape(n_rep, -1)]
     optional = [None if draws.get(name) is None else np.asarray(draws[name]).reshape(n_rep, -1)
                 for name in ("log_scale", "gamma")]
+    optional.append(None if draws.get("chol") is None else np.asarray(draws["chol"]))
     # Fixed-size chunks of replicates: one compilation serves every replicate count (VPC, NPDE), and
     # memory stays bounded. Replicate r keeps the key fold_in(key, r) whatever the chunking.
     out = []
@@ -258,20 +260,20 @@ def grid_data(dataset: Dataset, spec: PopulationSpec, patients, times) -> tuple[
 
 
 @eqx.filter_jit
-def _simulate_batch(spec, data, key, log_lloq, index, mu, omega, beta, sigma, sigma_add, log_scale, gamma):
+def _simulate_batch(spec, data, key, log_lloq, index, mu, omega, beta, sigma, sigma_add, log_scale, gamma, chol):
     # The data arrays are arguments (traced), not closed-over constants: XLA compiles in a fraction of the
     # time, and one compilation serves every call with the same shapes.
     n_patients, n_params = data.covariate_z.shape[0], len(spec.parameters)
 
-    def one(r, mu, omega, beta, sigma, sigma_add, log_scale, gamma):
+    def one(r, mu, omega, beta, sigma, sigma_add, log_scale, gamma, chol):
         k_eta, k_eps = jax.random.split(jax.random.fold_in(key, r))
         eta = jax.random.normal(k_eta, (n_patients, n_params))
-        phi = individual_parameters(spec, mu, omega, beta, data.covariate_z, eta)
+        phi = individual_parameters(spec, mu, omega, beta, data.covariate_z, eta, chol)
         log_c = record_log_prediction(spec, data, phi, log_scale, gamma)
         return sample_analyte_observations(spec, data.record_analyte, log_c, jax.random.normal(k_eps, log_c.shape),
                                            sigma=sigma, sigma_add=sigma_add, log_lloq=log_lloq)
 
-    return jax.vmap(one)(index, mu, omega, beta, sigma, sigma_add, log_scale, gamma)
+    return jax.vmap(one)(index, mu, omega, beta, sigma, sigma_add, log_scale, gamma, chol)
 
 
 @eqx.filter_jit

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from ..population import PopulationSpec, natural_parameters
+from ..population import PopulationSpec, correlation_cholesky, correlation_pairs, correlation_sites, natural_parameters
 
 __all__ = ["Fit", "population_draws", "parameter_table", "TABLE_COLUMNS"]
 
@@ -23,7 +23,8 @@ def population_draws(posterior, spec: PopulationSpec) -> dict[str, np.ndarray]:
 
     Returns ``typical_<name>`` for every individual parameter, the model's derived typical values
     (``typical_alpha``, ``typical_foldx`` for the multiphasic model), ``omega_<name>`` (IIV SD on the
-    transformed scale), ``beta_<covariate>_<name>``, ``gamma_<comedication>_<process>`` (log multipliers) with
+    transformed scale), ``corr_<a>_<b>`` (the correlation of the random effects of a and b, for every pair
+    in an [iiv] block, a before b in spec order), ``beta_<covariate>_<name>``, ``gamma_<comedication>_<process>`` (log multipliers) with
     ``fold_<comedication>_<process>`` = exp(gamma), the residual parameters (``sigma``, ``sigma_add``; per
     analyte ``sigma_<analyte>``, ``sigma_add_<analyte>`` when the spec has several) and each scaled analyte's
     factor ``scale_<analyte>``.
@@ -35,6 +36,11 @@ def population_draws(posterior, spec: PopulationSpec) -> dict[str, np.ndarray]:
     out.update({f"typical_{k}": np.asarray(v) for k, v in derived.items()})
     omega = np.asarray(posterior["omega"])
     out.update({f"omega_{p.name}": omega[..., k] for k, p in enumerate(spec.parameters)})
+    if spec.iiv_blocks:
+        correlation = _correlation_draws(posterior, spec)
+        names = spec.parameter_names
+        for a, b in correlation_pairs(spec):
+            out[f"corr_{a}_{b}"] = correlation[..., names.index(a), names.index(b)]
     if spec.effects:
         beta = np.asarray(posterior["beta"])
         out.update({name: beta[..., e] for e, name in enumerate(spec.effect_names)})
@@ -51,6 +57,12 @@ def population_draws(posterior, spec: PopulationSpec) -> dict[str, np.ndarray]:
         if site:
             out[f"scale_{analyte.name}"] = np.exp(np.asarray(posterior[site]))
     return out
+
+
+def _correlation_draws(posterior, spec: PopulationSpec) -> np.ndarray:
+    """Draws of the random effects' correlation matrix L L^T, (..., params, params), from the blocks' factors."""
+    chol = np.asarray(correlation_cholesky(spec, {site: np.asarray(posterior[site]) for site in correlation_sites(spec)}))
+    return chol @ np.swapaxes(chol, -1, -2)
 
 
 def _diagnostic(fn, draws: np.ndarray, **kwargs) -> float:
@@ -90,7 +102,7 @@ class Fit:
     Attributes
     ----------
     idata : arviz.InferenceData
-        Posterior draws of every site (``mu``, ``omega``, ``beta``, ``phi``, ``sigma``; see
+        Posterior draws of every site (``mu``, ``omega``, ``corr_chol_<k>``, ``beta``, ``phi``, ``sigma``; see
         ``carkin.population``) plus sample statistics (divergences) for NUTS.
     spec : PopulationSpec
         The model that was fitted.
@@ -124,6 +136,38 @@ class Fit:
     def simulated(self) -> bool:
         """True if the fitted data are simulated (``manifest["data"]["simulated"]``, from ``Dataset.simulated``)."""
         return bool(self.manifest.get("data", {}).get("simulated", False))
+
+    def correlation(self, *, prob: float = 0.9) -> pd.DataFrame:
+        """The random effects' correlation matrix (transformed scale): posterior mean and equal-tailed interval.
+
+        Parameters
+        ----------
+        prob : float, default 0.9
+            Mass of the interval.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Rows and columns the parameters (spec order); the columns grouped under ``"mean"``, ``"low"`` and
+            ``"high"``, so that ``fit.correlation()["mean"]`` is the posterior mean matrix. Pairs outside the
+            spec's [iiv] blocks are 0 by the model (not estimated); the diagonal is 1.
+
+        Raises
+        ------
+        ValueError
+            If ``prob`` is not in (0, 1).
+        """
+        if not 0 < prob < 1:
+            raise ValueError(f"Fit.correlation: prob must lie in (0, 1), got {prob!r} ({type(prob).__name__})")
+        names = list(self.spec.parameter_names)
+        if self.spec.iiv_blocks:
+            draws = _correlation_draws(self.idata.posterior, self.spec).reshape(-1, len(names), len(names))
+        else:
+            draws = np.eye(len(names))[None]
+        tail = (1 - prob) / 2
+        stats = {"mean": draws.mean(axis=0), "low": np.quantile(draws, tail, axis=0),
+                 "high": np.quantile(draws, 1 - tail, axis=0)}
+        return pd.concat({k: pd.DataFrame(v, index=names, columns=names) for k, v in stats.items()}, axis=1)
 
     def individual_parameters(self) -> dict[str, np.ndarray]:
         """Individual parameters on the natural scale, each (chains, draws, patients)."""

@@ -16,10 +16,14 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpyro.distributions import biject_to, constraints
 
 from ..population import (
     PopulationSpec,
     Whitening,
+    correlation_cholesky,
+    correlation_sites,
+    iiv_log_density,
     individual_means,
     likelihood_whitening,
     patient_log_likelihood,
@@ -35,11 +39,11 @@ STRANDED_DRAWS = 25  # last first-stage draws per chain on which the patients' c
 
 
 def patient_log_density(spec: PopulationSpec, data, draws: dict) -> np.ndarray:
-    """log p(y_i | phi_i) + log N(phi_i | loc_i, omega) for every draw and patient: (chains, draws, patients).
+    """log p(y_i | phi_i) + log N(phi_i | loc_i, Omega) for every draw and patient: (chains, draws, patients).
 
     ``draws``: {site: (chains, draws, ...)}. Draws whose ODE solve failed give -inf for every patient.
     """
-    names = [n for n, _ in population_sites(spec) if n in draws] + ["phi"]
+    names = [n for n, _ in population_sites(spec) if n in draws] + list(correlation_sites(spec)) + ["phi"]
     chains, n_draws = draws["phi"].shape[:2]
     flat = {n: jnp.asarray(draws[n].reshape(chains * n_draws, *draws[n].shape[2:])) for n in names}
     return np.asarray(_flat_patient_log_density(spec, data, flat)).reshape(chains, n_draws, -1)
@@ -52,7 +56,7 @@ def _flat_patient_log_density(spec: PopulationSpec, data, flat: dict):
     def one(d):
         beta = d.get("beta", jnp.zeros((0,)))
         loc = individual_means(spec, d["mu"], beta, data.covariate_z)
-        prior = jax.scipy.stats.norm.logpdf(d["phi"], loc, d["omega"]).sum(-1)
+        prior = iiv_log_density(d["phi"], loc, d["omega"], correlation_cholesky(spec, d))
         sigma, sigma_add, log_scale, gamma = population_extras(spec, d)
         return patient_log_likelihood(spec, data, d["phi"], sigma, sigma_add, log_scale=log_scale, gamma=gamma) + prior
 
@@ -84,22 +88,25 @@ def whitened_start(draws: dict, spec: PopulationSpec, data, whitening: Whitening
     """
     last = {name: values[:, -1] for name, values in draws.items()}
     start = {name: np.log(last[name]) if positive else last[name] for name, positive in population_sites(spec)}
+    to_corr_cholesky = biject_to(constraints.corr_cholesky)
+    start.update({name: np.asarray(to_corr_cholesky.inv(jnp.asarray(last[name]))) for name in correlation_sites(spec)})
     beta = last.get("beta", np.zeros((chains, 0)))
     sigma, sigma_add, _, _ = population_extras(spec, last)
     reference = np.asarray(whitening_reference(spec, sigma, sigma_add))  # (chains,)
+    chol = correlation_cholesky(spec, last)  # (chains, params, params), or None
     start["phi_z"] = np.asarray(_whiten_chains(spec, whitening, data.covariate_z, last["mu"], beta, last["omega"],
-                                               reference, last["phi"]))
+                                               reference, last["phi"], chol))
     return start if chains > 1 else {name: value[0] for name, value in start.items()}
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _whiten_chains(spec: PopulationSpec, whitening: Whitening, covariate_z, mu, beta, omega, sigma, phi):
+def _whiten_chains(spec: PopulationSpec, whitening: Whitening, covariate_z, mu, beta, omega, sigma, phi, chol=None):
     """Each chain's phi (chains, patients, params) whitened; compiled once per spec and shapes, not per fit."""
 
-    def whiten(mu, beta, omega, sigma, phi):
-        return whitening.whiten(individual_means(spec, mu, beta, covariate_z), omega, sigma, phi)
+    def whiten(mu, beta, omega, sigma, phi, chol):
+        return whitening.whiten(individual_means(spec, mu, beta, covariate_z), omega, sigma, phi, chol)
 
-    return jax.vmap(whiten)(mu, beta, omega, sigma, phi)
+    return jax.vmap(whiten)(mu, beta, omega, sigma, phi, chol)
 
 
 def restart_stranded(settled: dict, draws: dict, stranded: np.ndarray, best: np.ndarray, patient_ids) -> tuple:

@@ -4,6 +4,12 @@ The generative model of observations (individual parameters, residual error, cen
 `carkin.population._generative`; every simulator of carkin calls it (`sample_observations`).
 """
 
+from ._correlation import (
+    correlation_cholesky as correlation_cholesky,
+    correlation_pairs as correlation_pairs,
+    correlation_sites as correlation_sites,
+    iiv_log_density as iiv_log_density,
+)
 from ._generative import (
     Observations as Observations,
     censor as censor,

@@ -3,7 +3,8 @@
 Every simulator of carkin draws observations the same way, and this module is the one place that says how:
 
 1. individual parameters (transformed scale) from population values and standard-normal draws,
-   ``phi = mu + covariate effects(beta, z) + omega * eta`` (`individual_parameters`);
+   ``phi = mu + covariate effects(beta, z) + omega * (L eta)`` (`individual_parameters`; ``L`` the Cholesky
+   factor of the IIV correlation matrix, the identity without correlated IIV);
 2. the kinetic model's prediction log C (the caller's layout: records, a common grid, a padded schedule);
 3. residual error, on the log scale for the log-scale error models (``log y = log C + sd * eps``) and on
    DV's own scale for the linear ones (``y = C + sd * eps``), ``eps ~ N(0, 1)`` and ``sd`` from the
@@ -129,8 +130,9 @@ def individual_parameters(
     beta: Float[Array, " effects"],
     covariate_z: Float[Array, "patients effects"],
     eta: Float[Array, "patients params"],
+    chol: Float[Array, "params params"] | None = None,
 ) -> Float[Array, "patients params"]:
-    """Individual parameters on the transformed scale: ``individual_means(spec, mu, beta, z) + omega * eta``.
+    """Individual parameters on the transformed scale: ``individual_means(spec, mu, beta, z) + omega * (L eta)``.
 
     Parameters
     ----------
@@ -144,6 +146,11 @@ def individual_parameters(
         Standardised covariates (`covariate_design`).
     eta : Float[Array, "patients params"]
         Standard-normal random effects.
+    chol : Float[Array, "params params"], optional
+        ``L``, the lower Cholesky factor of the random effects' correlation matrix (spec order;
+        `carkin.population.correlation_cholesky`, or ``PopulationParameters.chol``); None: independent random
+        effects (``L = I``). Each patient's random effects are then ``omega * (L eta_i)``, with covariance
+        diag(omega) L L^T diag(omega).
 
     Returns
     -------
@@ -151,7 +158,8 @@ def individual_parameters(
         ``phi``; `natural_parameters` turns it into the kinetic model's parameters. Batch over draws with
         ``jax.vmap``.
     """
-    return individual_means(spec, mu, beta, covariate_z) + omega[None, :] * eta
+    deviation = eta if chol is None else eta @ jnp.swapaxes(chol, -1, -2)
+    return individual_means(spec, mu, beta, covariate_z) + omega[None, :] * deviation
 
 
 def censor(

@@ -32,10 +32,16 @@ site       shape                   meaning
 =========  ======================  ============================================================
 mu         (params,)               typical values on the transformed scale (log or logit)
 omega      (params,)               IIV standard deviations on the transformed scale
+corr_chol_<k>  (d_k, d_k)          lower Cholesky factor of the correlation matrix of the random effects
+                                   of [iiv] block k (0-based, spec order; d_k its parameters),
+                                   LKJCholesky(d_k, lkj_concentration) prior (only with [iiv]
+                                   correlation or blocks; `carkin.population._correlation`)
 beta       (effects,)              covariate coefficients (only if the spec has covariates)
-phi        (patients, params)      individual parameters, transformed scale (centred IIV)
+phi        (patients, params)      individual parameters, transformed scale (centred IIV):
+                                   N(loc_i, diag(omega) C diag(omega)), C = L L^T block-diagonal
+                                   from the corr_chol_<k> (C = I without correlated IIV)
 eta        (patients, params)      standardised random effects (non-centred IIV; phi is then
-                                   a deterministic site)
+                                   a deterministic site, loc_i + omega * (L eta_i))
 phi_raw    (patients, params)      mixed IIV ([iiv] noncentred = [...]): phi's column for a centred
                                    parameter, eta's for a non-centred one; phi is deterministic
 gamma      (comed_effects,)        log multipliers of co-medication effects on kinetic rates
@@ -67,6 +73,7 @@ from jaxtyping import Array, Bool, Float, Int
 from ..data import Dataset, DoseEvents, FlatObservations
 from ..errors import SolverError, SpecError
 from ..models import result_message
+from ._correlation import CorrelatedNormal, correlation_cholesky, correlation_sites, iiv_log_density, solve_correlation
 from ._generative import individual_means, residual_sd
 from ._spec import PopulationSpec
 from ._whitening import Whitening
@@ -661,16 +668,20 @@ def population_model(data: PopulationData, spec: PopulationSpec, whitening: Whit
     else:
         beta = jnp.zeros((0,))
     loc = individual_means(spec, mu, beta, data.covariate_z)
+    chol = _sample_correlation(spec)
     if whitening is not None:
-        _whitened_individuals(data, spec, whitening, loc, omega)
+        _whitened_individuals(data, spec, whitening, loc, omega, chol)
         return
     with numpyro.plate("patients", data.n_patients, dim=-1):
-        if spec.iiv == "centred":
+        if spec.iiv == "centred" and chol is not None:
+            phi = numpyro.sample("phi", CorrelatedNormal(loc, omega, chol))
+        elif spec.iiv == "centred":
             phi = numpyro.sample("phi", dist.Normal(loc, omega[None, :]).to_event(1))
         elif spec.iiv == "noncentred":
             eta = numpyro.sample("eta", dist.Normal(jnp.zeros(n_params), 1.0).to_event(1))
-            phi = numpyro.deterministic("phi", loc + omega[None, :] * eta)
-        elif spec.iiv == "mixed":
+            deviation = eta if chol is None else eta @ chol.T  # correlated: eta_i -> L eta_i
+            phi = numpyro.deterministic("phi", loc + omega[None, :] * deviation)
+        elif spec.iiv == "mixed" and chol is None:  # the spec refuses mixed IIV with correlated random effects
             noncentred = _noncentred_columns(spec)
             raw_loc = jnp.where(noncentred, 0.0, loc)
             raw_scale = jnp.where(noncentred, 1.0, omega[None, :])
@@ -680,6 +691,14 @@ def population_model(data: PopulationData, spec: PopulationSpec, whitening: Whit
             raise SpecError(f"unknown IIV parameterization {spec.iiv!r}")
     sigma, sigma_add, log_scale, gamma = _population_extras(spec)
     numpyro.factor("log_likelihood", log_likelihood(spec, data, phi, sigma, sigma_add, log_scale=log_scale, gamma=gamma))
+
+
+def _sample_correlation(spec: PopulationSpec) -> Float[Array, "params params"] | None:
+    """Sample each correlated block's Cholesky factor (``corr_chol_<k>``, LKJ prior) and return the whole
+    correlation matrix's factor (`correlation_cholesky`); None without correlated IIV."""
+    values = {site: numpyro.sample(site, dist.LKJCholesky(len(block), spec.lkj_concentration))
+              for site, block in zip(correlation_sites(spec), spec.iiv_blocks)}
+    return correlation_cholesky(spec, values)
 
 
 def _noncentred_columns(spec: PopulationSpec) -> Bool[Array, " params"]:
@@ -753,19 +772,21 @@ def whitening_reference(spec: PopulationSpec, sigma, sigma_add):
     return value if len(spec.analytes) == 1 else value[..., 0]
 
 
-def _whitened_individuals(data: PopulationData, spec: PopulationSpec, whitening: Whitening, loc, omega) -> None:
-    """The individual parameters and the likelihood in the whitened parameterisation (see `Whitening`)."""
+def _whitened_individuals(data: PopulationData, spec: PopulationSpec, whitening: Whitening, loc, omega, chol) -> None:
+    """The individual parameters and the likelihood in the whitened parameterisation (see `Whitening`); ``chol``
+    the IIV correlation's Cholesky factor (None: independent)."""
     sigma, sigma_add, log_scale, gamma = _population_extras(spec)
     standard = dist.Normal(jnp.zeros(len(spec.parameters)), 1.0).to_event(1)
     with numpyro.plate("patients", data.n_patients, dim=-1):
         z = numpyro.sample("phi_z", standard)  # its N(0, 1) density is replaced by the model's just below
-    phi, log_jacobian = whitening.individuals(loc, omega, whitening_reference(spec, sigma, sigma_add), z)
+    phi, log_jacobian = whitening.individuals(loc, omega, whitening_reference(spec, sigma, sigma_add), z, chol)
     numpyro.factor(
-        "phi_density", dist.Normal(loc, omega).log_prob(phi).sum() + log_jacobian - standard.log_prob(z).sum()
+        "phi_density", (dist.Normal(loc, omega).log_prob(phi).sum() if chol is None
+                        else iiv_log_density(phi, loc, omega, chol).sum()) + log_jacobian - standard.log_prob(z).sum()
     )
     numpyro.deterministic("phi", phi)
     if spec.individual_site != "phi":  # what the spec's own parameterisation would have sampled
-        eta = (phi - loc) / omega
+        eta = (phi - loc) / omega if chol is None else solve_correlation(chol, (phi - loc) / omega)
         if spec.iiv == "mixed":
             noncentred = _noncentred_columns(spec)
             eta = jnp.where(noncentred, eta, phi)

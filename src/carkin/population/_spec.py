@@ -291,8 +291,10 @@ class PopulationSpec(eqx.Module):
         for key, value in changes.items():
             if key == "iiv" and isinstance(value, dict):  # the whole [iiv] table
                 data["iiv"] = value
-            elif key == "iiv":  # one scheme for every parameter
-                data["iiv"] = {"parameterization": value}
+            elif key == "iiv":  # one scheme for every parameter; the correlation of the random effects kept
+                kept = {k: v for k, v in (data.get("iiv") or {}).items()
+                        if k in ("correlation", "blocks", "lkj_concentration")}
+                data["iiv"] = {**kept, "parameterization": value}
             elif key in ("residual", "blq"):  # every analyte's
                 field = "model" if key == "residual" else "method"
                 if data.get("analytes"):
@@ -520,10 +522,10 @@ def _iiv_table(t: Table, names: list[str]) -> tuple[str, tuple[str, ...], tuple[
                          value=list(listed))
     blocks = _iiv_blocks(t, names)
     lkj = t.number("lkj_concentration", 2.0, gt=0, hint="1: uniform over correlation matrices; > 1: towards 0")
-    if blocks and (scheme == "noncentred" or listed):
-        raise t.fail("noncentred" if listed else "parameterization", "is not available with correlated random effects",
-                     "sample correlated IIV centred (the default; the whitened NUTS warm-up handles weakly informed "
-                     "parameters), or remove correlation/blocks")
+    if blocks and listed:  # a column non-centred inside a correlated block has no simple form
+        raise t.fail("noncentred", "is not available with correlated random effects",
+                     'sample correlated IIV centred (the default) or with parameterization = "noncentred" for every '
+                     "parameter, or remove correlation/blocks", value=list(listed))
     if scheme == "noncentred":
         if listed:
             raise t.fail("noncentred", 'lists parameters, but parameterization = "noncentred" already samples every '

@@ -7,15 +7,18 @@ model's log Cmax and log delta at +0.7, tmax and rho at -0.7; the mechanistic mo
 non-centred form fixes at the price of the well-informed ones (design.md). Both are the two ends of one
 family: for each patient, approximate the likelihood by a Gaussian in phi with precision ``H_i`` and linear
 term ``b_i`` (taken once, at the first stage's posterior mean), combine it with the population prior
-N(loc_i, diag omega^2) and sample z_i where
+N(loc_i, Omega) and sample z_i where
 
-    Q_i = H_i (sigma_ref / sigma)^2 + diag(1 / omega^2),    Q_i = L_i L_i^T
-    phi_i = Q_i^{-1} (diag(1 / omega^2) loc_i + b_i (sigma_ref / sigma)^2) + L_i^{-T} z_i
+    Q_i = H_i (sigma_ref / sigma)^2 + Omega^{-1},    Q_i = L_i L_i^T
+    phi_i = Q_i^{-1} (Omega^{-1} loc_i + b_i (sigma_ref / sigma)^2) + L_i^{-T} z_i
 
-so that z_i is close to standard normal whatever the patient's data: H_i = 0 (no information) gives the
-non-centred form phi_i = loc_i + omega z_i, a dominant H_i a whitened centred form. The map z -> phi is
-exact (its log-Jacobian -sum log diag L_i is part of the density), so the posterior is the model's; only
-the sampler's efficiency depends on how good the Gaussian is. The likelihood's curvature in phi scales as
+with Omega = diag(omega^2) for independent random effects and diag(omega) C diag(omega) for correlated ones
+(C the block-diagonal correlation matrix, `carkin.population._correlation`; Omega^{-1} is then full within
+each block, and the map stays exact), so that z_i is close to standard normal whatever the patient's data:
+H_i = 0 (no information) gives the non-centred form phi_i = loc_i + A z_i with A A^T = Omega (omega z_i for
+independent random effects), a dominant H_i a whitened centred form. The map z -> phi is exact (its
+log-Jacobian -sum log diag L_i is part of the density), so the posterior is the model's; only the sampler's
+efficiency depends on how good the Gaussian is. The likelihood's curvature in phi scales as
 1 / sigma^2 for the normal records, hence the (sigma_ref / sigma)^2 factor that lets it follow sigma.
 
 This is partial non-centring with data-informed weights (Papaspiliopoulos, Roberts & Skold 2007, Stat Sci
@@ -30,6 +33,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from ._correlation import solve_correlation
 from ._spec import PopulationSpec
 
 __all__ = ["Whitening", "likelihood_whitening"]
@@ -53,33 +57,50 @@ class Whitening(eqx.Module):
     shift: Float[Array, "patients params"]
     sigma_ref: Float[Array, ""]
 
-    def _factor(self, loc, omega, sigma):
+    def _factor(self, loc, omega, sigma, chol=None):
         """Cholesky factor of Q_i (rows of (patients,) columns) and the Gaussian's centre Q_i^{-1} r_i."""
         scale = (self.sigma_ref / sigma) ** 2
-        prior_precision = 1.0 / omega**2
         n_params = self.shift.shape[-1]
-        q = [[self.precision[:, i, j] * scale + (prior_precision[i] if i == j else 0.0) for j in range(n_params)]
-             for i in range(n_params)]
-        chol = _cholesky(q)
-        rhs = prior_precision * loc + self.shift * scale
-        centre = _solve_upper(chol, _solve_lower(chol, [rhs[:, i] for i in range(n_params)]))
-        return chol, centre
+        if chol is None:  # independent random effects: a diagonal prior precision
+            prior_precision = 1.0 / omega**2
+            q = [[self.precision[:, i, j] * scale + (prior_precision[i] if i == j else 0.0) for j in range(n_params)]
+                 for i in range(n_params)]
+            rhs = prior_precision * loc + self.shift * scale
+        else:
+            prior = _prior_precision(omega, chol)
+            q = [[self.precision[:, i, j] * scale + prior[i, j] for j in range(n_params)] for i in range(n_params)]
+            rhs = loc @ prior + self.shift * scale  # prior is symmetric
+        chol_q = _cholesky(q)
+        centre = _solve_upper(chol_q, _solve_lower(chol_q, [rhs[:, i] for i in range(n_params)]))
+        return chol_q, centre
 
-    def individuals(self, loc, omega, sigma, z) -> tuple[Float[Array, "patients params"], Float[Array, ""]]:
-        """phi for whitened z (both (patients, params)), and log |det d phi / d z| summed over patients."""
-        chol, centre = self._factor(loc, omega, sigma)
-        n_params = len(chol)
-        deviation = _solve_upper(chol, [z[:, i] for i in range(n_params)])
-        log_jacobian = -sum(jnp.sum(jnp.log(chol[i][i])) for i in range(n_params))
+    def individuals(self, loc, omega, sigma, z, chol=None) -> tuple[Float[Array, "patients params"], Float[Array, ""]]:
+        """phi for whitened z (both (patients, params)), and log |det d phi / d z| summed over patients.
+
+        ``chol``: the Cholesky factor of the IIV correlation matrix (`carkin.population.correlation_cholesky`);
+        None: independent random effects.
+        """
+        chol_q, centre = self._factor(loc, omega, sigma, chol)
+        n_params = len(chol_q)
+        deviation = _solve_upper(chol_q, [z[:, i] for i in range(n_params)])
+        log_jacobian = -sum(jnp.sum(jnp.log(chol_q[i][i])) for i in range(n_params))
         return jnp.stack([c + d for c, d in zip(centre, deviation)], axis=-1), log_jacobian
 
-    def whiten(self, loc, omega, sigma, phi) -> Float[Array, "patients params"]:
+    def whiten(self, loc, omega, sigma, phi, chol=None) -> Float[Array, "patients params"]:
         """The inverse map: z for individual parameters phi (patients, params)."""
-        chol, centre = self._factor(loc, omega, sigma)
-        n_params = len(chol)
+        chol_q, centre = self._factor(loc, omega, sigma, chol)
+        n_params = len(chol_q)
         deviation = [phi[:, i] - centre[i] for i in range(n_params)]
         # z = L^T (phi - centre)
-        return jnp.stack([sum(chol[k][i] * deviation[k] for k in range(i, n_params)) for i in range(n_params)], axis=-1)
+        return jnp.stack([sum(chol_q[k][i] * deviation[k] for k in range(i, n_params)) for i in range(n_params)],
+                         axis=-1)
+
+
+def _prior_precision(omega, chol) -> Float[Array, "params params"]:
+    """The population prior's precision Omega^{-1} = diag(1 / omega) C^{-1} diag(1 / omega), C = chol chol^T."""
+    n_params = omega.shape[-1]
+    chol_inverse_t = solve_correlation(chol, jnp.eye(n_params, dtype=chol.dtype))  # L^{-T}, written out
+    return (chol_inverse_t @ chol_inverse_t.T) / (omega[:, None] * omega[None, :])
 
 
 # The per-patient matrices are small (params x params, 6 for the shipped models): written out entry by entry

@@ -63,6 +63,7 @@ from ..errors import SolverError
 from ..models import result_message
 from ..population import (
     PopulationSpec,
+    correlation_pairs,
     individual_parameters,
     model_context,
     natural_parameters,
@@ -93,6 +94,9 @@ class PopulationParameters(eqx.Module):
         Logs of the analytes' scaling factors (0 for an analyte without one); None: no scaled analyte.
     gamma : Float[Array, " comedication_effects"] or None
         Co-medication log multipliers (``spec.comedication_effect_names``); None: no co-medication.
+    chol : Float[Array, "params params"] or None
+        Lower Cholesky factor of the random effects' correlation matrix (spec order; [simulation.correlation]);
+        None: independent random effects.
     """
 
     mu: Float[Array, " params"]
@@ -102,10 +106,16 @@ class PopulationParameters(eqx.Module):
     sigma_add: Float[Array, "..."]
     log_scale: Float[Array, " analytes"] | None = None
     gamma: Float[Array, " comedication_effects"] | None = None
+    chol: Float[Array, "params params"] | None = None
+
+    @property
+    def correlation(self) -> Float[Array, "params params"] | None:
+        """The random effects' correlation matrix ``chol chol^T`` (None: independent)."""
+        return None if self.chol is None else self.chol @ self.chol.T
 
 
-SIMULATION_KEYS: tuple[str, ...] = ("omega", "effects", "sigma", "sigma_add", "lloq", "times", "covariates",
-                                    "analytes", "doses", "comedication", "gamma")
+SIMULATION_KEYS: tuple[str, ...] = ("omega", "correlation", "effects", "sigma", "sigma_add", "lloq", "times",
+                                    "covariates", "analytes", "doses", "comedication", "gamma")
 """The keys of a spec's [simulation] table."""
 
 ANALYTE_KEYS: tuple[str, ...] = ("times", "lloq", "sigma", "sigma_add", "scale")
@@ -142,11 +152,21 @@ def _analyte_tables(spec: PopulationSpec, sim: Table) -> list[Table]:
 def truth_from_spec(spec: PopulationSpec) -> PopulationParameters:
     """Population truth from the spec: typical values from [parameters], the rest from [simulation].
 
+    The true correlations of the random effects (a spec with [iiv] correlation or blocks) are given pair by
+    pair, each pair in one [iiv] block, in either order; pairs not given are 0::
+
+        [simulation.correlation]
+        "cmax,tmax" = 0.6
+        "beta,delta" = -0.4
+
     Raises
     ------
     SpecError
         If [simulation] lacks an omega for some parameter, a coefficient for some covariate effect or a gamma
-        for some co-medication effect, or holds an unknown key or an invalid value.
+        for some co-medication effect, or holds an unknown key or an invalid value; if
+        [simulation.correlation] names a pair outside the [iiv] blocks (or has a correlation without them), a
+        value outside (-1, 1), or correlations that together are not a correlation matrix (not positive
+        definite).
     """
     sim = _simulation(spec)
     omega, effects = sim.table("omega"), sim.table("effects")
@@ -159,6 +179,7 @@ def truth_from_spec(spec: PopulationSpec) -> PopulationParameters:
         omega=jnp.asarray([omega.number(name, ge=0) for name in spec.parameter_names]),
         beta=jnp.asarray([effects.number(name) for name in spec.effect_names]),
         **_observation_truth(spec, sim),
+        chol=_true_correlation(spec, sim),
     )
 
 
@@ -188,6 +209,36 @@ def _observation_truth(spec: PopulationSpec, sim: Table) -> dict:
         "log_scale": jnp.asarray(scales) if any(a.scaled for a in spec.analytes) else None,
         "gamma": gamma,
     }
+
+
+def _true_correlation(spec: PopulationSpec, sim: Table) -> Float[Array, "params params"] | None:
+    """The Cholesky factor of the true correlation matrix from [simulation.correlation]; None without blocks."""
+    table = sim.table("correlation")
+    if not spec.iiv_blocks:
+        if len(table):
+            raise table.fail(None, "gives correlations, but the model's random effects are independent",
+                             'add [iiv] correlation = "full" or blocks = [[...]], or remove [simulation.correlation]')
+        return None
+    names = spec.parameter_names
+    allowed = {frozenset(pair) for pair in correlation_pairs(spec)}
+    matrix, seen = np.eye(len(names)), {}
+    for key in table:
+        pair = tuple(name.strip() for name in key.split(","))
+        if len(pair) != 2 or frozenset(pair) not in allowed or pair[0] == pair[1]:
+            blocks = "; ".join(", ".join(block) for block in spec.iiv_blocks)
+            raise table.fail(key, "is not a pair of parameters in one [iiv] block",
+                             f'name two parameters of one block (blocks: {blocks}) as "a,b", e.g. '
+                             f'"{spec.iiv_blocks[0][0]},{spec.iiv_blocks[0][1]}" = 0.5', value=table.get(key))
+        if frozenset(pair) in seen:
+            raise table.fail(key, f"gives the pair {seen[frozenset(pair)]!r} again", "give each pair once")
+        seen[frozenset(pair)] = key
+        i, j = names.index(pair[0]), names.index(pair[1])
+        matrix[i, j] = matrix[j, i] = table.number(key, gt=-1, lt=1, hint="a correlation")
+    smallest = float(np.linalg.eigvalsh(matrix)[0])
+    if not smallest > 1e-10:
+        raise table.fail(None, f"is not a correlation matrix (positive definite): its smallest eigenvalue is "
+                               f"{smallest:.3g}", "make the correlations of each block consistent (smaller in size)")
+    return jnp.asarray(np.linalg.cholesky(matrix))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -500,7 +551,7 @@ def simulate_cohort(
     data = prepare(design, spec)  # covariates, model inputs, doses, co-medication: the fit's own code path
 
     eta = per_patient_normal(k_eta, n, (len(spec.parameters),))
-    phi = individual_parameters(spec, truth.mu, truth.omega, truth.beta, data.covariate_z, eta)
+    phi = individual_parameters(spec, truth.mu, truth.omega, truth.beta, data.covariate_z, eta, truth.chol)
     individual = natural_parameters(spec, phi)
     log_c, ok = record_log_predictions(spec, data, phi, log_scale=truth.log_scale, gamma=truth.gamma)
     _check_failed(spec, data, {**individual, **data.inputs}, ok, ids, model_context(spec, data, truth.gamma))

@@ -1,12 +1,13 @@
 """Dose scenarios from a fitted model: virtual patients per posterior draw, profiles, observations, exposures.
 
-For every posterior draw s used (population values mu_s, omega_s, beta_s, sigma_s) and every virtual
+For every posterior draw s used (population values mu_s, omega_s, beta_s, sigma_s; L_s the Cholesky factor of
+the random effects' correlation matrix, the identity without correlated IIV) and every virtual
 patient i, with the same patients at every dose level l (common random numbers, so doses are compared
 on identical populations):
 
     covariates x_si  ~ the scenario's distributions (or rows of its covariate table), dose = dose_l
     eta_si           ~ N(0, I)
-    phi_sli          = mu_s + covariate effects(beta_s, z(x_si, dose_l)) + omega_s * eta_si
+    phi_sli          = mu_s + covariate effects(beta_s, z(x_si, dose_l)) + omega_s * (L_s eta_si)
     C_sli(t)         = model curve of phi_sli (``spec.kinetic_model.log_concentration``)
     y_sli(t)         = an observation of C_sli(t): residual error of the spec's error model, censored at
                        the LLOQ (BLQ below it)
@@ -43,6 +44,8 @@ from ..errors import ConvergenceWarning
 from ..exposure import exposure_metrics
 from ..population import (
     PopulationSpec,
+    correlation_cholesky,
+    correlation_sites,
     individual_means,
     individual_parameters,
     natural_parameters,
@@ -75,7 +78,9 @@ def posterior_population_draws(fit, *, draws: int = 0) -> tuple[np.ndarray, dict
         ``sigma_add`` (draws,); ``beta`` is empty and ``sigma_add`` zero when the model lacks them. Also every
         other population site of the spec (`carkin.population.population_sites`: per analyte ``sigma_<analyte>``,
         ``sigma_add_<analyte>``, ``log_scale_<analyte>``, and ``gamma`` (draws, effects)), so that
-        `carkin.population.population_extras` takes them.
+        `carkin.population.population_extras` takes them; with correlated IIV also ``chol`` (draws, params,
+        params), the Cholesky factor of the random effects' correlation matrix
+        (`carkin.population.correlation_cholesky`).
     """
     post = fit.idata.posterior
     spec = fit.spec
@@ -98,6 +103,9 @@ def posterior_population_draws(fit, *, draws: int = 0) -> tuple[np.ndarray, dict
     for site, _ in population_sites(spec):
         if site not in values and site in post:
             values[site] = flat(site, np.shape(post[site].values)[2:])
+    if spec.iiv_blocks:
+        factors = {site: np.asarray(post[site].values, dtype=float) for site in correlation_sites(spec)}
+        values["chol"] = np.asarray(correlation_cholesky(spec, factors)).reshape(n_total, p, p)
     if draws and draws < n_total:
         idx = np.unique(np.round(np.linspace(0, n_total - 1, draws)).astype(int))
     else:
@@ -219,14 +227,14 @@ def _draw_function(
             cols += [jnp.broadcast_to(z, shape)] * len(effect.parameters)
         return jnp.stack(cols, axis=-1) if cols else jnp.zeros(shape + (0,))
 
-    def one(a: _ScenarioArrays, key, mu, omega, beta, sigma, sigma_add):
+    def one(a: _ScenarioArrays, key, mu, omega, beta, sigma, sigma_add, chol):
         n_doses = a.doses.shape[0]
         k_cov, k_eta, k_eps = jax.random.split(key, 3)
         z = design(a, covariates(a, k_cov), (n_doses, n))
         z_typ = design(a, {c: a.typical[j] for j, c in enumerate(columns)}, (n_doses,))
         eta = jax.random.normal(k_eta, (n, mu.shape[0]))  # the same patients at every dose
         eta = jnp.broadcast_to(eta[None, :, :], (n_doses, n, mu.shape[0])).reshape(n_doses * n, -1)
-        phi = individual_parameters(spec, mu, omega, beta, z.reshape(n_doses * n, -1), eta).reshape(n_doses, n, -1)
+        phi = individual_parameters(spec, mu, omega, beta, z.reshape(n_doses * n, -1), eta, chol).reshape(n_doses, n, -1)
         phi_typ = individual_means(spec, mu, beta, z_typ)
         # the typical patient rides along as patient n + 1: one curve and one metrics evaluation for all
         ind = natural_parameters(spec, jnp.concatenate([phi, phi_typ[:, None, :]], axis=1))
@@ -244,14 +252,14 @@ def _draw_function(
             "typical_metrics": {name: values[m.name][:, n] for name, m in metrics.items()},
         }
 
-    per_draws = jax.vmap(one, in_axes=(None, 0, 0, 0, 0, 0, 0))
+    per_draws = jax.vmap(one, in_axes=(None, 0, 0, 0, 0, 0, 0, 0))
 
     @jax.jit
     def chunk(a: _ScenarioArrays, key, start, values: dict):
         """Draws at positions start, start + 1, ... (``values`` holds their population values)."""
         pos = start + jnp.arange(values["mu"].shape[0])
         keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(pos)
-        return per_draws(a, keys, *(values[k] for k in ("mu", "omega", "beta", "sigma", "sigma_add")))
+        return per_draws(a, keys, *(values.get(k) for k in ("mu", "omega", "beta", "sigma", "sigma_add", "chol")))
 
     return chunk
 

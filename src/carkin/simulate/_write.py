@@ -9,7 +9,8 @@ file               content
 ``covariates.csv`` ID and the covariates except DOSE (`carkin.data.write_covariates`), same comment
 ``truth.json``     the population truth: typical values, ``mu``, ``omega``, ``effects``, the residual
                    parameters (``sigma``, ``sigma_add``; per analyte when there are several), the
-                   scaling factors (``scale``), co-medication effects (``gamma``), seed
+                   scaling factors (``scale``), co-medication effects (``gamma``), seed, and with correlated
+                   IIV ``correlation`` ("a,b" -> the true correlation of each pair in an [iiv] block)
 =================  =====================================================================================
 
 ``write_scenario_report(result, out)`` (what ``carkin simulate`` and ``carkin demo`` write):
@@ -40,7 +41,7 @@ import pandas as pd
 
 from .._atomic import atomic_directory
 from ..data import write_ck, write_covariates
-from ..population import PopulationSpec
+from ..population import PopulationSpec, correlation_pairs
 from ._cohort import SimulatedCohort
 from ._scenario_result import ScenarioResult
 
@@ -96,6 +97,10 @@ def write_simulated_cohort(
         "effects": dict(zip(spec.effect_names, np.asarray(cohort.truth.beta).tolist())),
         **_observation_truth(cohort, spec),
     }
+    if cohort.truth.chol is not None:  # the true correlations of the random effects, pair by pair
+        correlation, names = np.asarray(cohort.truth.correlation), spec.parameter_names
+        truth["correlation"] = {f"{a},{b}": float(correlation[names.index(a), names.index(b)])
+                                for a, b in correlation_pairs(spec)}
     with atomic_directory(out_dir, owned=COHORT_FILES) as tmp:
         write_ck(tmp / "ck.csv", cohort.dataset, comment=comment)
         table = {name: cohort.covariates[name] for name in sorted(cohort.covariates) if name != "DOSE"}
