@@ -288,6 +288,7 @@ def recovery():
         return _recovery_fit(jax.random.PRNGKey(12), seed=3)
 
 
+@pytest.mark.slow  # a NUTS fit: minutes on 2 cores
 def test_a_strong_correlation_is_recovered_and_reported(recovery):
     recovery, _ = recovery
     row = recovery.table.set_index("parameter").loc["corr_cmax_tmax"]
@@ -304,6 +305,7 @@ def test_a_strong_correlation_is_recovered_and_reported(recovery):
     assert matrix["mean"].loc["beta", "delta"] == 0.0 and (np.diag(matrix["mean"]) == 1.0).all()
 
 
+@pytest.mark.slow  # a NUTS fit: minutes on 2 cores
 def test_posterior_predictive_and_written_truth_carry_the_correlation(recovery, tmp_path):
     result, cohort = recovery
     _, values = posterior_population_draws(result)

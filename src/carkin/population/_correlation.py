@@ -17,9 +17,9 @@ The per-patient density uses ``L`` directly: with ``r_i = (phi_i - loc_i) / omeg
     log N(phi_i | loc_i, Omega) = -|u_i|^2 / 2 - sum log omega - sum log diag L - params / 2 log(2 pi),
 
 a forward substitution written out entry by entry on (patients,) columns (`solve_correlation`): for the
-small factors of CK models (6 x 6 at most) XLA fuses it into a few elementwise kernels, where a batched
-``solve_triangular`` (e.g. ``dist.MultivariateNormal``'s log density) made the log-density gradient 1.5-80x
-slower on a loaded 2-core CPU (benchmarks/correlated_iiv.py).
+small factors of CK models (6 x 6 at most) XLA fuses it into a few elementwise kernels instead of a batched
+``solve_triangular``. Whether that is faster than ``dist.MultivariateNormal``'s log density depends on the
+machine and the cohort size: benchmarks/correlated_iiv.py measures both (no result is recorded yet).
 """
 
 from __future__ import annotations
