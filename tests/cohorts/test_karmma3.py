@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from carkin import data
 from carkin._karmma3 import (
     ARMS,
     DAYS_PER_MONTH,
@@ -209,9 +210,6 @@ class TestFiles:
         assert (obs["TIME"].to_numpy() < end).all()
 
     def test_the_ck_file_loads_with_the_data_layer(self, shipped):
-        data = pytest.importorskip("carkin.data")
-        if not hasattr(data, "load_dataset"):
-            pytest.skip("carkin.data.load_dataset is not available yet")
         ds = data.load_dataset(
             shipped["ck"],
             shipped["patients"],
@@ -269,7 +267,6 @@ class TestTumourBurden:
         np.testing.assert_array_equal(cohort.patients["TUMOR_BURDEN"].to_numpy(), burden)
 
     def test_a_seed_that_used_to_draw_zero_loads_and_fits_its_log_covariate(self, config, tmp_path):
-        data = pytest.importorskip("carkin.data")
         from carkin.population import load_spec
         from carkin.population._model import covariate_design
 
