@@ -98,17 +98,16 @@ def test_n_must_be_a_positive_integer(spec):
         simulate_cohort(spec, key=jax.random.PRNGKey(0), n=0)
 
 
-# Same key, same numbers as the single-infusion cohort simulator gave before it took doses, analytes and
-# co-medication (issue #20): values computed with the code of i20-core (91587f2, models/multiphasic.toml with
-# rho 0.752 and LLOQ 18). Per error model: the row of DV checked, its values, the sum of log DV over the cohort
-# and the number of BLQ records.
+# Same key, same numbers as the cohort simulator gave before its draws went through the shared generative model
+# (carkin.population): values computed with the code of main at 9913582. Per error model: the row of DV checked,
+# its values, the sum of log DV over the cohort and the number of BLQ records.
 BEFORE = {
-    "additive_log": (0, [35.627483155750696, 138.00379719105754, 1478.86757127505, 6645.906301374849,
-                         40408.648365869296, 13470.834111513377, 4992.329357729007, 1252.909523220602,
-                         56.7805377506769, 84.5150422938754, 18.0, 18.0], 435.9428833667964, 11),
-    "combined": (1, [434.36215341010023, 933.5123554100279, 9035.198487310861, 8118.826135165135,
+    "additive_log": (0, [12.375520668175682, 60.55764252252993, 921.4177847855947, 5230.95647097288,
+                         40179.15540751834, 13470.834111513377, 4992.329357729007, 1252.909523220602,
+                         56.7805377506769, 84.5150422938754, 16.04163103525495, 10.0], 419.50929923019476, 7),
+    "combined": (1, [249.88796930020166, 613.6705701074497, 7214.238248705716, 7375.594719566325,
                      11485.834847909711, 6703.159928148976, 1552.5814657402116, 513.4062421958449,
-                     163.8832994965155, 220.52535757394844, 180.05987753193477, 85.82193821315553], 470.6171398309748, 6),
+                     163.8832994965155, 220.52535757394844, 180.05987753193477, 85.82193821315553], 474.8440441476855, 7),
 }
 
 
@@ -127,3 +126,17 @@ def test_the_same_key_gives_the_same_numbers_as_before(residual):
     np.testing.assert_allclose(dv[row], values, rtol=1e-12)
     assert np.log(dv).sum() == pytest.approx(log_sum, rel=1e-12)
     assert int(np.asarray(cohort.dataset.blq).sum()) == n_blq
+
+
+@pytest.mark.parametrize(("table", "name", "what"), [("analytes", "flow", "analyte"),
+                                                      ("comedication", "toci", "co-medication")])
+def test_simulation_subtables_must_name_what_the_model_declares(spec, table, name, what):
+    import json
+
+    from carkin.population import spec_from_dict
+
+    raw = json.loads(spec.raw)
+    raw["simulation"][table] = {name: {}}
+    with pytest.raises(SpecError, match=rf"\[simulation\.{table}\].*names {what}\(s\) {name}, which the model does "
+                                        "not declare"):
+        simulate_cohort(spec_from_dict(raw, source="t.toml"), key=jax.random.PRNGKey(0), n=2)

@@ -135,14 +135,20 @@ def _simulation(spec: PopulationSpec) -> Table:
     return sim
 
 
-def _analyte_tables(spec: PopulationSpec, sim: Table) -> list[Table]:
-    """Each analyte's [simulation.analytes.<name>] table (empty when absent), keys checked, in spec order."""
-    parent = sim.table("analytes")
-    names = [a.name for a in spec.analytes]
+def _declared_subtables(sim: Table, key: str, names: list[str], what: str, choices: str) -> Table:
+    """[simulation.<key>], checked to name only sub-tables the model declares (``names``)."""
+    parent = sim.table(key)
     unknown = [name for name in parent if name not in names]
     if unknown:
-        raise parent.fail(None, f"names analyte(s) {', '.join(unknown)}, which the model does not declare",
-                          f"name one of {', '.join(names)}")
+        raise parent.fail(None, f"names {what} {', '.join(unknown)}, which the model does not declare",
+                          f"name one of {choices}")
+    return parent
+
+
+def _analyte_tables(spec: PopulationSpec, sim: Table) -> list[Table]:
+    """Each analyte's [simulation.analytes.<name>] table (empty when absent), keys checked, in spec order."""
+    names = [a.name for a in spec.analytes]
+    parent = _declared_subtables(sim, "analytes", names, "analyte(s)", ", ".join(names))
     tables = [parent.table(name) for name in names]
     for t in tables:
         t.check_keys(ANALYTE_KEYS)
@@ -294,12 +300,9 @@ def _draw_covariates(spec: PopulationSpec, key: PRNGKeyArray, n: int, given: fro
 
 def _draw_comedication(spec: PopulationSpec, sim: Table, key: PRNGKeyArray, n: int) -> dict[str, np.ndarray]:
     """Each co-medication's start per patient (start column -> (n,), time after the first dose; +inf: never)."""
-    parent = sim.table("comedication")
     names = [c.name for c in spec.comedications]
-    unknown = [name for name in parent if name not in names]
-    if unknown:
-        raise parent.fail(None, f"names co-medication(s) {', '.join(unknown)}, which the model does not declare",
-                          f"name one of {', '.join(names) or '(none: the model has no [comedication] table)'}")
+    parent = _declared_subtables(sim, "comedication", names, "co-medication(s)",
+                                 ", ".join(names) or "(none: the model has no [comedication] table)")
     out = {}
     for c in spec.comedications:
         if c.start_column is None:
@@ -510,8 +513,7 @@ def simulate_cohort(
                 "DOSE", "is given together with the doses' amounts ([simulation.doses] amount, or doses=...)",
                 "remove [simulation.covariates.DOSE], or the amount (then each dose is the patient's DOSE)")
         covariates = _draw_covariates(spec, k_cov, n, frozenset({"DOSE"} if fixed_dose is not None else ()))
-        if spec.comedications:
-            covariates.update(_draw_comedication(spec, sim, k_cov, n))
+        covariates.update(_draw_comedication(spec, sim, k_cov, n))  # also checks [simulation.comedication]
     covariates = {c.upper(): np.asarray(v, dtype=float) for c, v in covariates.items()}
     if fixed_dose is not None:
         if "DOSE" in covariates and not np.array_equal(covariates["DOSE"], fixed_dose):
