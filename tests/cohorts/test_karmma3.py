@@ -25,13 +25,13 @@ from carkin._karmma3 import (
 from carkin.cohorts import (
     KarMMa3Config,
     calibration_table,
+    karmma3 as karmma3_module,
     karmma3_sim_paths,
     load_karmma3_config,
     meets_shipped_targets,
     simulate_karmma3,
     summarize_karmma3,
 )
-from carkin.cohorts import karmma3 as karmma3_module
 from carkin.errors import SpecError
 
 SIMULATED_LINE = re.compile(

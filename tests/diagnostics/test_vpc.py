@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from carkin.diagnostics import auto_bins, assign_bins, vpc
+from carkin.diagnostics import assign_bins, auto_bins, vpc
 from carkin.simulate import truth_from_spec
 
 from .helpers import resimulate, truth_fit

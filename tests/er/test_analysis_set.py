@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from carkin._karmma3 import ER_ADJUSTMENT, STRATIFICATION_FACTORS
-from carkin.errors import DataError
 from carkin.er import ExposureWindowWarning, er_analysis_set
+from carkin.errors import DataError
 from carkin.exposure import DAYS_PER_MONTH, PosteriorExposure
 
 LANDMARK_MONTHS = 28.0 / DAYS_PER_MONTH

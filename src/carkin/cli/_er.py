@@ -25,6 +25,12 @@ Scheme = enum.StrEnum("Scheme", {s: s for s in SCHEMES})
 BaselineOption = enum.StrEnum("BaselineOption", {b: b for b in BASELINES})
 ExposureMethod = enum.StrEnum("ExposureMethod", {m: m for m in EXPOSURE_METHODS})
 _PATTERNS = "auc:A-B (days A to B), c:D (level at day D), persistence:H (horizon H days)"
+# Help texts of the choice options, built once here (a call inside an argument default reads as shared state).
+_METRICS_HELP = f"Metrics (repeat or comma-separate): {', '.join(METRICS)}, {_PATTERNS}. Default: all presets."
+_EXPOSURE_METHODS_HELP = " | ".join(EXPOSURE_METHODS)
+_METHODS_HELP = " | ".join(METHODS)
+_SCHEMES_HELP = f"Two-stage scheme: {' | '.join(SCHEMES)}."
+_BASELINES_HELP = f"Bayesian PH baseline: {' | '.join(BASELINES)}."
 
 
 def _banner(simulated: bool) -> None:
@@ -35,16 +41,19 @@ def _banner(simulated: bool) -> None:
 @app.command("exposure")
 def exposure_command(
     fit_dir: Path = typer.Argument(..., help="Fit directory written by `carkin fit`."),
-    metrics: list[str] | None = typer.Option(
-        None, "--metrics", help=f"Metrics (repeat or comma-separate): {', '.join(METRICS)}, {_PATTERNS}. "
-        "Default: all presets.",
+    metrics: list[str] | None = typer.Option(None, "--metrics", help=_METRICS_HELP),
+    out: Path | None = typer.Option(
+        None, "--out", help="Output directory (default FIT_DIR/exposure; replaced atomically)."
     ),
-    out: Path | None = typer.Option(None, "--out", help="Output directory (default FIT_DIR/exposure; replaced atomically)."),
     method: ExposureMethod = typer.Option(
-        default_of(posterior_exposures, "method"), "--method", help=" | ".join(EXPOSURE_METHODS)
+        default_of(posterior_exposures, "method"), "--method", help=_EXPOSURE_METHODS_HELP
     ),
-    max_draws: int | None = typer.Option(None, "--max-draws", help="Keep at most this many draws per chain (thinning)."),
-    nca_window: float = typer.Option(default_of(nca, "window_days"), "--nca-window", help="End of the NCA AUC window, days."),
+    max_draws: int | None = typer.Option(
+        None, "--max-draws", help="Keep at most this many draws per chain (thinning)."
+    ),
+    nca_window: float = typer.Option(
+        default_of(nca, "window_days"), "--nca-window", help="End of the NCA AUC window, days."
+    ),
     ck: Path | None = typer.Option(None, "--ck", help="CK file to use instead of the fit's copy (FIT_DIR/input/)."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON index to standard output."),
 ) -> None:
@@ -88,11 +97,11 @@ def er_command(
     landmark: float | None = typer.Option(None, "--landmark", help="Landmark, days after infusion (default: end of the "
                                           "metric's window, 28 for cmax/auc28; 0 = none)."),
     method: ERMethod = typer.Option(default_of(analyze_exposure_response, "method"), "--method",
-                                    help=" | ".join(METHODS)),
+                                    help=_METHODS_HELP),
     scheme: Scheme = typer.Option(default_of(analyze_exposure_response, "scheme"), "--scheme",
-                                  help=f"Two-stage scheme: {' | '.join(SCHEMES)}."),
+                                  help=_SCHEMES_HELP),
     baseline: BaselineOption = typer.Option(default_of(analyze_exposure_response, "baseline"), "--baseline",
-                                            help=f"Bayesian PH baseline: {' | '.join(BASELINES)}."),
+                                            help=_BASELINES_HELP),
     adjust: list[str] | None = typer.Option(
         None, "--adjust", help="Columns of the patients table to adjust for, e.g. TUMOR_BURDEN (repeat or "
         "comma-separate). Default: none; the output says which were used.",
@@ -110,10 +119,10 @@ def er_command(
     as_json: bool = typer.Option(False, "--json", help="Print the result JSON to standard output."),
 ) -> None:
     """PFS by exposure: KM by quartile, log-rank trend, Cox on log2 exposure, Bayesian PH with CK uncertainty."""
+    from ..data import read_table
     from ..er import ExposureWindowWarning, write_er_report
     from ..exposure import get_metric, load_fit_dataset
     from ..inference import load_fit
-    from ..data import read_table
 
     with user_errors(), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ExposureWindowWarning)

@@ -26,8 +26,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
-
 from .._atomic import atomic_directory
 from ..data import SIMULATED_NOTE, write_table
 from ._analysis import ERAnalysis
