@@ -108,5 +108,5 @@ class PiecewiseExponential:
     def describe(self) -> str:
         if len(self.hazards) == 1:
             return f"exponential, hazard {self.hazards[0]:.4g} (median {self.median():.3g})"
-        pieces = ", ".join(f"{h:.4g} from {b:g}" for b, h in zip(self.breaks, self.hazards))
+        pieces = ", ".join(f"{h:.4g} from {b:g}" for b, h in zip(self.breaks, self.hazards, strict=True))
         return f"piecewise exponential, hazards {pieces} (median {self.median():.3g})"

@@ -487,7 +487,7 @@ class TestInternals:
         t = np.concatenate([[0.0], rec.loc[keep, "TIME"].to_numpy()])
         c = np.concatenate([[0.0], np.where(quantified[keep], rec.loc[keep, "DV"], 0.0)])
         auc = 0.0
-        for t1, c1, t2, c2 in zip(t[:-1], c[:-1], t[1:], c[1:]):
+        for t1, c1, t2, c2 in zip(t[:-1], c[:-1], t[1:], c[1:], strict=True):
             end = min(t2, 28.0)
             if end <= t1:
                 break

@@ -79,7 +79,7 @@ def resimulate(fit: Fit, dataset, *, key, replicates: int = 1):
     sims = simulate_records(fit.spec, des.data, replicate_draws(fit, replicates), key=key, log_lloq=des.log_lloq)
     mask = np.asarray(dataset.obs_mask)
     out = []
-    for log_y, blq in zip(np.asarray(sims.log_value), np.asarray(sims.blq)):
+    for log_y, blq in zip(np.asarray(sims.log_value), np.asarray(sims.blq), strict=True):
         dv, flags = np.ones(mask.shape), np.zeros(mask.shape, bool)
         dv[mask] = np.where(blq, np.exp(des.log_lloq), np.exp(log_y))
         flags[mask] = blq

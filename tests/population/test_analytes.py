@@ -95,7 +95,7 @@ class TestTwoAnalytes:
         model = Multiphasic()
         individual = {n: np.asarray(v) for n, v in zip(("cmax", "tmax", "rho", "beta", "delta", "fb"),
                       [np.exp(phi[:, 0]), np.exp(phi[:, 1]), np.exp(phi[:, 2]), np.exp(phi[:, 3]), np.exp(phi[:, 4]),
-                       1 / (1 + np.exp(-phi[:, 5]))])}
+                       1 / (1 + np.exp(-phi[:, 5]))], strict=True)}
 
         def conc(i, t):
             return float(np.exp(model.log_concentration({k: v[i] for k, v in individual.items()}, t)))

@@ -76,7 +76,7 @@ class TestBands:
         truth = truth_from_spec(spec)
         for i, dose in enumerate(result.doses):
             phi = np.asarray(truth.mu) + np.array([truth.beta[0] * z_values(spec, dose, 60)[0] + truth.beta[1] * z_values(spec, dose, 60)[1], 0, 0, 0, 0, 0])
-            p = {name: (np.exp(v) if name != "fb" else 1 / (1 + np.exp(-v))) for name, v in zip(spec.parameter_names, phi)}
+            p = {name: (np.exp(v) if name != "fb" else 1 / (1 + np.exp(-v))) for name, v in zip(spec.parameter_names, phi, strict=True)}
             p["alpha"] = p["beta"] + p["delta"]
             curve = piecewise_concentration(p, result.times)
             for name, band in bands.items():

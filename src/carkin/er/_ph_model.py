@@ -106,7 +106,7 @@ def survival_arrays(data: ERData, *, pieces: int = 5) -> SurvivalArrays:
     x = data.covariates.to_numpy(dtype=float)
     if x.shape[1]:
         scale = x.std(axis=0)
-        constant = [c for c, s in zip(data.covariate_names, scale) if not s > 0]
+        constant = [c for c, s in zip(data.covariate_names, scale, strict=True) if not s > 0]
         if constant:
             raise ValueError(f"covariate(s) {constant} are constant in the analysis set; leave them out of the adjustment")
         z = (x - x.mean(axis=0)) / scale

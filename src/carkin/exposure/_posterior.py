@@ -217,7 +217,7 @@ class PosteriorExposure:
         """
         ids = tuple(str(p) for p in patient_ids)
         metrics = resolve_metrics(list(values))
-        given = dict(zip([m.name for m in metrics], values.values()))
+        given = dict(zip([m.name for m in metrics], values.values(), strict=True))
         draws = {}
         for metric in metrics:
             x = np.asarray(given[metric.name], dtype=float)

@@ -51,7 +51,7 @@ def table(frame: pd.DataFrame, *, max_rows: int = 60, index: bool = False) -> st
     left = {c for c in frame.columns if frame[c].dtype == object}
     head = "".join(f'<th class="{"l" if c in left else ""}">{esc(c)}</th>' for c in frame.columns)
     rows = "".join(
-        "<tr>" + "".join(f'<td class="{"l" if c in left else ""}">{_cell(v)}</td>' for c, v in zip(frame.columns, row)) + "</tr>"
+        "<tr>" + "".join(f'<td class="{"l" if c in left else ""}">{_cell(v)}</td>' for c, v in zip(frame.columns, row, strict=True)) + "</tr>"
         for row in shown.itertuples(index=False)
     )
     note = f'<p class="muted">first {max_rows} of {len(frame)} rows</p>' if len(frame) > max_rows else ""

@@ -172,7 +172,7 @@ class ScenarioResult:
                 typ = self.typical_metrics[name][:, i]
                 exposure[name] = {
                     "unit": _unit(name, sc.auc_windows),
-                    "predictive": {f"q{round(100 * q):02d}": _num(v) for q, v in zip(PREDICTIVE_QUANTILES, qs)},
+                    "predictive": {f"q{round(100 * q):02d}": _num(v) for q, v in zip(PREDICTIVE_QUANTILES, qs, strict=True)},
                     "typical": {
                         "median": _num(np.median(typ)),
                         "lower": _num(np.quantile(typ, lo)),

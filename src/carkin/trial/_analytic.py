@@ -96,7 +96,7 @@ class DesignReport:
         p = d.allocation
         bounds = self.bounds.to_dict()
         scale = math.sqrt(p * (1 - p))
-        for look, events in zip(bounds["looks"], d.look_events):
+        for look, events in zip(bounds["looks"], d.look_events, strict=True):
             look["events"] = int(events)
             for key in ("efficacy", "futility"):
                 z = look[f"{key}_z"]
