@@ -72,7 +72,9 @@ _KINDS = {
 }
 
 
-def spec_error(file: str, table: str, key: str | None, problem: str, fix: str = "", *, value: Any = _NO_VALUE) -> SpecError:
+def spec_error(
+    file: str, table: str, key: str | None, problem: str, fix: str = "", *, value: Any = _NO_VALUE
+) -> SpecError:
     """The `SpecError` of one problem, in the reader's style (see the module docstring).
 
     Parameters

@@ -132,8 +132,12 @@ def run_demo(
         console.print(f"[green]fit passed its gates[/green] (max R-hat {diag['max_r_hat']:.3f}, "
                       f"min bulk ESS {diag['min_ess_bulk']:.0f}, divergences {diag['divergences']})")
     else:
-        console.print("[bold red]the CK fit FAILED its convergence gates[/bold red]" + (" (expected with --quick)" if quick else "")
-                      + ":\n  " + "\n  ".join(diag["failures"][:8]))
+        console.print(
+            "[bold red]the CK fit FAILED its convergence gates[/bold red]"
+            + (" (expected with --quick)" if quick else "")
+            + ":\n  "
+            + "\n  ".join(diag["failures"][:8])
+        )
     timings["fit"], clock = time.perf_counter() - clock, time.perf_counter()
 
     console.rule(f"[bold]3/{steps} Diagnostics: convergence, GOF, NPDE, shrinkage, pcVPC")

@@ -91,10 +91,20 @@ def test_er_shows_pfs_increasing_with_expansion_quartile_and_says_simulated(coho
     counts = payload["counts"]
     assert counts["other_arm"] == 132 and counts["not_infused"] == 29
     assert counts["infused"] == 225 and counts["ck_evaluable"] + counts["not_ck_evaluable"] == 225
-    assert counts["analysed"] == counts["ck_evaluable"] - counts["event_before_landmark"] - counts["censored_before_landmark"]
+    assert (
+        counts["analysed"]
+        == counts["ck_evaluable"] - counts["event_before_landmark"] - counts["censored_before_landmark"]
+    )
     assert payload["excluded"]["not_infused"] and len(payload["excluded"]["not_infused"]) == 29
     assert (out / "report.md").read_text().startswith("**SIMULATED")
-    for name in ("er.json", "km_by_quartile.png", "forest.png", "analysis_set.csv", "excluded.csv", "hazard_ratios.csv"):
+    for name in (
+        "er.json",
+        "km_by_quartile.png",
+        "forest.png",
+        "analysis_set.csv",
+        "excluded.csv",
+        "hazard_ratios.csv",
+    ):
         assert (out / name).exists(), name
 
 

@@ -185,7 +185,8 @@ class TestCkFileRejections:
         path = ck_file(tmp_path, "1,5,.,1,450,1,0,.", "1,4,10,0,.,0,0,.", "1,6,10,0,.,0,0,.")
         with pytest.raises(
             DataError,
-            match=where(3, "TIME") + r"observation at TIME 4 is before the first dose of patient '1' at TIME 5 \(row 2\)",
+            match=where(3, "TIME")
+            + r"observation at TIME 4 is before the first dose of patient '1' at TIME 5 \(row 2\)",
         ):
             load(path)
 

@@ -61,8 +61,11 @@ class TestTheophylline:
 
     def test_a_log_scale_error_model_refuses_the_zero_concentrations_with_their_row(self, setup):
         spec, dataset = setup
-        with pytest.raises(SpecError, match=r"log-scale error model \(additive_log\), but the data .*row 16\) have DV = 0 on a "
-                                            r"quantified observation \(9 in all\)"):
+        with pytest.raises(
+            SpecError,
+            match=r"log-scale error model \(additive_log\), but the data .*row 16\) have DV = 0 on a "
+            r"quantified observation \(9 in all\)",
+        ):
             prepare(dataset, spec.replace(residual="additive_log"))
 
 

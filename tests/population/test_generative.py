@@ -98,7 +98,9 @@ class TestIndividualParameters:
         cohort = simulate_cohort(spec, key=jax.random.PRNGKey(1), n=4)
         z = jnp.asarray(covariate_design(cohort.dataset, spec))
         n_params = len(spec.parameters)
-        phi = individual_parameters(spec, jnp.zeros(n_params), jnp.ones(n_params), jnp.ones(2), z, jnp.zeros((4, n_params)))
+        phi = individual_parameters(
+            spec, jnp.zeros(n_params), jnp.ones(n_params), jnp.ones(2), z, jnp.zeros((4, n_params))
+        )
         dose = np.asarray(cohort.dataset.dose)
         burden = np.asarray(cohort.dataset.covariate("TUMOR_BURDEN"))
         np.testing.assert_allclose(np.asarray(phi[:, 0]), np.log(dose / 450.0) + np.log(burden / 30.0), rtol=1e-12)

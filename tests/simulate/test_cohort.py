@@ -84,12 +84,17 @@ def test_simulation_table_keys_and_covariates_are_checked(spec):
 
     data = json.loads(spec.raw)
     data["simulation"]["sigmaa"] = 0.3
-    with pytest.raises(SpecError, match=r"t.toml: \[simulation\] sigmaa is not a valid key; valid keys: omega, effects, sigma"):
+    with pytest.raises(
+        SpecError, match=r"t.toml: \[simulation\] sigmaa is not a valid key; valid keys: omega, effects, sigma"
+    ):
         simulate_cohort(spec_from_dict(data, source="t.toml"), key=jax.random.PRNGKey(0), n=5)
     data = json.loads(spec.raw)
     del data["simulation"]["covariates"]["TUMOR_BURDEN"]
-    with pytest.raises(SpecError, match=r"t.toml: \[simulation.covariates\] has no distribution for the covariate column "
-                                        r"TUMOR_BURDEN; add \[simulation.covariates.TUMOR_BURDEN\]"):
+    with pytest.raises(
+        SpecError,
+        match=r"t.toml: \[simulation.covariates\] has no distribution for the covariate column "
+        r"TUMOR_BURDEN; add \[simulation.covariates.TUMOR_BURDEN\]",
+    ):
         simulate_cohort(spec_from_dict(data, source="t.toml"), key=jax.random.PRNGKey(0), n=5)
 
 
@@ -103,12 +108,44 @@ def test_n_must_be_a_positive_integer(spec):
 # rho 0.752 and LLOQ 18). Per error model: the row of DV checked, its values, the sum of log DV over the cohort
 # and the number of BLQ records.
 BEFORE = {
-    "additive_log": (0, [35.627483155750696, 138.00379719105754, 1478.86757127505, 6645.906301374849,
-                         40408.648365869296, 13470.834111513377, 4992.329357729007, 1252.909523220602,
-                         56.7805377506769, 84.5150422938754, 18.0, 18.0], 435.9428833667964, 11),
-    "combined": (1, [434.36215341010023, 933.5123554100279, 9035.198487310861, 8118.826135165135,
-                     11485.834847909711, 6703.159928148976, 1552.5814657402116, 513.4062421958449,
-                     163.8832994965155, 220.52535757394844, 180.05987753193477, 85.82193821315553], 470.6171398309748, 6),
+    "additive_log": (
+        0,
+        [
+            35.627483155750696,
+            138.00379719105754,
+            1478.86757127505,
+            6645.906301374849,
+            40408.648365869296,
+            13470.834111513377,
+            4992.329357729007,
+            1252.909523220602,
+            56.7805377506769,
+            84.5150422938754,
+            18.0,
+            18.0,
+        ],
+        435.9428833667964,
+        11,
+    ),
+    "combined": (
+        1,
+        [
+            434.36215341010023,
+            933.5123554100279,
+            9035.198487310861,
+            8118.826135165135,
+            11485.834847909711,
+            6703.159928148976,
+            1552.5814657402116,
+            513.4062421958449,
+            163.8832994965155,
+            220.52535757394844,
+            180.05987753193477,
+            85.82193821315553,
+        ],
+        470.6171398309748,
+        6,
+    ),
 }
 
 

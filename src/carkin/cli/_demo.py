@@ -14,7 +14,9 @@ from ._common import default_of, user_errors
 @app.command("demo")
 def demo_command(
     out: Path = typer.Option(Path(default_of(run_demo, "out_dir")), "--out", help="Output folder."),
-    quick: bool = typer.Option(False, "--quick", help="Short chains and small simulations (for tests and smoke runs; the fit fails its gates)."),
+    quick: bool = typer.Option(
+        False, "--quick", help="Short chains and small simulations (for tests and smoke runs; the fit fails its gates)."
+    ),
     seed: int = typer.Option(default_of(run_demo, "seed"), "--seed", help="Seed of the NUTS run."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:

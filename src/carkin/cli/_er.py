@@ -64,7 +64,9 @@ def exposure_command(
     with user_errors():
         fit = load_fit(fit_dir)
         dataset = load_fit_dataset(fit_dir, fit, ck=ck)
-        exposure = posterior_exposures(fit, dataset, metrics=split_list(metrics) or None, method=str(method), max_draws=max_draws)
+        exposure = posterior_exposures(
+            fit, dataset, metrics=split_list(metrics) or None, method=str(method), max_draws=max_draws
+        )
         nca_table = nca(dataset, window_days=nca_window)
     target = out if out is not None else fit_dir / "exposure"
     with user_errors():
@@ -74,15 +76,22 @@ def exposure_command(
         return
     _banner(exposure.simulated)
     summary = exposure.summary()
-    table = Table(title=f"Exposure across {len(exposure.patient_ids)} patients (posterior medians)", title_justify="left")
+    table = Table(
+        title=f"Exposure across {len(exposure.patient_ids)} patients (posterior medians)", title_justify="left"
+    )
     for name in ("metric", "unit", "median", "IQR", "median 90% width (x)"):
         table.add_column(name, justify="left" if name in ("metric", "unit") else "right")
     for metric in exposure.metrics:
         rows = summary[summary["metric"] == metric.name]
         q50 = rows["q50"]
         ratio = (rows["q95"] / rows["q05"].where(rows["q05"] > 0)).median()
-        table.add_row(metric.name, metric.unit, f"{q50.median():.4g}", f"{q50.quantile(0.25):.4g}-{q50.quantile(0.75):.4g}",
-                      "-" if ratio != ratio else f"{ratio:.3g}")
+        table.add_row(
+            metric.name,
+            metric.unit,
+            f"{q50.median():.4g}",
+            f"{q50.quantile(0.25):.4g}-{q50.quantile(0.75):.4g}",
+            "-" if ratio != ratio else f"{ratio:.3g}",
+        )
     console.print(table)
     console.print(f"wrote {target}/ ({', '.join(index['files'])}, exposure.json)")
 
@@ -175,7 +184,10 @@ def er_command(
     for key in ("bayes", "plugin_bayes"):  # the Bayesian fits' convergence gates (their warnings were caught above)
         if result[key] is not None and not result[key]["diagnostics"]["passed"]:
             failures = result[key]["diagnostics"]["failures"]
-            console.print(f"[bold red]BAYESIAN PH ({result[key]['method']}) FAILED ITS CONVERGENCE GATES[/bold red]:\n  "
-                          + "\n  ".join(failures[:8]) + (f"\n  ... and {len(failures) - 8} more (er.json)"
-                                                         if len(failures) > 8 else ""), soft_wrap=True)
+            console.print(
+                f"[bold red]BAYESIAN PH ({result[key]['method']}) FAILED ITS CONVERGENCE GATES[/bold red]:\n  "
+                + "\n  ".join(failures[:8])
+                + (f"\n  ... and {len(failures) - 8} more (er.json)" if len(failures) > 8 else ""),
+                soft_wrap=True,
+            )
     console.print(f"wrote {target}/ (er.json, report.md, tables, km_by_quartile.png, forest.png)")

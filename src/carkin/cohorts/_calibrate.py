@@ -78,7 +78,9 @@ def _scaled(cfg: KarMMa3Config, scale: int) -> KarMMa3Config:
 def calibrate_closed_form(cfg: KarMMa3Config) -> KarMMa3Config:
     """Step 1: burden share >= 50% = 0.27 and median dose = 445, from the Beta distributions."""
     tb = cfg.tumor_burden
-    share = (PUBLISHED["high_burden_ide_cel"].value + PUBLISHED["high_burden_standard"].value) / 2  # 28% / 26% ([TCT2024])
+    share = (
+        PUBLISHED["high_burden_ide_cel"].value + PUBLISHED["high_burden_standard"].value
+    ) / 2  # 28% / 26% ([TCT2024])
     frac = tb.high_threshold_percent / 100.0
     b = optimize.brentq(lambda b: stats.beta.sf(frac, tb.beta_a, b) - share, 0.1, 50.0)
     inf = cfg.infusion

@@ -310,8 +310,14 @@ def _check_consistency(cfg: KarMMa3Config, file: str) -> None:
                          f"{t.accrual_months}", "give cutoff_months >= accrual_months", value=t.cutoff_months)
     i = cfg.infusion
     if not i.dose_min < i.dose_max:
-        raise spec_error(file, "[infusion]", "dose_min", f"is not < dose_max = {i.dose_max}", "give dose_min < dose_max",
-                         value=i.dose_min)
+        raise spec_error(
+            file,
+            "[infusion]",
+            "dose_min",
+            f"is not < dose_max = {i.dose_max}",
+            "give dose_min < dose_max",
+            value=i.dose_min,
+        )
     if not i.bridging_min_days < i.bridging_max_days:
         raise spec_error(file, "[infusion]", "bridging_min_days", f"is not < bridging_max_days = {i.bridging_max_days}",
                          "give bridging_min_days < bridging_max_days", value=i.bridging_min_days)

@@ -110,7 +110,9 @@ def _typed(cells: np.ndarray) -> np.ndarray | pd.Series:
         return np.full(cells.shape, np.nan)
     numbers = parse_numbers(cells)
     if not numbers.bad.any():
-        whole = np.fromiter((bool(_WHOLE_NUMBER.match(c)) for c in cells[~missing]), dtype=bool, count=int((~missing).sum()))
+        whole = np.fromiter(
+            (bool(_WHOLE_NUMBER.match(c)) for c in cells[~missing]), dtype=bool, count=int((~missing).sum())
+        )
         if not missing.any() and whole.all():
             return numbers.value.astype(np.int64)
         return numbers.value

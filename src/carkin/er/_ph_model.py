@@ -108,7 +108,9 @@ def survival_arrays(data: ERData, *, pieces: int = 5) -> SurvivalArrays:
         scale = x.std(axis=0)
         constant = [c for c, s in zip(data.covariate_names, scale, strict=True) if not s > 0]
         if constant:
-            raise ValueError(f"covariate(s) {constant} are constant in the analysis set; leave them out of the adjustment")
+            raise ValueError(
+                f"covariate(s) {constant} are constant in the analysis set; leave them out of the adjustment"
+            )
         z = (x - x.mean(axis=0)) / scale
     else:
         scale = np.zeros(0)

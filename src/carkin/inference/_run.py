@@ -95,8 +95,14 @@ class SamplerSettings:
 
 def _dims(spec: PopulationSpec, dataset: Dataset) -> tuple[dict, dict]:
     coords = {"patient": list(dataset.patient_ids), "parameter": list(spec.parameter_names)}
-    dims = {"mu": ["parameter"], "omega": ["parameter"], "phi": ["patient", "parameter"], "eta": ["patient", "parameter"],
-            "phi_raw": ["patient", "parameter"], "phi_z": ["patient", "parameter"]}
+    dims = {
+        "mu": ["parameter"],
+        "omega": ["parameter"],
+        "phi": ["patient", "parameter"],
+        "eta": ["patient", "parameter"],
+        "phi_raw": ["patient", "parameter"],
+        "phi_z": ["patient", "parameter"],
+    }
     if spec.effects:
         coords["effect"] = list(spec.effect_names)
         dims["beta"] = ["effect"]
@@ -141,7 +147,11 @@ def _run_optimisation(guide_cls, data, spec, dataset, settings: SamplerSettings,
     losses = np.asarray(result.losses)
     tail = max(1, settings.steps // 10)
     # Relative change of the loss over the last 10% of steps: the optimiser's own convergence check.
-    loss_change = float(abs(losses[-tail:].mean() - losses[-2 * tail : -tail].mean()) / (abs(losses[-tail:].mean()) + 1.0)) if losses.size >= 2 * tail else math.nan
+    loss_change = (
+        float(abs(losses[-tail:].mean() - losses[-2 * tail : -tail].mean()) / (abs(losses[-tail:].mean()) + 1.0))
+        if losses.size >= 2 * tail
+        else math.nan
+    )
     n = 1 if guide_cls is AutoDelta else settings.samples
     draws = guide.sample_posterior(draw_key, result.params, data, spec, sample_shape=(n,))
     posterior = {k: np.asarray(v)[None] for k, v in draws.items() if k != "log_likelihood"}

@@ -51,7 +51,11 @@ def table(frame: pd.DataFrame, *, max_rows: int = 60, index: bool = False) -> st
     left = {c for c in frame.columns if frame[c].dtype == object}
     head = "".join(f'<th class="{"l" if c in left else ""}">{esc(c)}</th>' for c in frame.columns)
     rows = "".join(
-        "<tr>" + "".join(f'<td class="{"l" if c in left else ""}">{_cell(v)}</td>' for c, v in zip(frame.columns, row, strict=True)) + "</tr>"
+        "<tr>"
+        + "".join(
+            f'<td class="{"l" if c in left else ""}">{_cell(v)}</td>' for c, v in zip(frame.columns, row, strict=True)
+        )
+        + "</tr>"
         for row in shown.itertuples(index=False)
     )
     note = f'<p class="muted">first {max_rows} of {len(frame)} rows</p>' if len(frame) > max_rows else ""
@@ -88,7 +92,9 @@ def png_file(path, *, alt: str | None = None) -> str:
 def _img(data: bytes, alt: str) -> str:
     if not data.startswith(b"\x89PNG"):
         raise ValueError(f"image {alt!r} is not a PNG")
-    return f'<figure><img alt="{esc(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}"></figure>'
+    return (
+        f'<figure><img alt="{esc(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}"></figure>'
+    )
 
 
 def pre(text: str) -> str:

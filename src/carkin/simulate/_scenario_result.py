@@ -172,7 +172,9 @@ class ScenarioResult:
                 typ = self.typical_metrics[name][:, i]
                 exposure[name] = {
                     "unit": _unit(name, sc.auc_windows),
-                    "predictive": {f"q{round(100 * q):02d}": _num(v) for q, v in zip(PREDICTIVE_QUANTILES, qs, strict=True)},
+                    "predictive": {
+                        f"q{round(100 * q):02d}": _num(v) for q, v in zip(PREDICTIVE_QUANTILES, qs, strict=True)
+                    },
                     "typical": {
                         "median": _num(np.median(typ)),
                         "lower": _num(np.quantile(typ, lo)),
@@ -209,7 +211,9 @@ class ScenarioResult:
                         for j, m in enumerate(er.landmarks_months)
                     ],
                     "median_months": {
-                        "median": _num(np.nanmedian(self.pfs_median[:, i])) if np.isfinite(self.pfs_median[:, i]).any() else None,
+                        "median": _num(np.nanmedian(self.pfs_median[:, i]))
+                        if np.isfinite(self.pfs_median[:, i]).any()
+                        else None,
                         "fraction_of_draws_reached": float(np.isfinite(self.pfs_median[:, i]).mean()),
                     },
                 }
@@ -242,7 +246,10 @@ class ScenarioResult:
             else {
                 "hook": True,
                 "note": "assumed exposure-response relation (not estimated by carkin); predicted PFS from infusion",
-                **{k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(sc.exposure_response).items()},
+                **{
+                    k: (list(v) if isinstance(v, tuple) else v)
+                    for k, v in dataclasses.asdict(sc.exposure_response).items()
+                },
             },
             "notes": list(self.notes),
             "doses": doses,

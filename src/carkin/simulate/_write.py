@@ -179,9 +179,14 @@ def _write_tables(result: ScenarioResult, folder: Path, *, simulated: bool) -> N
         q = result.exposure_quantiles(name)
         for i, dose in enumerate(result.doses):
             typ = result.typical_metrics[name][:, i]
-            record = {"dose": dose, "metric": name, **{f"q{p}": v for p, v in zip((5, 25, 50, 75, 95), q[i], strict=True)},
-                      "typical_median": np.median(typ), "typical_lower": np.quantile(typ, lo),
-                      "typical_upper": np.quantile(typ, hi)}
+            record = {
+                "dose": dose,
+                "metric": name,
+                **{f"q{p}": v for p, v in zip((5, 25, 50, 75, 95), q[i], strict=True)},
+                "typical_median": np.median(typ),
+                "typical_lower": np.quantile(typ, lo),
+                "typical_upper": np.quantile(typ, hi),
+            }
             if target is not None and name == result.scenario.target.metric:
                 record["p_target"] = target["pooled"][i]
             records.append(record)

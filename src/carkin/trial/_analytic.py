@@ -123,6 +123,10 @@ def analyse_design(design: TrialDesign, *, r: int = 32) -> DesignReport:
         design=design,
         bounds=design.bounds(r=r),
         schoenfeld_power=schoenfeld_power(design.hazard_ratio, design.events, allocation=p, alpha=design.alpha),
-        events_for_90=schoenfeld_events(design.hazard_ratio, 0.9, allocation=p, alpha=design.alpha) if design.hazard_ratio != 1 else math.inf,
-        events_for_80=schoenfeld_events(design.hazard_ratio, 0.8, allocation=p, alpha=design.alpha) if design.hazard_ratio != 1 else math.inf,
+        events_for_90=schoenfeld_events(design.hazard_ratio, 0.9, allocation=p, alpha=design.alpha)
+        if design.hazard_ratio != 1
+        else math.inf,
+        events_for_80=schoenfeld_events(design.hazard_ratio, 0.8, allocation=p, alpha=design.alpha)
+        if design.hazard_ratio != 1
+        else math.inf,
     )

@@ -62,7 +62,9 @@ def _grid(mean: float, lo: float, hi: float, r: int) -> tuple[np.ndarray, np.nda
     x = np.where(
         i < r,
         mean - 3.0 - 4.0 * np.log(r / np.maximum(i, 1)),
-        np.where(i <= 5 * r, mean - 3.0 + 3.0 * (i - r) / (2.0 * r), mean + 3.0 + 4.0 * np.log(r / np.maximum(6 * r - i, 1))),
+        np.where(
+            i <= 5 * r, mean - 3.0 + 3.0 * (i - r) / (2.0 * r), mean + 3.0 + 4.0 * np.log(r / np.maximum(6 * r - i, 1))
+        ),
     )
     lo, hi = max(lo, x[0]), min(hi, x[-1])
     if not lo < hi:
