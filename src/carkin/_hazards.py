@@ -61,7 +61,8 @@ class PiecewiseExponential:
         b, h = np.asarray(self.breaks, float), np.asarray(self.hazards, float)
         if b.ndim != 1 or b.size == 0 or b.shape != h.shape:
             raise ValueError(
-                f"breaks {list(self.breaks)!r} and hazards {list(self.hazards)!r} must be lists of equal, non-zero length"
+                f"breaks {list(self.breaks)!r} and hazards {list(self.hazards)!r} must be lists of equal, "
+                "non-zero length"
             )
         if b[0] != 0 or np.any(np.diff(b) <= 0) or not np.all(np.isfinite(b)):
             raise ValueError(f"breaks {list(self.breaks)!r} must start at 0 and increase strictly")

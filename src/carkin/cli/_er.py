@@ -157,16 +157,20 @@ def er_command(
     for w in caught:
         if issubclass(w.category, ExposureWindowWarning):
             console.print(f"[bold yellow]warning:[/bold yellow] {w.message}", highlight=False)
-    out_table = Table(title=f"PFS by {chosen.label} ({method}); landmark day {result['landmark_days']:g}", title_justify="left")
+    out_table = Table(
+        title=f"PFS by {chosen.label} ({method}); landmark day {result['landmark_days']:g}", title_justify="left"
+    )
     for name in ("quantity", "value"):
         out_table.add_column(name, justify="left" if name == "quantity" else "right")
     pct = f"{100 * level:g}%"
     out_table.add_row(f"HR per doubling ({pct})",
                       f"{result['hr_per_doubling']:.3f} ({result['hr_ci_low']:.3f}-{result['hr_ci_high']:.3f})")
     p = result["plugin"]
-    out_table.add_row("plug-in Cox, adjusted", f"{p['hr_per_doubling']:.3f} ({p['hr_ci_low']:.3f}-{p['hr_ci_high']:.3f})")
+    out_table.add_row("plug-in Cox, adjusted",
+                      f"{p['hr_per_doubling']:.3f} ({p['hr_ci_low']:.3f}-{p['hr_ci_high']:.3f})")
     u = p["unadjusted"]
-    out_table.add_row("plug-in Cox, unadjusted", f"{u['hr_per_doubling']:.3f} ({u['hr_ci_low']:.3f}-{u['hr_ci_high']:.3f})")
+    out_table.add_row("plug-in Cox, unadjusted",
+                      f"{u['hr_per_doubling']:.3f} ({u['hr_ci_low']:.3f}-{u['hr_ci_high']:.3f})")
     out_table.add_row("adjusted for", ", ".join(result["adjusted_for"]) or "nothing (name columns with --adjust)")
     if result["width_ratio"] is not None:
         out_table.add_row("interval width vs plug-in (Bayesian / Cox)",

@@ -27,7 +27,8 @@ def report_command(
     ),
     seed: int = typer.Option(default_of(build_report, "seed"), "--seed", help="Seed of the diagnostics' simulations."),
 ) -> None:
-    """Data, model, convergence verdict, parameters, GOF/NPDE/VPC, exposure, E-R and scenario results in one HTML file."""
+    """Data, model, convergence verdict, parameters, GOF/NPDE/VPC, exposure, E-R and scenario results in one
+    HTML file."""
     import warnings
 
     from ..report import write_report

@@ -30,7 +30,8 @@ def trial_design_command(design: Path = _DESIGN, as_json: bool = _JSON) -> None:
         return
     _print_looks(report["design"], report["boundaries"]["looks"], simulated=False)
     console.print(
-        f"Schoenfeld power (fixed design, {report['design']['events']} events, HR {report['design']['hazard_ratio']:.3f}): "
+        f"Schoenfeld power (fixed design, {report['design']['events']} events, "
+        f"HR {report['design']['hazard_ratio']:.3f}): "
         f"{report['schoenfeld_power']:.3f}; group-sequential power {report['group_sequential_power']:.3f} "
         f"(futility ignored: {report['group_sequential_power_nonbinding']:.3f}); expected events under H1 "
         f"{report['expected_events_h1']:.1f}, under H0 {report['expected_events_h0']:.1f}",
@@ -79,7 +80,8 @@ def trial_simulate_command(
     console.print(
         f"{summary['replicates']} replicates, seed {seed}, {'H0' if null else 'H1 (design assumptions)'}: "
         f"{what} {est(summary['power'])}, futility ignored {est(summary['power_nonbinding'])}; analytic "
-        f"{summary['analytic']['group_sequential_power']:.3f}, Schoenfeld fixed-design {summary['analytic']['schoenfeld_power_fixed']:.3f}\n"
+        f"{summary['analytic']['group_sequential_power']:.3f}, "
+        f"Schoenfeld fixed-design {summary['analytic']['schoenfeld_power_fixed']:.3f}\n"
         f"expected events {est(summary['expected_events'], 1)}, expected duration "
         f"{est(summary['expected_duration_months'], 2)} months",
         highlight=False,

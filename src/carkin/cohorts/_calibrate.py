@@ -127,7 +127,9 @@ def calibrate_ide_cel(cfg: KarMMa3Config, key, scale: int) -> KarMMa3Config:
         s = summarize_karmma3(r["patients"], r["ck"])
         p = r["patients"]
         ide = p[p["ARM"] == "ide-cel"]
-        s6, s12, s_median = _km_at(ide["PFS_MONTHS"], ide["PFS_EVENT"], [6.0, 12.0, PUBLISHED["median_pfs_ide_cel"].value])
+        s6, s12, s_median = _km_at(
+            ide["PFS_MONTHS"], ide["PFS_EVENT"], [6.0, 12.0, PUBLISHED["median_pfs_ide_cel"].value]
+        )
         res = [
             s6 - PUBLISHED["pfs6_ide_cel"].value,
             s12 - PUBLISHED["pfs12_ide_cel"].value,
@@ -189,7 +191,9 @@ def calibrate_latent(cfg: KarMMa3Config, key) -> KarMMa3Config:
         c = cfg.replace("ck", latent_log_cmax=float(lc), latent_log_delta=float(ld), omega2_cmax=omega2)
         r = _run(c, key)
         s = summarize_karmma3(r["patients"], r["ck"], r["truth"], lloq=c.ck.lloq)
-        return np.array([math.log(s[name] / PUBLISHED[name].value) for name in ("cmax_ratio_model", "auc28_ratio_model")])
+        return np.array(
+            [math.log(s[name] / PUBLISHED[name].value) for name in ("cmax_ratio_model", "auc28_ratio_model")]
+        )
 
     sol = optimize.least_squares(
         residuals, np.array([ck.latent_log_cmax, ck.latent_log_delta]), diff_step=0.05, xtol=1e-3, max_nfev=40

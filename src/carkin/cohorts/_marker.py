@@ -1,4 +1,5 @@
-"""The tumour marker of the virtual KarMMa-3 trial: serum M-protein (g/dL) of the infused, tied to best response and PFS.
+"""The tumour marker of the virtual KarMMa-3 trial: serum M-protein (g/dL) of the infused, tied to best
+response and PFS.
 
 SIMULATED (``models/karmma3_cohort.toml``, section ``[marker]``; the module docs of `carkin.cohorts.karmma3`
 give every number's source). Per infused patient, with ``t`` in days after infusion:

@@ -1162,7 +1162,8 @@ def _ck_steps(
     missing = np.isnan(carried).all(axis=0) if carried.size else np.zeros(len(columns), bool)
     patient = codes[index]
     start = np.r_[True, patient[1:] != patient[:-1]]
-    change = start | np.r_[False, (np.nan_to_num(carried[1:], nan=np.inf) != np.nan_to_num(carried[:-1], nan=np.inf)).any(axis=1)]
+    differs = np.nan_to_num(carried[1:], nan=np.inf) != np.nan_to_num(carried[:-1], nan=np.inf)
+    change = start | np.r_[False, differs.any(axis=1)]
     for k in np.flatnonzero(missing):
         report.whole(columns[k], f"{columns[k]} has no value on any record. Fix: write its value on the records.")
     step_rows = index[change]

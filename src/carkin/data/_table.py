@@ -4,8 +4,8 @@
 comments, ``.`` and empty cells missing, every unreadable line reported with its file and line) and then
 types each column the way a pandas user expects: a column whose cells are all numbers is numeric (int64
 when every cell is a whole number and none is missing, float64 otherwise), ``true``/``false`` is boolean,
-anything else is text with missing cells as NaN (an empty column is float NaN). Header names keep their case (survival columns are named by
-the user).
+anything else is text with missing cells as NaN (an empty column is float NaN). Header names keep their case
+(survival columns are named by the user).
 
 Provenance travels with the table: ``DataTable.simulated`` is True when a leading comment says SIMULATED (the
 word in capitals) or

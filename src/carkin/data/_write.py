@@ -162,7 +162,9 @@ def write_covariates(
             )
         header.append(label)
         texts.append(_column_texts(array))
-    records = [[pid, *cells] for pid, *cells in zip(id_texts, *texts, strict=True)] if texts else [[pid] for pid in id_texts]
+    records = (
+        [[pid, *cells] for pid, *cells in zip(id_texts, *texts, strict=True)] if texts else [[pid] for pid in id_texts]
+    )
     _write_csv(path, header, records, comment)
 
 

@@ -159,7 +159,9 @@ def goodness_of_fit(
     sd = np.ones_like(log_ipred)
     for k, analyte in enumerate(spec.analytes):
         mine = des.analyte == k
-        sd[mine] = np.asarray(residual_sd(analyte.residual, log_ipred[mine], typical["sigma"][k], typical["sigma_add"][k]))
+        sd[mine] = np.asarray(
+            residual_sd(analyte.residual, log_ipred[mine], typical["sigma"][k], typical["sigma_add"][k])
+        )
     with np.errstate(invalid="ignore"):
         ires = np.where(des.blq, np.nan, np.where(des.on_log, des.log_dv - log_ipred, des.dv - ipred))
     return GoodnessOfFit(

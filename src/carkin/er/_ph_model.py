@@ -198,7 +198,9 @@ def ph_init_values(arrays: SurvivalArrays, baseline: str, batch: tuple[int, ...]
 
 def check_baseline(baseline: str) -> str:
     if baseline not in BASELINES:
-        raise ValueError(f"baseline={baseline!r} ({type(baseline).__name__}) is not valid; choose one of {', '.join(BASELINES)}")
+        raise ValueError(
+            f"baseline={baseline!r} ({type(baseline).__name__}) is not valid; choose one of {', '.join(BASELINES)}"
+        )
     return baseline
 
 

@@ -127,7 +127,9 @@ def _run_nuts(data, spec, dataset, settings: SamplerSettings, key) -> tuple[az.I
                   "first_stage_mean_leapfrog_steps": first.mean_leapfrog_steps,
                   "restarted_patients": restarted}
         settings = dataclasses.replace(settings, warmup=settings.warmup - first_stage)
-    run = run_nuts(population_model, model_args, settings=settings, key=key, init_strategy=init, init_params=init_params)
+    run = run_nuts(
+        population_model, model_args, settings=settings, key=key, init_strategy=init, init_params=init_params
+    )
     coords, dims = _dims(spec, dataset)
     info = {
         "chain_method": run.chain_method,
@@ -193,7 +195,9 @@ def _judge(table, info: dict, gates: Gates, method: str) -> dict:
     """The verdict: the MCMC gate (`judge_convergence`) for NUTS; an approximation never passes."""
     if method == "nuts":
         return {**judge_convergence(table, info["divergences"], gates), **info}
-    failures = [f"method {method!r} is an approximation: no MCMC convergence diagnostics; use NUTS for inference you report"]
+    failures = [
+        f"method {method!r} is an approximation: no MCMC convergence diagnostics; use NUTS for inference you report"
+    ]
     change = info.get("relative_loss_change_last_10pct", math.nan)
     if not change < 1e-3:
         failures.append(f"optimisation has not settled (relative loss change {change:.2g} over the last 10% of steps)")

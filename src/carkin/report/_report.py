@@ -162,7 +162,8 @@ def build_report(
     from ..inference import load_fit
 
     fit_dir = Path(fit_dir)
-    for label, folder in (("--er", er_dir), ("--sim", sim_dir), ("--exposure", exposure_dir), ("--diagnostics", diagnostics_dir)):
+    given = (("--er", er_dir), ("--sim", sim_dir), ("--exposure", exposure_dir), ("--diagnostics", diagnostics_dir))
+    for label, folder in given:
         if folder is not None and not Path(folder).is_dir():
             raise FileNotFoundError(f"{label} {folder}: no such directory")
     fit = load_fit(fit_dir)
@@ -227,7 +228,8 @@ def build_report(
     sections.append(("parameters", "Parameters", '<p class="muted">natural scale for typical values; omega = IIV SD on '
                      "the transformed scale; 5/50/95% posterior quantiles</p>" + h.table(fit.table)
                      + "<h3>Eta-shrinkage</h3><p class=\"muted\">1 - SD(posterior-mean eta) / omega (Savic &amp; "
-                     "Karlsson 2009); above ~0.3 individual estimates regress to the typical value.</p>" + h.table(shrink)))
+                     "Karlsson 2009); above ~0.3 individual estimates regress to the typical value.</p>"
+                     + h.table(shrink)))
     gof_note = h.kv_table({k: v for k, v in gof_summary.items()})
     sections.append(("gof", "Goodness of fit", gof_note + figures.get("gof.png", "") + figures.get("npde.png", "")
                      + figures.get("individual_fits.png", "")))
@@ -251,7 +253,10 @@ def build_report(
         )
     )
 
-    exposure_dir = Path(exposure_dir) if exposure_dir else (fit_dir / "exposure" if (fit_dir / "exposure").is_dir() else None)
+    if exposure_dir:
+        exposure_dir = Path(exposure_dir)
+    else:
+        exposure_dir = fit_dir / "exposure" if (fit_dir / "exposure").is_dir() else None
     if exposure_dir is not None:
         sections.append(("exposure", "Exposure", _folder_section(exposure_dir)))
     if er_dir is not None:
@@ -261,7 +266,9 @@ def build_report(
     sections.append(("manifest", "Manifest", "<details><summary>manifest.json</summary>"
                      + h.pre(json.dumps(manifest, indent=2, default=str)) + "</details>"))
 
-    banner = "SIMULATED data: a virtual cohort, not trial data. No result here is a clinical finding." if simulated else None
+    banner = (
+        "SIMULATED data: a virtual cohort, not trial data. No result here is a clinical finding." if simulated else None
+    )
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     title = f"carkin report: {fit.spec.model} fit ({fit_dir.name})" + (" - SIMULATED data" if simulated else "")
     return h.page(title, sections, banner=banner, subtitle=f"generated {created} from {fit_dir}")

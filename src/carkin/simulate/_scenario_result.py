@@ -235,7 +235,8 @@ class ScenarioResult:
             "concentration_unit": "copies/ug",
             "bands": {
                 "typical": "parameter uncertainty: quantiles across posterior draws of the typical patient's curve",
-                "population": "between-patient variability: median across draws of the per-draw quantiles over virtual patients"
+                "population": "between-patient variability: median across draws of the per-draw quantiles over "
+                "virtual patients"
                 + (" (observations, censored at the LLOQ)" if sc.residual else ""),
                 "blq_fraction": "fraction of simulated observations (residual error included) below the LLOQ: pooled "
                 "over draws and patients, with the interval of the per-draw fraction",

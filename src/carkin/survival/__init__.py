@@ -2,7 +2,8 @@
 
 Every function takes a table (a `carkin.data.DataTable` from `carkin.data.read_table`, or a pandas DataFrame)
 and column names (the lifelines way), checks the columns once (errors name the file, line and column), and
-returns a small immutable result with ``.to_dict()`` giving JSON-ready numbers under stable keys. `analyze_trial` runs the KarMMa-3 primary analysis.
+returns a small immutable result with ``.to_dict()`` giving JSON-ready numbers under stable keys.
+`analyze_trial` runs the KarMMa-3 primary analysis.
 """
 
 from ._cmh import (

@@ -237,8 +237,11 @@ def _randomisation(rand: Table) -> tuple[int, list, str]:
     rand.check_keys(("n_patients", "ratio", "method"))
     n = rand.integer("n_patients", ge=2)
     ratio = rand.get("ratio", [1, 1])
-    if not (isinstance(ratio, list) and len(ratio) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in ratio)):
-        raise rand.fail("ratio", "is not two positive integers", "give [experimental, control], e.g. [2, 1]", value=ratio)
+    pair = isinstance(ratio, list) and len(ratio) == 2
+    if not (pair and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in ratio)):
+        raise rand.fail(
+            "ratio", "is not two positive integers", "give [experimental, control], e.g. [2, 1]", value=ratio
+        )
     return n, ratio, rand.choice("method", RANDOMISATION_METHODS, "fixed")
 
 
@@ -254,7 +257,9 @@ def _accrual(t: Table, n: int) -> Accrual:
 def _looks(analysis: Table, events: int) -> tuple[Look, ...]:
     tables = analysis.array("looks", [{"information": 1.0}])
     if not tables:
-        raise analysis.fail("looks", "is empty", "give one or more [[analysis.looks]] with information, efficacy, futility")
+        raise analysis.fail(
+            "looks", "is empty", "give one or more [[analysis.looks]] with information, efficacy, futility"
+        )
     looks = []
     for t in tables:
         t.check_keys(("information", "efficacy", "futility"))
