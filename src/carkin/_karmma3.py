@@ -61,8 +61,8 @@ TUMOR_BURDEN = "TUMOR_BURDEN"
 HIGH_BURDEN_PERCENT = 50.0
 
 #: Adjustment of the demo's exposure-response analysis: tumour burden (the confounder of exposure and PFS,
-#: docs/references.md, exposure-response pitfalls) and the randomisation strata. A table of one's own is adjusted for nothing unless
-#: told (`carkin.er.analyze_exposure_response`'s ``adjust``, ``carkin er --adjust``).
+#: docs/references.md, exposure-response pitfalls) and the randomisation strata. A table of one's own is adjusted
+#: for nothing unless told (`carkin.er.analyze_exposure_response`'s ``adjust``, ``carkin er --adjust``).
 ER_ADJUSTMENT: tuple[str, ...] = (TUMOR_BURDEN, *STRATIFICATION_FACTORS)
 
 #: IMWG best overall response, best first; NE (not evaluable) counts as no response.
