@@ -233,6 +233,7 @@ class TestPopulationSensitivities:
             got = jac(solved, argnums=(0, 1, 2))(y0, args, ts)
             want = jax.jacfwd(self._exact, argnums=(0, 1, 2))(y0, args, ts)
             for g, w in zip(jax.tree_util.tree_leaves(got[:1] + ({k: got[1][k] for k in ("a", "b")},) + got[2:]),
-                            jax.tree_util.tree_leaves(want[:1] + ({k: want[1][k] for k in ("a", "b")},) + want[2:]), strict=True):
+                            jax.tree_util.tree_leaves(want[:1] + ({k: want[1][k] for k in ("a", "b")},) + want[2:]),
+                            strict=True):
                 np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-9)
             assert np.all(np.asarray(got[1]["unused"]) == 0.0)

@@ -325,7 +325,9 @@ class TestTransforms:
         names = model.individual_parameters
         x0 = _log_params(model)
 
-        jac = jax.jit(jax.jacrev(lambda y: model.log_concentration(dict(zip(names, jnp.exp(y), strict=True)), t, doses)))(x0)
+        jac = jax.jit(
+            jax.jacrev(lambda y: model.log_concentration(dict(zip(names, jnp.exp(y), strict=True)), t, doses))
+        )(x0)
         assert np.all(np.isfinite(np.asarray(jac)))
         assert np.all(np.asarray(jac)[[0, 1, 4]] == 0.0)  # before the first dose: log C = -inf, gradient 0
         before = model.concentration(dict(zip(names, jnp.exp(x0), strict=True)), t, doses)

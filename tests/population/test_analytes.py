@@ -129,5 +129,6 @@ def test_a_model_without_reinfusion_refuses_a_second_infusion(tmp_path, monkeypa
     doses = prepare(dataset, spec).doses  # the multiphasic model superposes the infusions (tests/models)
     np.testing.assert_array_equal(np.asarray(doses.time)[0], [0.0, 60.0])
     monkeypatch.setattr(Multiphasic, "reinfusion", False)
-    with pytest.raises(SpecError, match=r"the multiphasic model takes one infusion per patient, but patient '1' .* has 2"):
+    with pytest.raises(SpecError,
+                       match=r"the multiphasic model takes one infusion per patient, but patient '1' .* has 2"):
         prepare(dataset, spec)

@@ -40,7 +40,8 @@ def test_replace_changes_one_option_and_keeps_the_rest():
         (lambda d: d.update(model="gompertz"), r"t.toml: model = 'gompertz' is not valid; choose one of multiphasic"),
         (
             lambda d: d["parameters"].pop("fb"),
-            r"t.toml: \[parameters\] holds cmax, tmax, rho, beta, delta, but the multiphasic model needs cmax, tmax, rho, beta, delta, fb",
+            r"t.toml: \[parameters\] holds cmax, tmax, rho, beta, delta, but the multiphasic model needs "
+            r"cmax, tmax, rho, beta, delta, fb",
         ),
         (
             lambda d: d["parameters"]["tmax"].pop("prior_sd"),

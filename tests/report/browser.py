@@ -24,7 +24,10 @@ window.addEventListener('error', function (e) {
 }, true);
 ['error', 'warn'].forEach(function (level) {
   var original = console[level];
-  console[level] = function () { window.__problems.push(level + ': ' + Array.prototype.join.call(arguments, ' ')); original.apply(console, arguments); };
+  console[level] = function () {
+    window.__problems.push(level + ': ' + Array.prototype.join.call(arguments, ' '));
+    original.apply(console, arguments);
+  };
 });
 window.addEventListener('load', function () {
   var images = Array.prototype.slice.call(document.images);

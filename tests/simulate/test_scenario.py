@@ -145,7 +145,9 @@ class TestExposure:
             s = np.minimum(p["tmax"], w)
             rise = p["cmax"] / p["rho"] * (np.exp(p["rho"] * (s - p["tmax"])) - np.exp(-p["rho"] * p["tmax"]))
             tail = np.maximum(w - p["tmax"], 0.0)
-            fall = p["cmax"] * ((1 - p["fb"]) / alpha * -np.expm1(-alpha * tail) + p["fb"] / p["beta"] * -np.expm1(-p["beta"] * tail))
+            fall = p["cmax"] * (
+                (1 - p["fb"]) / alpha * -np.expm1(-alpha * tail) + p["fb"] / p["beta"] * -np.expm1(-p["beta"] * tail)
+            )
             np.testing.assert_allclose(np.asarray(out[f"auc0_{w:g}"]), rise + fall, rtol=1e-10)
         np.testing.assert_allclose(np.asarray(out["cmax"]), p["cmax"], rtol=1e-10)
         np.testing.assert_allclose(np.asarray(out["tmax"]), p["tmax"], rtol=1e-8)
@@ -161,7 +163,9 @@ class TestExposure:
         result = simulate_scenario(fit, sc, key=jax.random.PRNGKey(4), n_patients=500)
         for i, dose in enumerate(result.doses):
             values = np.unique(np.round(result.metrics["cmax"][:, i], 6))
-            expected = [np.exp(float(truth.mu[0]) + np.asarray(truth.beta) @ z_values(spec, dose, tb)) for tb in (15, 60)]
+            expected = [
+                np.exp(float(truth.mu[0]) + np.asarray(truth.beta) @ z_values(spec, dose, tb)) for tb in (15, 60)
+            ]
             np.testing.assert_allclose(values, sorted(expected), rtol=1e-9)
             share_high = np.mean(result.metrics["cmax"][:, i] > np.mean(expected))
             assert share_high == pytest.approx(0.5, abs=0.05)
@@ -195,7 +199,8 @@ class TestExposureResponseHook:
 
     def test_per_draw_slopes_must_match_the_draws(self, spec):
         fit = point_mass_fit(spec, draws=3)
-        with pytest.raises(SpecError, match=r"test.toml: \[exposure_response\] log_hr_per_doubling has 2 values but 3 posterior draws"):
+        with pytest.raises(SpecError, match=r"test.toml: \[exposure_response\] log_hr_per_doubling has 2 values "
+                                            r"but 3 posterior draws"):
             simulate_scenario(fit, scenario(exposure_response=self.hook([-0.1, -0.2])), key=jax.random.PRNGKey(0))
 
 
@@ -351,7 +356,8 @@ class TestScenarioFile:
                         "hazard_per_month": [0.1],
                     }
                 },
-                r"\[exposure_response\] hazard_per_month = \[0.1\] has 1 values but breaks_months has 2; give one hazard per piece",
+                r"\[exposure_response\] hazard_per_month = \[0.1\] has 1 values but breaks_months has 2; "
+                r"give one hazard per piece",
             ),
         ],
     )
@@ -360,7 +366,8 @@ class TestScenarioFile:
             scenario(**change)
 
     def test_missing_covariate_names_the_scenario_and_the_model(self, spec):
-        with pytest.raises(SpecError, match=r"test.toml: \[covariates\] has no TUMOR_BURDEN, but the model .*multiphasic.toml\) needs covariate\(s\) TUMOR_BURDEN"):
+        with pytest.raises(SpecError, match=r"test.toml: \[covariates\] has no TUMOR_BURDEN, but the model "
+                                            r".*multiphasic.toml\) needs covariate\(s\) TUMOR_BURDEN"):
             simulate_scenario(point_mass_fit(spec), scenario(covariates={}), key=jax.random.PRNGKey(0))
 
     def test_missing_scenario_file(self, tmp_path):
@@ -375,7 +382,9 @@ class TestWithRealFits:
         from carkin.simulate import simulate_cohort
 
         cohort = simulate_cohort(spec, key=jax.random.PRNGKey(0), n=30)
-        result = fit(cohort.dataset, spec, method="map", settings=SamplerSettings(steps=500, samples=1, progress_bar=False))
+        result = fit(
+            cohort.dataset, spec, method="map", settings=SamplerSettings(steps=500, samples=1, progress_bar=False)
+        )
         with pytest.warns(ConvergenceWarning, match="failed its convergence gates"):
             out = simulate_scenario(result, scenario(), key=jax.random.PRNGKey(1))
         assert out.n_draws == 1 and np.all(np.isfinite(out.metrics["cmax"]))
