@@ -27,8 +27,7 @@ def report_command(
     ),
     seed: int = typer.Option(default_of(build_report, "seed"), "--seed", help="Seed of the diagnostics' simulations."),
 ) -> None:
-    """Data, model, convergence verdict, parameters, GOF/NPDE/VPC, exposure, E-R and scenario results in one
-    HTML file."""
+    """Data, model, convergence verdict, parameters, GOF/NPDE/VPC, exposure, E-R and scenario results in one HTML file."""  # noqa: E501 (typer shows the first paragraph's line breaks)
     import warnings
 
     from ..report import write_report
