@@ -60,5 +60,7 @@ def test_a_path_that_names_no_shipped_file_comes_back_unchanged(path, tmp_path, 
 
 
 def test_an_unknown_kind_is_rejected_with_the_valid_ones():
-    with pytest.raises(ValueError, match="kind must be one of 'models', 'scenarios', 'designs'; got 'model' .type str."):
+    with pytest.raises(
+        ValueError, match="kind must be one of 'models', 'scenarios', 'designs'; got 'model' .type str."
+    ):
         shipped_dir("model")

@@ -61,7 +61,8 @@ class PiecewiseExponential:
         b, h = np.asarray(self.breaks, float), np.asarray(self.hazards, float)
         if b.ndim != 1 or b.size == 0 or b.shape != h.shape:
             raise ValueError(
-                f"breaks {list(self.breaks)!r} and hazards {list(self.hazards)!r} must be lists of equal, non-zero length"
+                f"breaks {list(self.breaks)!r} and hazards {list(self.hazards)!r} must be lists of equal, "
+                "non-zero length"
             )
         if b[0] != 0 or np.any(np.diff(b) <= 0) or not np.all(np.isfinite(b)):
             raise ValueError(f"breaks {list(self.breaks)!r} must start at 0 and increase strictly")
@@ -108,5 +109,5 @@ class PiecewiseExponential:
     def describe(self) -> str:
         if len(self.hazards) == 1:
             return f"exponential, hazard {self.hazards[0]:.4g} (median {self.median():.3g})"
-        pieces = ", ".join(f"{h:.4g} from {b:g}" for b, h in zip(self.breaks, self.hazards))
+        pieces = ", ".join(f"{h:.4g} from {b:g}" for b, h in zip(self.breaks, self.hazards, strict=True))
         return f"piecewise exponential, hazards {pieces} (median {self.median():.3g})"

@@ -61,8 +61,8 @@ TUMOR_BURDEN = "TUMOR_BURDEN"
 HIGH_BURDEN_PERCENT = 50.0
 
 #: Adjustment of the demo's exposure-response analysis: tumour burden (the confounder of exposure and PFS,
-#: docs/references.md, exposure-response pitfalls) and the randomisation strata. A table of one's own is adjusted for nothing unless
-#: told (`carkin.er.analyze_exposure_response`'s ``adjust``, ``carkin er --adjust``).
+#: docs/references.md, exposure-response pitfalls) and the randomisation strata. A table of one's own is adjusted
+#: for nothing unless told (`carkin.er.analyze_exposure_response`'s ``adjust``, ``carkin er --adjust``).
 ER_ADJUSTMENT: tuple[str, ...] = (TUMOR_BURDEN, *STRATIFICATION_FACTORS)
 
 #: IMWG best overall response, best first; NE (not evaluable) counts as no response.
@@ -133,12 +133,20 @@ PUBLISHED: dict[str, PublishedFigure] = {
     # Safety of the infused (fractions of the 225 infused; onset and duration in days after infusion).
     "crs_any": PublishedFigure(0.88, "[RodriguezOtero2023]: CRS in 88% of the infused (issue #20; not re-read)"),
     "crs_grade3": PublishedFigure(0.05, "[RodriguezOtero2023]: grade >= 3 CRS in 5% (issue #20; not re-read)"),
-    "tocilizumab": PublishedFigure(0.72, "[RodriguezOtero2023]: tocilizumab in 72% of the infused (issue #20; not re-read)"),
-    "corticosteroids": PublishedFigure(0.28, "[RodriguezOtero2023]: corticosteroids in 28% of the infused (issue #20; not re-read)"),
-    "nt_any": PublishedFigure(0.15, "[RodriguezOtero2023]: investigator-identified neurotoxicity 15% (issue #20; not re-read)"),
+    "tocilizumab": PublishedFigure(
+        0.72, "[RodriguezOtero2023]: tocilizumab in 72% of the infused (issue #20; not re-read)"
+    ),
+    "corticosteroids": PublishedFigure(
+        0.28, "[RodriguezOtero2023]: corticosteroids in 28% of the infused (issue #20; not re-read)"
+    ),
+    "nt_any": PublishedFigure(
+        0.15, "[RodriguezOtero2023]: investigator-identified neurotoxicity 15% (issue #20; not re-read)"
+    ),
     "nt_grade3": PublishedFigure(0.03, "[RodriguezOtero2023]: grade >= 3 neurotoxicity 3% (issue #20; not re-read)"),
     # Onsets and durations: KarMMa (N = 127, the 150-450 x10^6 dose range), the figures found for this revision.
-    "crs_onset_median": PublishedFigure(1.0, "[AbecmaHCP]: median 1 day (range 1-23), KarMMa; KarMMa-3 day 1 (issue #20)"),
+    "crs_onset_median": PublishedFigure(
+        1.0, "[AbecmaHCP]: median 1 day (range 1-23), KarMMa; KarMMa-3 day 1 (issue #20)"
+    ),
     "crs_duration_median": PublishedFigure(7.0, "[AbecmaHCP]: median 7 days (range 1-63), KarMMa"),
     "nt_onset_median": PublishedFigure(2.0, "[AbecmaHCP]: median 2 days (range 1-42), KarMMa"),
     "nt_duration_median": PublishedFigure(5.0, "[AbecmaHCP]: median 5 days (range 1-61) in 33 of 36 resolved, KarMMa"),

@@ -47,7 +47,9 @@ def shipped_dir(kind: SpecKind) -> Path:
         If ``kind`` is not one of the three folders.
     """
     if kind not in _KINDS:
-        raise ValueError(f"kind must be one of {', '.join(map(repr, _KINDS))}; got {kind!r} (type {type(kind).__name__})")
+        raise ValueError(
+            f"kind must be one of {', '.join(map(repr, _KINDS))}; got {kind!r} (type {type(kind).__name__})"
+        )
     return (_package_root() / "_specs" / kind).resolve()
 
 

@@ -72,7 +72,9 @@ _KINDS = {
 }
 
 
-def spec_error(file: str, table: str, key: str | None, problem: str, fix: str = "", *, value: Any = _NO_VALUE) -> SpecError:
+def spec_error(
+    file: str, table: str, key: str | None, problem: str, fix: str = "", *, value: Any = _NO_VALUE
+) -> SpecError:
     """The `SpecError` of one problem, in the reader's style (see the module docstring).
 
     Parameters
@@ -176,7 +178,10 @@ class Table:
         return self.raw.get(key, default)
 
     def fail(self, key: str | None, problem: str, fix: str = "", *, value: Any = _NO_VALUE) -> SpecError:
-        """The `SpecError` for ``key`` of this table (raise it): ``{file}: [{table}] {key} = {value!r} {problem}; {fix}``."""
+        """The `SpecError` for ``key`` of this table (raise it).
+
+        Its message: ``{file}: [{table}] {key} = {value!r} {problem}; {fix}``.
+        """
         return spec_error(self.file, self.header, key, problem, fix, value=value)
 
     def wrap(self, key: str | None, fn: Callable, *args, **kwargs):
@@ -346,7 +351,9 @@ class Table:
             value = default
         if not isinstance(value, list) or not all(isinstance(x, dict) for x in value):
             raise self.fail(key, "is not an array of tables", f"write each entry as a [[{path}]] table", value=value)
-        return [Table(x, file=self.file, path=f"{path}[{i}]", header=f"[[{path}]] #{i}") for i, x in enumerate(value, 1)]
+        return [
+            Table(x, file=self.file, path=f"{path}[{i}]", header=f"[[{path}]] #{i}") for i, x in enumerate(value, 1)
+        ]
 
     def check_keys(self, valid: Iterable[str]) -> None:
         """Raise if the table holds a key not in ``valid`` (a typo); the error lists the valid keys."""
@@ -363,7 +370,9 @@ def parse_toml(text: bytes | str, file: str) -> dict:
     try:
         return tomllib.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise spec_error(file, "", None, f"not valid TOML ({err})", "fix the syntax at the line and column given") from None
+        raise spec_error(
+            file, "", None, f"not valid TOML ({err})", "fix the syntax at the line and column given"
+        ) from None
 
 
 def read_toml(path: str | Path, *, what: str, example: str) -> dict:
@@ -384,5 +393,7 @@ def read_toml(path: str | Path, *, what: str, example: str) -> dict:
     """
     path = Path(path)
     if not path.is_file():
-        raise spec_error(str(path), "", None, f"{what} file not found", f"give the path of a TOML file such as {example}")
+        raise spec_error(
+            str(path), "", None, f"{what} file not found", f"give the path of a TOML file such as {example}"
+        )
     return parse_toml(path.read_bytes(), str(path))

@@ -132,8 +132,12 @@ def run_demo(
         console.print(f"[green]fit passed its gates[/green] (max R-hat {diag['max_r_hat']:.3f}, "
                       f"min bulk ESS {diag['min_ess_bulk']:.0f}, divergences {diag['divergences']})")
     else:
-        console.print("[bold red]the CK fit FAILED its convergence gates[/bold red]" + (" (expected with --quick)" if quick else "")
-                      + ":\n  " + "\n  ".join(diag["failures"][:8]))
+        console.print(
+            "[bold red]the CK fit FAILED its convergence gates[/bold red]"
+            + (" (expected with --quick)" if quick else "")
+            + ":\n  "
+            + "\n  ".join(diag["failures"][:8])
+        )
     timings["fit"], clock = time.perf_counter() - clock, time.perf_counter()
 
     console.rule(f"[bold]3/{steps} Diagnostics: convergence, GOF, NPDE, shrinkage, pcVPC")
@@ -171,7 +175,9 @@ def run_demo(
     timings["exposure_er"], clock = time.perf_counter() - clock, time.perf_counter()
 
     console.rule(f"[bold]5/{steps} Dose scenario ({DOSE_SCENARIO.name})")
-    scenario_dir, scenario_summary = _run_scenario(result, out_dir / "scenario", seed=seed, quick=quick, progress=progress)
+    scenario_dir, scenario_summary = _run_scenario(
+        result, out_dir / "scenario", seed=seed, quick=quick, progress=progress
+    )
     console.print(f"{scenario_summary['scenario']}: {scenario_summary['n_draws']} draws x "
                   f"{scenario_summary['n_patients']} virtual patients per dose; written to {scenario_dir}")
     timings["scenario"], clock = time.perf_counter() - clock, time.perf_counter()
@@ -190,16 +196,22 @@ def run_demo(
         "",
         f"- HTML report: `{report_path}` (open it in a browser; self-contained)",
         f"- Trial primary analysis: `{trial_dir}` (results.json, km.png, summary.md)",
-        f"  - HR ide-cel vs standard {trial['hazard_ratio']:.2f} (95% CI {trial['hr_ci_low']:.2f}-{trial['hr_ci_high']:.2f}),"
+        f"  - HR ide-cel vs standard {trial['hazard_ratio']:.2f}"
+        f" (95% CI {trial['hr_ci_low']:.2f}-{trial['hr_ci_high']:.2f}),"
         f" stratified log-rank p = {trial['logrank_p']:.2g}",
-        f"- CK fit ({spec.model}, NUTS, seed {seed}): `{fit_dir}` (parameters.csv, posterior.nc, manifest.json, individual_fits.png)",
+        f"- CK fit ({spec.model}, NUTS, seed {seed}): `{fit_dir}`"
+        " (parameters.csv, posterior.nc, manifest.json, individual_fits.png)",
         f"  - convergence gates: {'passed' if result.converged else 'FAILED'}",
-        f"  - typical Tmax {table.loc['typical_tmax', 'q50']:.1f} d, typical Cmax {table.loc['typical_cmax', 'q50']:.0f} copies/ug,"
+        f"  - typical Tmax {table.loc['typical_tmax', 'q50']:.1f} d,"
+        f" typical Cmax {table.loc['typical_cmax', 'q50']:.0f} copies/ug,"
         f" tumour-burden effect on log Cmax {table.loc['beta_tumor_burden_cmax', 'q50']:.2f}"
-        f" (90% CrI {table.loc['beta_tumor_burden_cmax', 'q05']:.2f} to {table.loc['beta_tumor_burden_cmax', 'q95']:.2f})",
-        f"- Diagnostics: `{diagnostics_dir}` (gof, npde, vpc, trace, rank; pcVPC coverage {diagnostics.vpc.coverage():.2f})",
+        f" (90% CrI {table.loc['beta_tumor_burden_cmax', 'q05']:.2f}"
+        f" to {table.loc['beta_tumor_burden_cmax', 'q95']:.2f})",
+        f"- Diagnostics: `{diagnostics_dir}`"
+        f" (gof, npde, vpc, trace, rank; pcVPC coverage {diagnostics.vpc.coverage():.2f})",
         f"- Exposure metrics: `{exposure_dir}`; exposure-response (Cmax, plug-in Cox): `{er_dir}`",
-        f"  - HR per doubling of Cmax {er_json['hr_per_doubling']:.2f} ({er_json['hr_ci_low']:.2f}-{er_json['hr_ci_high']:.2f}),"
+        f"  - HR per doubling of Cmax {er_json['hr_per_doubling']:.2f}"
+        f" ({er_json['hr_ci_low']:.2f}-{er_json['hr_ci_high']:.2f}),"
         f" adjusted for {', '.join(er_json['adjusted_for'])}",
         f"- Dose scenario: `{scenario_dir}` ({', '.join(SCENARIO_FILES)})",
         "- Step times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()),

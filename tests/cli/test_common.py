@@ -29,10 +29,15 @@ def _run(error: BaseException):
 
 class TestUserErrors:
     def test_a_data_error_prints_one_line_per_problem_naming_file_row_and_column(self):
-        error = DataError([DataProblem("p.csv", 3, "TIME", "negative time -1"), DataProblem("p.csv", None, "DV", "bad")])
+        error = DataError(
+            [DataProblem("p.csv", 3, "TIME", "negative time -1"), DataProblem("p.csv", None, "DV", "bad")]
+        )
         code, err = _run(error)
         assert code == 2
-        assert err.splitlines() == ["error: p.csv, row 3, column TIME: negative time -1", "error: p.csv, column DV: bad"]
+        assert err.splitlines() == [
+            "error: p.csv, row 3, column TIME: negative time -1",
+            "error: p.csv, column DV: bad",
+        ]
 
     @pytest.mark.parametrize("error", [
         SpecError("m.toml: [simulation].omega has no value for cmax"),

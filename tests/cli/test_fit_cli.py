@@ -10,7 +10,6 @@ import threading
 import time
 
 import pytest
-
 from typer.testing import CliRunner
 
 from carkin.cli import app

@@ -6,7 +6,7 @@ from carkin.cli import app
 from tests.report.conftest import fit_dir  # noqa: F401  (the shared saved-fit fixture)
 
 
-def test_report_command_writes_the_html_file(fit_dir, tmp_path):
+def test_report_command_writes_the_html_file(fit_dir, tmp_path):  # noqa: F811 (the imported fixture)
     out = tmp_path / "r" / "report.html"
     result = CliRunner().invoke(app, ["report", str(fit_dir), "--out", str(out), "--replicates", "20"])
     assert result.exit_code == 0, result.output

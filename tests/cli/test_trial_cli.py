@@ -36,9 +36,13 @@ class TestDesign:
         looks = report["boundaries"]["looks"]
         assert [look["events"] for look in looks] == [95, 231, 289]
         assert looks[0]["efficacy_z"] is None and looks[0]["futility_z"] == pytest.approx(-0.612, abs=1e-3)
-        assert looks[1]["efficacy_z"] == pytest.approx(2.2516, abs=1e-4) and looks[2]["efficacy_z"] == pytest.approx(2.0248, abs=1e-4)
+        assert looks[1]["efficacy_z"] == pytest.approx(2.2516, abs=1e-4) and looks[2]["efficacy_z"] == pytest.approx(
+            2.0248, abs=1e-4
+        )
         assert looks[1]["efficacy_p"] == pytest.approx(0.01217, abs=1e-5)
-        assert 0.93 < report["schoenfeld_power"] < 0.95 and report["group_sequential_power"] < report["schoenfeld_power"]
+        assert (
+            0.93 < report["schoenfeld_power"] < 0.95 and report["group_sequential_power"] < report["schoenfeld_power"]
+        )
 
     def test_table_output(self):
         result = invoke("trial", "design", "--design", KARMMA3)
@@ -48,7 +52,9 @@ class TestDesign:
 
 class TestSimulate:
     def test_json_reports_power_looks_and_monte_carlo_errors(self):
-        result = invoke("trial", "simulate", "--design", KARMMA3, "--replicates", 300, "--seed", 4, "--json", "--no-progress")
+        result = invoke(
+            "trial", "simulate", "--design", KARMMA3, "--replicates", 300, "--seed", 4, "--json", "--no-progress"
+        )
         assert result.exit_code == 0, result.output
         s = json.loads(result.stdout)
         assert s["replicates"] == 300 and s["seed"] == 4 and s["hypothesis"] == "H1"
@@ -59,7 +65,9 @@ class TestSimulate:
                     "mean_time_months"} <= set(look)
         assert s["looks"][1]["efficacy_p"] == pytest.approx(0.01217, abs=1e-5)
         assert 95 <= s["expected_events"]["estimate"] <= 289 and s["expected_duration_months"]["mc_se"] > 0
-        again = invoke("trial", "simulate", "--design", KARMMA3, "--replicates", 300, "--seed", 4, "--json", "--no-progress")
+        again = invoke(
+            "trial", "simulate", "--design", KARMMA3, "--replicates", 300, "--seed", 4, "--json", "--no-progress"
+        )
         assert json.loads(again.stdout) == s  # same seed, same numbers
 
     def test_null_hypothesis_and_table_output(self):
@@ -82,7 +90,10 @@ class TestErrors:
         bad.write_text(KARMMA3.read_text().replace('spending = "obf"          # published', 'spending = "obrien"  #'))
         result = invoke("trial", "design", "--design", bad)
         assert result.exit_code == 2
-        assert "spend.toml: [analysis.efficacy] spending = 'obrien' is not valid; choose one of obf, pocock, hsd" in text(result)
+        assert (
+            "spend.toml: [analysis.efficacy] spending = 'obrien' is not valid; choose one of obf, pocock, hsd"
+            in text(result)
+        )
         result = invoke("trial", "design", "--design", tmp_path / "missing.toml")
         assert result.exit_code == 2 and "missing.toml: design file not found" in text(result)
 

@@ -26,13 +26,13 @@ from carkin._karmma3 import (
 from carkin.cohorts import (
     KarMMa3Config,
     calibration_table,
+    karmma3 as karmma3_module,
     karmma3_sim_paths,
     load_karmma3_config,
     meets_shipped_targets,
     simulate_karmma3,
     summarize_karmma3,
 )
-from carkin.cohorts import karmma3 as karmma3_module
 from carkin.errors import SpecError
 
 SIMULATED_LINE = re.compile(
@@ -206,7 +206,8 @@ class TestFiles:
         assert (obs.groupby("ID")["TIME"].diff().dropna() > 0).all()
         # Sampling stops at the end of PFS follow-up (progression, censoring, cut-off).
         info = p.set_index("ID")
-        end = info.loc[obs["ID"], "PFS_MONTHS"].to_numpy() * DAYS_PER_MONTH - info.loc[obs["ID"], "INFUSION_DAY"].to_numpy()
+        patient = info.loc[obs["ID"]]
+        end = patient["PFS_MONTHS"].to_numpy() * DAYS_PER_MONTH - patient["INFUSION_DAY"].to_numpy()
         assert (obs["TIME"].to_numpy() < end).all()
 
     def test_the_ck_file_loads_with_the_data_layer(self, shipped):
@@ -338,17 +339,20 @@ class TestConfig:
 
     def test_an_unknown_key_is_named(self, tmp_path):
         path = self._write(tmp_path, lambda t: t.replace("[ck]\n", "[ck]\nllqo = 3\n"))
-        with pytest.raises(SpecError, match=r"cohort\.toml: \[ck\] llqo is not a valid key; valid keys: cmax_typical, "):
+        with pytest.raises(SpecError,
+                           match=r"cohort\.toml: \[ck\] llqo is not a valid key; valid keys: cmax_typical, "):
             load_karmma3_config(path)
 
     def test_an_invalid_value_is_named(self, tmp_path):
         path = self._write(tmp_path, lambda t: re.sub(r"(?m)^p_age_ge65 = \S+", "p_age_ge65 = 1.5", t))
-        with pytest.raises(SpecError, match=r"\[strata\] p_age_ge65 = 1.5 is outside \(0, 1\); give a number in \(0, 1\)"):
+        with pytest.raises(SpecError,
+                           match=r"\[strata\] p_age_ge65 = 1.5 is outside \(0, 1\); give a number in \(0, 1\)"):
             load_karmma3_config(path)
 
     def test_an_unknown_section_is_named(self, tmp_path):
         path = self._write(tmp_path, lambda t: t + "\n[ck2]\nlloq = 3   # x\n")
-        with pytest.raises(SpecError, match=r"cohort\.toml: ck2 is not a valid key; valid keys: trial, strata, tumor_burden"):
+        with pytest.raises(SpecError,
+                           match=r"cohort\.toml: ck2 is not a valid key; valid keys: trial, strata, tumor_burden"):
             load_karmma3_config(path)
 
     def test_a_wrong_type_is_named(self, tmp_path):
@@ -358,7 +362,8 @@ class TestConfig:
 
     def test_mismatched_hazard_pieces_are_named(self, tmp_path):
         path = self._write(tmp_path, lambda t: t.replace("breaks_months = [0.0, 2.0]", "breaks_months = [0.0]"))
-        with pytest.raises(SpecError, match=r"\[pfs_not_infused\] breaks_months = \[0.0\] has 1 entries but hazard_per_month has 2"):
+        with pytest.raises(SpecError, match=r"\[pfs_not_infused\] breaks_months = \[0.0\] has 1 entries "
+                                            r"but hazard_per_month has 2"):
             load_karmma3_config(path)
 
     def test_a_missing_file_is_named(self, tmp_path):
@@ -484,7 +489,7 @@ class TestInternals:
         t = np.concatenate([[0.0], rec.loc[keep, "TIME"].to_numpy()])
         c = np.concatenate([[0.0], np.where(quantified[keep], rec.loc[keep, "DV"], 0.0)])
         auc = 0.0
-        for t1, c1, t2, c2 in zip(t[:-1], c[:-1], t[1:], c[1:]):
+        for t1, c1, t2, c2 in zip(t[:-1], c[:-1], t[1:], c[1:], strict=True):
             end = min(t2, 28.0)
             if end <= t1:
                 break

@@ -72,7 +72,10 @@ class TestRatesOverSeeds:
         # The true predictor is the one of the config: log OR per doubling of Cmax, plus burden.
         cfg = load_karmma3_config()
         x_burden = (pooled["TUMOR_BURDEN"] - cfg.tumor_burden.reference_percent) / cfg.tumor_burden.per_percent
-        expected = cfg.crs.log_or_per_doubling_cmax * np.log2(pooled["CMAX"] / cfg.ck.cmax_typical) + cfg.crs.log_or_burden * x_burden
+        expected = (
+            cfg.crs.log_or_per_doubling_cmax * np.log2(pooled["CMAX"] / cfg.ck.cmax_typical)
+            + cfg.crs.log_or_burden * x_burden
+        )
         np.testing.assert_allclose(pooled["CRS_ETA"], expected, rtol=1e-9, atol=1e-12)
 
     def test_corticosteroids_are_given_more_often_at_higher_grade(self, pooled):

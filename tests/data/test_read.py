@@ -185,7 +185,8 @@ class TestCkFileRejections:
         path = ck_file(tmp_path, "1,5,.,1,450,1,0,.", "1,4,10,0,.,0,0,.", "1,6,10,0,.,0,0,.")
         with pytest.raises(
             DataError,
-            match=where(3, "TIME") + r"observation at TIME 4 is before the first dose of patient '1' at TIME 5 \(row 2\)",
+            match=where(3, "TIME")
+            + r"observation at TIME 4 is before the first dose of patient '1' at TIME 5 \(row 2\)",
         ):
             load(path)
 
@@ -768,7 +769,9 @@ class TestAnalytes:
             load(path)
 
     def test_dv_zero_is_accepted_only_for_an_analyte_with_a_linear_scale_error_model(self, tmp_path):
-        path = ck_file(tmp_path, "1,0,.,1,4,1,1", "1,0,0,0,.,0,2", "1,1,3.5,0,.,0,2", header="ID,TIME,DV,EVID,AMT,MDV,CMT")
+        path = ck_file(
+            tmp_path, "1,0,.,1,4,1,1", "1,0,0,0,.,0,2", "1,1,3.5,0,.,0,2", header="ID,TIME,DV,EVID,AMT,MDV,CMT"
+        )
         ds = load(path, requirements=self.requirements((None, "theophylline", False)))
         np.testing.assert_array_equal(ds.dv, [[0.0, 3.5]])
         with pytest.raises(DataError, match=where(3, "DV") + r"DV must be > 0 and finite on a quantified observation"):

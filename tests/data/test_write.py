@@ -77,7 +77,7 @@ class TestRoundTrip:
         write_covariates(
             tmp_path / "out_patients.csv",
             original.patient_ids,
-            dict(zip(original.covariate_names, np.asarray(original.covariates).T)),
+            dict(zip(original.covariate_names, np.asarray(original.covariates).T, strict=True)),
         )
         again = load(tmp_path / "out.csv", tmp_path / "out_patients.csv")
         assert_same_dataset(original, again)
@@ -86,7 +86,9 @@ class TestRoundTrip:
         original = random_dataset()
         write_ck(tmp_path / "ck.csv", original)
         write_covariates(
-            tmp_path / "patients.csv", original.patient_ids, dict(zip(original.covariate_names, original.covariates.T))
+            tmp_path / "patients.csv",
+            original.patient_ids,
+            dict(zip(original.covariate_names, original.covariates.T, strict=True)),
         )
         again = load(tmp_path / "ck.csv", tmp_path / "patients.csv", covariate_columns=original.covariate_names)
         assert_same_dataset(original, again)

@@ -14,11 +14,20 @@ from carkin.population import load_spec
 from carkin.simulate import PopulationParameters, simulate_cohort
 
 
-def truth_fit(spec, cohort, *, truth: PopulationParameters | None = None, draws: int = 4, simulated: bool = True) -> Fit:
+def truth_fit(
+    spec, cohort, *, truth: PopulationParameters | None = None, draws: int = 4, simulated: bool = True
+) -> Fit:
     """A one-chain 'posterior' whose every draw is the population truth and the true individual parameters."""
     truth = truth if truth is not None else cohort.truth
-    phi = np.stack([np.log(cohort.individual[p.name]) if p.transform == "log"
-                    else np.log(cohort.individual[p.name] / (1 - cohort.individual[p.name])) for p in spec.parameters], axis=-1)
+    phi = np.stack(
+        [
+            np.log(cohort.individual[p.name])
+            if p.transform == "log"
+            else np.log(cohort.individual[p.name] / (1 - cohort.individual[p.name]))
+            for p in spec.parameters
+        ],
+        axis=-1,
+    )
 
     def rep(x):
         x = np.asarray(x, dtype=float)
@@ -79,7 +88,7 @@ def resimulate(fit: Fit, dataset, *, key, replicates: int = 1):
     sims = simulate_records(fit.spec, des.data, replicate_draws(fit, replicates), key=key, log_lloq=des.log_lloq)
     mask = np.asarray(dataset.obs_mask)
     out = []
-    for log_y, blq in zip(np.asarray(sims.log_value), np.asarray(sims.blq)):
+    for log_y, blq in zip(np.asarray(sims.log_value), np.asarray(sims.blq), strict=True):
         dv, flags = np.ones(mask.shape), np.zeros(mask.shape, bool)
         dv[mask] = np.where(blq, np.exp(des.log_lloq), np.exp(log_y))
         flags[mask] = blq

@@ -31,7 +31,9 @@ def test_npde_detects_a_residual_error_that_is_too_small(setup):
     cohort, fit = setup
     small = fit.idata.copy()
     small.posterior["sigma"] = small.posterior["sigma"] * 0.4
-    narrow = fit.__class__(idata=small, spec=fit.spec, manifest=fit.manifest, table=fit.table, patient_ids=fit.patient_ids)
+    narrow = fit.__class__(
+        idata=small, spec=fit.spec, manifest=fit.manifest, table=fit.table, patient_ids=fit.patient_ids
+    )
     values = npde(narrow, cohort.dataset, key=jax.random.PRNGKey(1), replicates=300)
     assert np.std(values) > 1.05  # still wider than N(0,1): the IIV dominates, but the shift is visible
     baseline = npde(fit, cohort.dataset, key=jax.random.PRNGKey(1), replicates=300)
@@ -52,7 +54,9 @@ def test_shrinkage_is_one_when_individuals_sit_at_their_typical_values(setup):
     idata = fit.idata.copy()
     typical = np.asarray(typical_phi(fit, design(cohort.dataset, fit.spec).data))
     idata.posterior["phi"] = idata.posterior["phi"] * 0 + typical[None, None]
-    shrunk = fit.__class__(idata=idata, spec=fit.spec, manifest=fit.manifest, table=fit.table, patient_ids=fit.patient_ids)
+    shrunk = fit.__class__(
+        idata=idata, spec=fit.spec, manifest=fit.manifest, table=fit.table, patient_ids=fit.patient_ids
+    )
     np.testing.assert_allclose(eta_shrinkage(shrunk, cohort.dataset)["shrinkage"], 1.0, atol=1e-9)
 
 

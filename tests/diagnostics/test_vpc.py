@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from carkin.diagnostics import auto_bins, assign_bins, vpc
+from carkin.diagnostics import assign_bins, auto_bins, vpc
 from carkin.simulate import truth_from_spec
 
 from .helpers import resimulate, truth_fit
@@ -27,8 +27,13 @@ def test_a_monophasic_truth_shows_as_misfit_in_the_late_percentiles(truth_setup)
     truth = truth_from_spec(spec)
     names = list(spec.parameter_names)
     # fb -> ~0: no persistence phase, levels keep falling at the contraction rate (monophasic decline)
-    mono = truth.__class__(mu=truth.mu.at[names.index("fb")].set(jnp.log(1e-5 / (1 - 1e-5))), omega=truth.omega.at[names.index("fb")].set(0.01),
-                           beta=truth.beta, sigma=truth.sigma, sigma_add=truth.sigma_add)
+    mono = truth.__class__(
+        mu=truth.mu.at[names.index("fb")].set(jnp.log(1e-5 / (1 - 1e-5))),
+        omega=truth.omega.at[names.index("fb")].set(0.01),
+        beta=truth.beta,
+        sigma=truth.sigma,
+        sigma_add=truth.sigma_add,
+    )
     (data,) = resimulate(truth_fit(spec, cohort, truth=mono), cohort.dataset, key=jax.random.PRNGKey(5))
     result = vpc(fit, data, key=jax.random.PRNGKey(6), replicates=200)
     late = result.time[0] > 60

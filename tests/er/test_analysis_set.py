@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from carkin._karmma3 import ER_ADJUSTMENT, STRATIFICATION_FACTORS
-from carkin.errors import DataError
 from carkin.er import ExposureWindowWarning, er_analysis_set
+from carkin.errors import DataError
 from carkin.exposure import DAYS_PER_MONTH, PosteriorExposure
 
 LANDMARK_MONTHS = 28.0 / DAYS_PER_MONTH
@@ -34,7 +34,11 @@ def patients_table():
     ]
     table = pd.DataFrame(rows, columns=["ID", "ARM", "INFUSED", "INFUSION_DAY", "T_INF", "PFS_EVENT", "TUMOR_BURDEN"])
     table["PFS_MONTHS"] = table["T_INF"] + table["INFUSION_DAY"].fillna(0) / DAYS_PER_MONTH
-    age, prior, cyto = [0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1], [1, 1, 0, 0, 1, 1, 0, 1, 1, 0, 1, 0], [0, 0, 1, 0, 1, 0, 1, 1, 0, 0, 1, 0]
+    age, prior, cyto = (
+        [0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1],
+        [1, 1, 0, 0, 1, 1, 0, 1, 1, 0, 1, 0],
+        [0, 0, 1, 0, 1, 0, 1, 1, 0, 0, 1, 0],
+    )
     for name, values in zip(STRATIFICATION_FACTORS, (age, prior, cyto), strict=True):
         table[name] = values
     table["SIMULATED"] = 1
@@ -91,7 +95,9 @@ def test_nothing_is_adjusted_for_unless_named_so_a_table_needs_no_trial_columns(
 def test_only_the_named_columns_are_adjusted_for_in_their_order():
     data = er_analysis_set(exposure(), patients_table(), adjust=["HIGH_RISK_CYTO", "TUMOR_BURDEN"])
     assert data.covariate_names == ("HIGH_RISK_CYTO", "TUMOR_BURDEN_PER10")
-    assert er_analysis_set(exposure(), patients_table(), adjust="TUMOR_BURDEN").covariate_names == ("TUMOR_BURDEN_PER10",)
+    assert er_analysis_set(exposure(), patients_table(), adjust="TUMOR_BURDEN").covariate_names == (
+        "TUMOR_BURDEN_PER10",
+    )
 
 
 def test_a_named_column_missing_from_the_table_says_how_to_fix_it():

@@ -59,7 +59,9 @@ class TestLikelihoods:
         got = np.asarray(weibull_log_likelihood(arrays, lp, jnp.log(k), jnp.log(s)))
         scale = s * np.exp(-np.asarray(lp) / k)  # PH with a Weibull baseline is Weibull with this scale
         t, d = known_exposure_data.time, known_exposure_data.event
-        expected = np.where(d == 1, stats.weibull_min.logpdf(t, k, scale=scale), stats.weibull_min.logsf(t, k, scale=scale))
+        expected = np.where(
+            d == 1, stats.weibull_min.logpdf(t, k, scale=scale), stats.weibull_min.logsf(t, k, scale=scale)
+        )
         np.testing.assert_allclose(got, expected, rtol=1e-10)
 
     @pytest.mark.parametrize("batch", [(), (4,)])
@@ -99,7 +101,9 @@ class TestTwoStage:
 
     @pytest.mark.slow
     def test_weibull_plug_in_agrees_with_the_piecewise_baseline(self, known_exposure_data):
-        _, weibull = two_stage(known_exposure_data, key=jax.random.key(1), n_draws=0, baseline="weibull", settings=QUICK)
+        _, weibull = two_stage(
+            known_exposure_data, key=jax.random.key(1), n_draws=0, baseline="weibull", settings=QUICK
+        )
         assert weibull.baseline == "weibull" and weibull.n_exposure_draws == 0
         assert np.log(weibull.hr_per_doubling.hr) == pytest.approx(-0.29, abs=0.15)
 

@@ -1,4 +1,5 @@
-"""Tumour burden driving both exposure and PFS: the unadjusted analysis finds a spurious effect, the adjusted one not."""
+"""Tumour burden driving both exposure and PFS: the unadjusted analysis finds a spurious effect, the adjusted
+one not."""
 
 import jax
 import numpy as np

@@ -49,7 +49,9 @@ class TestAUC:
         p = PATIENTS[0]
         params = _params(p)
         whole = multiphasic_auc(params, 0.0, 90.0)
-        parts = multiphasic_auc(params, 0.0, 5.0) + multiphasic_auc(params, 5.0, 30.0) + multiphasic_auc(params, 30.0, 90.0)
+        parts = (
+            multiphasic_auc(params, 0.0, 5.0) + multiphasic_auc(params, 5.0, 30.0) + multiphasic_auc(params, 30.0, 90.0)
+        )
         assert float(whole) == pytest.approx(float(parts), rel=1e-13)
 
     def test_an_empty_window_has_zero_auc(self):
@@ -115,7 +117,9 @@ class TestExposureMetrics:
         np.testing.assert_allclose(out["cmax"], ind["cmax"])
         np.testing.assert_allclose(out["tmax"], ind["tmax"])
         for k, p in enumerate(PATIENTS):
-            assert float(out["c_m6"][k]) == pytest.approx(float(piecewise_concentration(p, 6 * DAYS_PER_MONTH)), rel=1e-12)
+            assert float(out["c_m6"][k]) == pytest.approx(
+                float(piecewise_concentration(p, 6 * DAYS_PER_MONTH)), rel=1e-12
+            )
             assert float(out["c:60"][k]) == pytest.approx(float(piecewise_concentration(p, 60.0)), rel=1e-12)
 
     def test_numerical_path_agrees_with_the_closed_form(self):

@@ -20,8 +20,11 @@ def fake_fit(n_chains=2, n_draws=50, simulated=True, seed=0):
     rng = np.random.default_rng(seed)
     mu = np.array([to_transformed(p.transform, p.typical) for p in spec.parameters])
     phi = mu + 0.3 * rng.standard_normal((n_chains, n_draws, 2, len(mu)))
-    idata = az.from_dict(posterior={"phi": phi}, coords={"patient": ["A", "B"], "parameter": list(spec.parameter_names)},
-                         dims={"phi": ["patient", "parameter"]})
+    idata = az.from_dict(
+        posterior={"phi": phi},
+        coords={"patient": ["A", "B"], "parameter": list(spec.parameter_names)},
+        dims={"phi": ["patient", "parameter"]},
+    )
     manifest = {"method": "nuts", "data": {"simulated": simulated}}
     return Fit(idata=idata, spec=spec, manifest=manifest, table=pd.DataFrame(), patient_ids=("A", "B"))
 

@@ -33,8 +33,18 @@ def test_membership_probabilities_sum_to_one_and_count_the_draws():
     assert 0 < q.misclassification() < 0.75
     assert q.cut_draws.shape == (400, 3)
     table = q.membership()
-    assert list(table.columns) == ["ID", "metric", "plug_in_value", "quartile_plug_in", "quartile_modal", "P_Q1", "P_Q2",
-                                   "P_Q3", "P_Q4", "P_plug_in_label"]
+    assert list(table.columns) == [
+        "ID",
+        "metric",
+        "plug_in_value",
+        "quartile_plug_in",
+        "quartile_modal",
+        "P_Q1",
+        "P_Q2",
+        "P_Q3",
+        "P_Q4",
+        "P_plug_in_label",
+    ]
     cuts = q.cut_points()
     assert list(cuts["cut"]) == ["Q1|Q2", "Q2|Q3", "Q3|Q4"] and (cuts["q05"] <= cuts["q95"]).all()
 

@@ -5,7 +5,6 @@ import json
 import warnings
 
 import arviz as az
-
 import jax
 import numpy as np
 import pytest

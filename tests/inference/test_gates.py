@@ -43,7 +43,9 @@ def test_gates_are_configurable():
 
 def test_the_warning_lists_the_failures_and_caps_long_lists():
     verdict = judge_convergence(table(**{f"q{i}": (1.2, 10.0, 10.0) for i in range(20)}), 0)
-    with pytest.warns(ConvergenceWarning, match=r"the E-R fit FAILED its convergence gates:\n  q0: R-hat 1.200") as record:
+    with pytest.warns(
+        ConvergenceWarning, match=r"the E-R fit FAILED its convergence gates:\n  q0: R-hat 1.200"
+    ) as record:
         warn_if_failed(verdict, "the E-R fit")
     message = str(record[0].message)
     assert message.count("\n") == 26 and message.endswith("... and 35 more")

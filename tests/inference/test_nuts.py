@@ -39,7 +39,9 @@ def test_to_arviz_holds_the_posterior_and_the_sample_stats():
     run = run_nuts(model, (Y,), settings=SETTINGS, key=jax.random.PRNGKey(1), init_strategy=init_to_median())
     idata = run.to_arviz(dims={"mu": [], "absent": ["x"]})
     assert set(idata.posterior.data_vars) == {"mu", "sigma"}
-    assert {"diverging", "n_steps", "tree_depth", "step_size", "acceptance_rate", "lp"} <= set(idata.sample_stats.data_vars)
+    assert {"diverging", "n_steps", "tree_depth", "step_size", "acceptance_rate", "lp"} <= set(
+        idata.sample_stats.data_vars
+    )
     assert idata.posterior.sizes["chain"] == 2 and idata.posterior.sizes["draw"] == 150
 
 
@@ -58,7 +60,13 @@ def test_a_gibbs_step_updates_its_sites_between_nuts_steps():
     def gibbs_fn(rng_key, gibbs_sites, hmc_sites):
         return {"z": jax.random.bernoulli(rng_key, 0.5).astype(gibbs_sites["z"].dtype)}
 
-    run = run_nuts(mixture, (Y,), settings=SETTINGS, key=jax.random.PRNGKey(3),
-                   init_strategy=init_to_value(values={"z": jnp.asarray(0), "mu": 0.0, "m": 0.0}), gibbs=(gibbs_fn, ["z"]))
+    run = run_nuts(
+        mixture,
+        (Y,),
+        settings=SETTINGS,
+        key=jax.random.PRNGKey(3),
+        init_strategy=init_to_value(values={"z": jnp.asarray(0), "mu": 0.0, "m": 0.0}),
+        gibbs=(gibbs_fn, ["z"]),
+    )
     assert run.samples["z"].shape == (2, 150) and 0.3 < run.samples["z"].mean() < 0.7
     assert run.stats["diverging"].shape == (2, 150)

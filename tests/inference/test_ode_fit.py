@@ -7,7 +7,6 @@ import warnings
 import jax
 import numpy as np
 import pytest
-
 from typer.testing import CliRunner
 
 from carkin.cli import app

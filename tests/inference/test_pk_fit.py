@@ -40,7 +40,9 @@ NLME = {"ke": "lKe", "ka": "lKa", "cl": "lCl"}
 
 
 def _dataset():
-    return load_dataset(shipped_data_file("theophylline", "theophylline.csv"), spec=load_spec("theophylline"), verbose=False)
+    return load_dataset(
+        shipped_data_file("theophylline", "theophylline.csv"), spec=load_spec("theophylline"), verbose=False
+    )
 
 
 def _fit(settings: SamplerSettings):
@@ -101,7 +103,12 @@ def test_diagnostics_work_on_the_data_scale_with_every_patients_dose(short):
     result, _ = short
     dataset = _dataset()
     gof = goodness_of_fit(result, dataset, key=jax.random.PRNGKey(0), replicates=100)
-    assert gof.labels.log_scale == (False,) and gof.dv.size == 132 and np.all(np.isfinite(gof.iwres)) and np.all(np.isfinite(gof.npde))
+    assert (
+        gof.labels.log_scale == (False,)
+        and gof.dv.size == 132
+        and np.all(np.isfinite(gof.iwres))
+        and np.all(np.isfinite(gof.npde))
+    )
     np.testing.assert_allclose(gof.ires, gof.dv - gof.ipred, rtol=0, atol=1e-12)
     post = result.idata.posterior
     ke, ka, cl = (float(np.exp(np.median(post["mu"].values[..., k]))) for k in range(3))  # spec order: ke, ka, cl

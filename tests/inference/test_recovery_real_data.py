@@ -4,8 +4,8 @@ effect on the expansion.
 
 All slow (minutes each on 2 cores; run with ``pytest -m slow``). One small data set each, short chains: every checked
 quantity's truth lies inside its posterior interval at a family-wise level of 95% (Bonferroni over the quantities
-checked). Coverage: several replicate data sets; the 90% intervals cover the truth at a rate consistent with the binomial (two-sided
-binomial test at the 1% level).
+checked). Coverage: several replicate data sets; the 90% intervals cover the truth at a rate consistent with the
+binomial (two-sided binomial test at the 1% level).
 """
 
 import copy

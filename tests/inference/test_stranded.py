@@ -25,7 +25,9 @@ def test_patient_log_density_is_each_patients_likelihood_plus_its_population_pri
         "omega": np.full((chains, draws, params), 0.5),
         "sigma": np.full((chains, draws), 0.4),
     }
-    sample["phi"] = sample["mu"][:, :, None, :] + 0.3 * np.asarray(jax.random.normal(key[2], (chains, draws, 2, params)))
+    sample["phi"] = sample["mu"][:, :, None, :] + 0.3 * np.asarray(
+        jax.random.normal(key[2], (chains, draws, 2, params))
+    )
     got = patient_log_density(spec, data, sample)
     assert got.shape == (chains, draws, 2)
     for c in range(chains):

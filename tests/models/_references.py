@@ -127,7 +127,7 @@ def cart_tumour(p, constants, ts, *, dose_time=None, dose_weight=None, expansion
         start = (start[0] + p["e0"] * dose_weight,) + start[1:]
         second = solve(dose_time, max(ts[-1], dose_time), start, np.maximum(ts, dose_time))
         after = ts >= dose_time
-        ys = tuple(np.where(after, b, a[:-1]) for a, b in zip(first, second))
+        ys = tuple(np.where(after, b, a[:-1]) for a, b in zip(first, second, strict=True))
     e, m, x, tum = (np.asarray(v) for v in ys)
     return np.log(e + m + x), np.log(tum)
 

@@ -52,7 +52,7 @@ def test_gradients_match_the_closed_form_to_1e5_including_d_dtmax(adjoint):
         return jnp.sum(weights * model.log_concentration({k: x[j][None] for j, k in enumerate(NAMES)}, t)[0])
 
     def closed(x):
-        return jnp.sum(weights * Multiphasic().log_concentration(dict(zip(NAMES, x)), jnp.asarray(GRID)))
+        return jnp.sum(weights * Multiphasic().log_concentration(dict(zip(NAMES, x, strict=True)), jnp.asarray(GRID)))
 
     for p in (STEIN, OTHER):
         x0 = jnp.asarray([p[k] for k in NAMES])

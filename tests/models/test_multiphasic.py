@@ -58,7 +58,7 @@ def test_gradients_match_central_finite_differences_away_from_the_kink(t):
     names = list(STEIN)
 
     def f(x):
-        return multiphasic_log_concentration(MultiphasicParams(**dict(zip(names, x))), t)
+        return multiphasic_log_concentration(MultiphasicParams(**dict(zip(names, x, strict=True))), t)
 
     x0 = jnp.asarray([STEIN[n] for n in names])
     grad = np.asarray(jax.grad(f)(x0))
@@ -73,7 +73,7 @@ def test_gradient_at_the_kink_is_finite_and_between_the_one_sided_derivatives():
     names = list(STEIN)
 
     def f(x, t):
-        return multiphasic_log_concentration(MultiphasicParams(**dict(zip(names, x))), t)
+        return multiphasic_log_concentration(MultiphasicParams(**dict(zip(names, x, strict=True))), t)
 
     x0 = jnp.asarray([STEIN[n] for n in names])
     at = np.asarray(jax.grad(f)(x0, STEIN["tmax"]))

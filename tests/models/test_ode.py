@@ -25,7 +25,9 @@ STEIN = dict(cmax=24000.0, tmax=9.3, rho=0.89, beta=0.0032, delta=0.1568, fb=0.0
 
 def _phi(spec, patients):
     """Transformed-scale individual parameters (patients, params) from natural values."""
-    return jnp.asarray([[to_transformed(p.transform, patient[p.name]) for p in spec.parameters] for patient in patients])
+    return jnp.asarray(
+        [[to_transformed(p.transform, patient[p.name]) for p in spec.parameters] for patient in patients]
+    )
 
 
 class TestOptions:
@@ -33,7 +35,10 @@ class TestOptions:
         "kwargs, match",
         [
             (dict(solver="rk4"), "ode.solver = 'rk4' .*choose one of tsit5, dopri5, dopri8, kvaerno3, kvaerno5"),
-            (dict(adjoint="backsolve"), "ode.adjoint = 'backsolve' .*forward, forward_autodiff, recursive_checkpoint, direct"),
+            (
+                dict(adjoint="backsolve"),
+                "ode.adjoint = 'backsolve' .*forward, forward_autodiff, recursive_checkpoint, direct",
+            ),
             (dict(controller="pid"), "ode.controller = 'pid' .*choose one of adaptive, constant"),
             (dict(rtol=0.0), r"ode.rtol = 0.0 must be a number in \(0, 1\)"),
             (dict(max_steps=0), "ode.max_steps = 0 must be a positive integer"),
@@ -62,10 +67,22 @@ class TestOptions:
         [
             ("effector_memory", {"ode": {"solver": "euler"}}, r"ode.solver = 'euler' .*choose one of tsit5"),
             ("effector_memory", {"ode": {"tol": 1e-6}}, r"\[ode\] tol is not a valid key; valid keys: solver"),
-            ("multiphasic", {"ode": {"solver": "tsit5"}}, r"\[ode\] is only for ODE models; the multiphasic model is a closed form"),
-            ("cart_tumor", {"constants": {"kdeath": 1.0}}, r"\[constants\] kdeath is not a valid key; valid keys: kg, kkill"),
+            (
+                "multiphasic",
+                {"ode": {"solver": "tsit5"}},
+                r"\[ode\] is only for ODE models; the multiphasic model is a closed form",
+            ),
+            (
+                "cart_tumor",
+                {"constants": {"kdeath": 1.0}},
+                r"\[constants\] kdeath is not a valid key; valid keys: kg, kkill",
+            ),
             ("cart_tumor", {"constants": {"kg": -1.0}}, r"\[constants\] kg = -1.0 is not >= 0; give a number >= 0"),
-            ("cart_tumor", {"inputs": {}}, r"\[inputs\] holds no input, but the cart_tumor model needs input\(s\) tumor0 mapped to data columns"),
+            (
+                "cart_tumor",
+                {"inputs": {}},
+                r"\[inputs\] holds no input, but the cart_tumor model needs input\(s\) tumor0 mapped to data columns",
+            ),
         ],
     )
     def test_spec_errors_name_the_file_and_the_key(self, model, change, match):
@@ -216,6 +233,7 @@ class TestPopulationSensitivities:
             got = jac(solved, argnums=(0, 1, 2))(y0, args, ts)
             want = jax.jacfwd(self._exact, argnums=(0, 1, 2))(y0, args, ts)
             for g, w in zip(jax.tree_util.tree_leaves(got[:1] + ({k: got[1][k] for k in ("a", "b")},) + got[2:]),
-                            jax.tree_util.tree_leaves(want[:1] + ({k: want[1][k] for k in ("a", "b")},) + want[2:])):
+                            jax.tree_util.tree_leaves(want[:1] + ({k: want[1][k] for k in ("a", "b")},) + want[2:]),
+                            strict=True):
                 np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-9)
             assert np.all(np.asarray(got[1]["unused"]) == 0.0)

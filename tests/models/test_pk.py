@@ -307,7 +307,7 @@ class TestTransforms:
         names = model.individual_parameters
 
         def f(x):
-            return jnp.sum(model.log_concentration(dict(zip(names, jnp.exp(x))), t, doses))
+            return jnp.sum(model.log_concentration(dict(zip(names, jnp.exp(x), strict=True)), t, doses))
 
         x0 = _log_params(model)
         value_and_grad = jax.jit(jax.value_and_grad(f))  # one compile serves the gradient and the differences
@@ -325,12 +325,14 @@ class TestTransforms:
         names = model.individual_parameters
         x0 = _log_params(model)
 
-        jac = jax.jit(jax.jacrev(lambda y: model.log_concentration(dict(zip(names, jnp.exp(y))), t, doses)))(x0)
+        jac = jax.jit(
+            jax.jacrev(lambda y: model.log_concentration(dict(zip(names, jnp.exp(y), strict=True)), t, doses))
+        )(x0)
         assert np.all(np.isfinite(np.asarray(jac)))
         assert np.all(np.asarray(jac)[[0, 1, 4]] == 0.0)  # before the first dose: log C = -inf, gradient 0
-        before = model.concentration(dict(zip(names, jnp.exp(x0))), t, doses)
+        before = model.concentration(dict(zip(names, jnp.exp(x0), strict=True)), t, doses)
         assert float(before[0]) == 0.0 and float(before[1]) == 0.0 and float(before[4]) == 0.0
-        dt = jax.vmap(jax.grad(lambda s: model.concentration(dict(zip(names, jnp.exp(x0))), s, doses)))
+        dt = jax.vmap(jax.grad(lambda s: model.concentration(dict(zip(names, jnp.exp(x0), strict=True)), s, doses)))
         assert np.all(np.isfinite(np.asarray(dt(t))))
 
     def test_gradient_with_respect_to_ka_is_smooth_through_ka_equal_ke(self):

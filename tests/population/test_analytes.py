@@ -61,8 +61,11 @@ class TestTheophylline:
 
     def test_a_log_scale_error_model_refuses_the_zero_concentrations_with_their_row(self, setup):
         spec, dataset = setup
-        with pytest.raises(SpecError, match=r"log-scale error model \(additive_log\), but the data .*row 16\) have DV = 0 on a "
-                                            r"quantified observation \(9 in all\)"):
+        with pytest.raises(
+            SpecError,
+            match=r"log-scale error model \(additive_log\), but the data .*row 16\) have DV = 0 on a "
+            r"quantified observation \(9 in all\)",
+        ):
             prepare(dataset, spec.replace(residual="additive_log"))
 
 
@@ -95,7 +98,7 @@ class TestTwoAnalytes:
         model = Multiphasic()
         individual = {n: np.asarray(v) for n, v in zip(("cmax", "tmax", "rho", "beta", "delta", "fb"),
                       [np.exp(phi[:, 0]), np.exp(phi[:, 1]), np.exp(phi[:, 2]), np.exp(phi[:, 3]), np.exp(phi[:, 4]),
-                       1 / (1 + np.exp(-phi[:, 5]))])}
+                       1 / (1 + np.exp(-phi[:, 5]))], strict=True)}
 
         def conc(i, t):
             return float(np.exp(model.log_concentration({k: v[i] for k, v in individual.items()}, t)))
@@ -126,5 +129,6 @@ def test_a_model_without_reinfusion_refuses_a_second_infusion(tmp_path, monkeypa
     doses = prepare(dataset, spec).doses  # the multiphasic model superposes the infusions (tests/models)
     np.testing.assert_array_equal(np.asarray(doses.time)[0], [0.0, 60.0])
     monkeypatch.setattr(Multiphasic, "reinfusion", False)
-    with pytest.raises(SpecError, match=r"the multiphasic model takes one infusion per patient, but patient '1' .* has 2"):
+    with pytest.raises(SpecError,
+                       match=r"the multiphasic model takes one infusion per patient, but patient '1' .* has 2"):
         prepare(dataset, spec)

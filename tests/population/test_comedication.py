@@ -107,7 +107,7 @@ def test_the_ode_twins_likelihood_and_gradient_match_the_closed_forms(files):
     assert value == pytest.approx(_expected(GAMMA), abs=1e-4)
     grad_o = jax.grad(ll(ode, data_o), argnums=(0, 1))(_phi(), jnp.asarray(GAMMA))
     grad_c = jax.grad(ll(closed, data_c), argnums=(0, 1))(_phi(), jnp.asarray(GAMMA))
-    for g_o, g_c in zip(grad_o, grad_c):
+    for g_o, g_c in zip(grad_o, grad_c, strict=True):
         np.testing.assert_allclose(np.asarray(g_o), np.asarray(g_c), rtol=1e-4, atol=1e-4)
     assert np.all(np.asarray(grad_o[1]) != 0)
 

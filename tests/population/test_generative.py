@@ -98,7 +98,9 @@ class TestIndividualParameters:
         cohort = simulate_cohort(spec, key=jax.random.PRNGKey(1), n=4)
         z = jnp.asarray(covariate_design(cohort.dataset, spec))
         n_params = len(spec.parameters)
-        phi = individual_parameters(spec, jnp.zeros(n_params), jnp.ones(n_params), jnp.ones(2), z, jnp.zeros((4, n_params)))
+        phi = individual_parameters(
+            spec, jnp.zeros(n_params), jnp.ones(n_params), jnp.ones(2), z, jnp.zeros((4, n_params))
+        )
         dose = np.asarray(cohort.dataset.dose)
         burden = np.asarray(cohort.dataset.covariate("TUMOR_BURDEN"))
         np.testing.assert_allclose(np.asarray(phi[:, 0]), np.log(dose / 450.0) + np.log(burden / 30.0), rtol=1e-12)
@@ -126,7 +128,9 @@ class TestSampleObservations:
         log_y = np.log([5.0, 50.0, 5000.0]) + sd * np.asarray(eps)
         np.testing.assert_allclose(np.asarray(obs.log_value), log_y, rtol=1e-14)
         np.testing.assert_array_equal(np.asarray(obs.blq), np.exp(log_y) < 20.0)
-        np.testing.assert_allclose(np.asarray(obs.log_dv), np.where(np.exp(log_y) < 20.0, np.log(20.0), log_y), rtol=1e-14)
+        np.testing.assert_allclose(
+            np.asarray(obs.log_dv), np.where(np.exp(log_y) < 20.0, np.log(20.0), log_y), rtol=1e-14
+        )
 
     def test_without_an_lloq_nothing_is_censored(self):
         obs = sample_observations(jnp.zeros(4), -10.0 * jnp.ones(4), residual="additive_log", sigma=1.0)

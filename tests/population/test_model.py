@@ -133,10 +133,19 @@ def test_a_mixed_parameterization_samples_the_listed_parameters_non_centred_with
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ({"parameterization": "centred", "noncentred": ["kdeath"]}, r"\[iiv\] noncentred = \['kdeath'\] names 'kdeath', which is not a parameter; choose among cmax"),
+        (
+            {"parameterization": "centred", "noncentred": ["kdeath"]},
+            r"\[iiv\] noncentred = \['kdeath'\] names 'kdeath', which is not a parameter; choose among cmax",
+        ),
         ({"parameterization": "noncentred", "noncentred": ["cmax"]}, "already samples every parameter non-centred"),
-        ({"parameterization": "centred", "noncentred": "cmax"}, r"\[iiv\] noncentred = 'cmax' is a string, not a list of strings"),
-        ({"parameterization": "centred", "partial": True}, r"\[iiv\] partial is not a valid key; valid keys: parameterization, noncentred"),
+        (
+            {"parameterization": "centred", "noncentred": "cmax"},
+            r"\[iiv\] noncentred = 'cmax' is a string, not a list of strings",
+        ),
+        (
+            {"parameterization": "centred", "partial": True},
+            r"\[iiv\] partial is not a valid key; valid keys: parameterization, noncentred",
+        ),
     ],
 )
 def test_bad_iiv_tables_are_spec_errors(table, message):

@@ -38,21 +38,58 @@ def test_replace_changes_one_option_and_keeps_the_rest():
     "edit, match",
     [
         (lambda d: d.update(model="gompertz"), r"t.toml: model = 'gompertz' is not valid; choose one of multiphasic"),
-        (lambda d: d["parameters"].pop("fb"), r"t.toml: \[parameters\] holds cmax, tmax, rho, beta, delta, but the multiphasic model needs cmax, tmax, rho, beta, delta, fb"),
-        (lambda d: d["parameters"]["tmax"].pop("prior_sd"), r"t.toml: \[parameters.tmax\] prior_sd is missing; add prior_sd = <a number>"),
-        (lambda d: d["parameters"]["tmax"].update(transform="sqrt"), r"\[parameters.tmax\] transform = 'sqrt' is not valid; choose one of log, logit"),
-        (lambda d: d["parameters"]["rho"].update(typical=-1.0), r"\[parameters.rho\] typical = -1.0 is not > 0; give a number > 0"),
+        (
+            lambda d: d["parameters"].pop("fb"),
+            r"t.toml: \[parameters\] holds cmax, tmax, rho, beta, delta, but the multiphasic model needs "
+            r"cmax, tmax, rho, beta, delta, fb",
+        ),
+        (
+            lambda d: d["parameters"]["tmax"].pop("prior_sd"),
+            r"t.toml: \[parameters.tmax\] prior_sd is missing; add prior_sd = <a number>",
+        ),
+        (
+            lambda d: d["parameters"]["tmax"].update(transform="sqrt"),
+            r"\[parameters.tmax\] transform = 'sqrt' is not valid; choose one of log, logit",
+        ),
+        (
+            lambda d: d["parameters"]["rho"].update(typical=-1.0),
+            r"\[parameters.rho\] typical = -1.0 is not > 0; give a number > 0",
+        ),
         (lambda d: d["parameters"]["fb"].update(typical=1.5), r"\[parameters.fb\] typical = 1.5 is outside \(0, 1\)"),
-        (lambda d: d["parameters"]["cmax"].update(omega_scale="big"), r"\[parameters.cmax\] omega_scale = 'big' is a string, not a number"),
-        (lambda d: d["covariates"]["log_dose"].update(parameters=["kel"]), r"\[covariates.log_dose\] parameters = \['kel'\] names 'kel'"),
-        (lambda d: d["iiv"].update(parameterization="partial"), r"\[iiv\] parameterization = 'partial' is not valid; choose one of centred, noncentred"),
-        (lambda d: d["residual"].update(model="exponential"), r"\[residual\] model = 'exponential' is not valid; choose one of additive_log, combined, additive"),
+        (
+            lambda d: d["parameters"]["cmax"].update(omega_scale="big"),
+            r"\[parameters.cmax\] omega_scale = 'big' is a string, not a number",
+        ),
+        (
+            lambda d: d["covariates"]["log_dose"].update(parameters=["kel"]),
+            r"\[covariates.log_dose\] parameters = \['kel'\] names 'kel'",
+        ),
+        (
+            lambda d: d["iiv"].update(parameterization="partial"),
+            r"\[iiv\] parameterization = 'partial' is not valid; choose one of centred, noncentred",
+        ),
+        (
+            lambda d: d["residual"].update(model="exponential"),
+            r"\[residual\] model = 'exponential' is not valid; choose one of additive_log, combined, additive",
+        ),
         (lambda d: d["blq"].update(method="m1"), r"\[blq\] method = 'm1' is not valid; choose one of m3, drop"),
         # unknown keys (typos) are errors that list the valid keys
-        (lambda d: d.update(modle="multiphasic"), r"t.toml: modle is not a valid key; valid keys: model, structure, parameters, covariates"),
-        (lambda d: d["parameters"]["rho"].update(prior_sdd=1.0), r"\[parameters.rho\] prior_sdd is not a valid key; valid keys: transform, typical, prior_sd"),
-        (lambda d: d["covariates"]["log_dose"].update(colum="DOSE"), r"\[covariates.log_dose\] colum is not a valid key"),
-        (lambda d: d["residual"].update(sigma=0.5), r"\[residual\] sigma is not a valid key; valid keys: model, sigma_scale, sigma_add_scale"),
+        (
+            lambda d: d.update(modle="multiphasic"),
+            r"t.toml: modle is not a valid key; valid keys: model, structure, parameters, covariates",
+        ),
+        (
+            lambda d: d["parameters"]["rho"].update(prior_sdd=1.0),
+            r"\[parameters.rho\] prior_sdd is not a valid key; valid keys: transform, typical, prior_sd",
+        ),
+        (
+            lambda d: d["covariates"]["log_dose"].update(colum="DOSE"),
+            r"\[covariates.log_dose\] colum is not a valid key",
+        ),
+        (
+            lambda d: d["residual"].update(sigma=0.5),
+            r"\[residual\] sigma is not a valid key; valid keys: model, sigma_scale, sigma_add_scale",
+        ),
         (lambda d: d["blq"].update(lloq=10), r"\[blq\] lloq is not a valid key; valid keys: method"),
     ],
 )
@@ -105,7 +142,10 @@ class TestAnalytesComedicationStructure:
         [
             ({"a": {"dvid": 1}, "b": {}}, r"\[analytes.b\] dvid is missing"),
             ({"a": {"dvid": 1}, "b": {"dvid": 1}}, r"\[analytes.b\] dvid = 1.0 is also the code of analyte 'a'"),
-            ({"a": {"dvid": 1, "output": "tumour"}}, r"\[analytes.a\] output = 'tumour' is not valid; choose one of transgene"),
+            (
+                {"a": {"dvid": 1, "output": "tumour"}},
+                r"\[analytes.a\] output = 'tumour' is not valid; choose one of transgene",
+            ),
             ({"a": {"dvid": 1, "scale": {"typical": 1.0}}}, r"\[analytes.a.scale\] prior_sd is missing"),
         ],
     )

@@ -47,7 +47,9 @@ def test_log_jacobian_and_inverse_match_autodiff():
     omega, sigma = jnp.asarray([0.2, 0.5, 1.0, 2.0]), 0.55
     z = jax.random.normal(jax.random.PRNGKey(4), (n, p))
     phi, log_jacobian = whitening.individuals(loc, omega, sigma, z)
-    jacobian = jax.jacfwd(lambda flat: whitening.individuals(loc, omega, sigma, flat.reshape(n, p))[0].ravel())(z.ravel())
+    jacobian = jax.jacfwd(lambda flat: whitening.individuals(loc, omega, sigma, flat.reshape(n, p))[0].ravel())(
+        z.ravel()
+    )
     assert float(log_jacobian) == pytest.approx(float(jnp.linalg.slogdet(jacobian)[1]), rel=1e-10)
     np.testing.assert_allclose(whitening.whiten(loc, omega, sigma, phi), z, rtol=1e-9, atol=1e-10)
     # The Gaussian it encodes: at z = 0, phi is the mode of prior x likelihood approximation, whose

@@ -24,7 +24,10 @@ window.addEventListener('error', function (e) {
 }, true);
 ['error', 'warn'].forEach(function (level) {
   var original = console[level];
-  console[level] = function () { window.__problems.push(level + ': ' + Array.prototype.join.call(arguments, ' ')); original.apply(console, arguments); };
+  console[level] = function () {
+    window.__problems.push(level + ': ' + Array.prototype.join.call(arguments, ' '));
+    original.apply(console, arguments);
+  };
 });
 window.addEventListener('load', function () {
   var images = Array.prototype.slice.call(document.images);
@@ -64,6 +67,12 @@ def open_in_browser(html_path: Path, workdir: Path, *, browser: str) -> dict:
     body = re.search(r"<body([^>]*)>", run.stdout)
     attrs = dict(re.findall(r'data-([a-z]+)="([^"]*)"', body.group(1))) if body else {}
     console = [line for line in run.stderr.splitlines() if "CONSOLE" in line]
-    return {"ok": attrs.get("ok") == "yes", "images": int(attrs.get("images", -1)), "broken": int(attrs.get("broken", -1)),
-            "problems": attrs.get("problems", ""), "console": console, "returncode": run.returncode,
-            "stderr_tail": run.stderr[-2000:]}
+    return {
+        "ok": attrs.get("ok") == "yes",
+        "images": int(attrs.get("images", -1)),
+        "broken": int(attrs.get("broken", -1)),
+        "problems": attrs.get("problems", ""),
+        "console": console,
+        "returncode": run.returncode,
+        "stderr_tail": run.stderr[-2000:],
+    }

@@ -84,12 +84,17 @@ def test_simulation_table_keys_and_covariates_are_checked(spec):
 
     data = json.loads(spec.raw)
     data["simulation"]["sigmaa"] = 0.3
-    with pytest.raises(SpecError, match=r"t.toml: \[simulation\] sigmaa is not a valid key; valid keys: omega, effects, sigma"):
+    with pytest.raises(
+        SpecError, match=r"t.toml: \[simulation\] sigmaa is not a valid key; valid keys: omega, effects, sigma"
+    ):
         simulate_cohort(spec_from_dict(data, source="t.toml"), key=jax.random.PRNGKey(0), n=5)
     data = json.loads(spec.raw)
     del data["simulation"]["covariates"]["TUMOR_BURDEN"]
-    with pytest.raises(SpecError, match=r"t.toml: \[simulation.covariates\] has no distribution for the covariate column "
-                                        r"TUMOR_BURDEN; add \[simulation.covariates.TUMOR_BURDEN\]"):
+    with pytest.raises(
+        SpecError,
+        match=r"t.toml: \[simulation.covariates\] has no distribution for the covariate column "
+        r"TUMOR_BURDEN; add \[simulation.covariates.TUMOR_BURDEN\]",
+    ):
         simulate_cohort(spec_from_dict(data, source="t.toml"), key=jax.random.PRNGKey(0), n=5)
 
 
@@ -107,7 +112,8 @@ BEFORE = {
                          56.7805377506769, 84.5150422938754, 16.04163103525495, 10.0], 419.50929923019476, 7),
     "combined": (1, [249.88796930020166, 613.6705701074497, 7214.238248705716, 7375.594719566325,
                      11485.834847909711, 6703.159928148976, 1552.5814657402116, 513.4062421958449,
-                     163.8832994965155, 220.52535757394844, 180.05987753193477, 85.82193821315553], 474.8440441476855, 7),
+                     163.8832994965155, 220.52535757394844, 180.05987753193477, 85.82193821315553],
+                 474.8440441476855, 7),
 }
 
 

@@ -75,8 +75,12 @@ class TestBands:
         bands = result.bands()
         truth = truth_from_spec(spec)
         for i, dose in enumerate(result.doses):
-            phi = np.asarray(truth.mu) + np.array([truth.beta[0] * z_values(spec, dose, 60)[0] + truth.beta[1] * z_values(spec, dose, 60)[1], 0, 0, 0, 0, 0])
-            p = {name: (np.exp(v) if name != "fb" else 1 / (1 + np.exp(-v))) for name, v in zip(spec.parameter_names, phi)}
+            z = z_values(spec, dose, 60)
+            phi = np.asarray(truth.mu) + np.array([truth.beta[0] * z[0] + truth.beta[1] * z[1], 0, 0, 0, 0, 0])
+            p = {
+                name: (np.exp(v) if name != "fb" else 1 / (1 + np.exp(-v)))
+                for name, v in zip(spec.parameter_names, phi, strict=True)
+            }
             p["alpha"] = p["beta"] + p["delta"]
             curve = piecewise_concentration(p, result.times)
             for name, band in bands.items():
@@ -120,9 +124,14 @@ class TestExposure:
 
     def test_auc_is_the_closed_form_integral(self, spec):
         rng = np.random.default_rng(0)
-        p = {"cmax": rng.lognormal(10, 1, 50), "tmax": rng.lognormal(np.log(11), 0.5, 50), "rho": rng.lognormal(-0.2, 0.3, 50),
-             "beta": rng.lognormal(np.log(0.003), 0.5, 50), "delta": rng.lognormal(np.log(0.16), 0.5, 50),
-             "fb": rng.uniform(0.001, 0.1, 50)}
+        p = {
+            "cmax": rng.lognormal(10, 1, 50),
+            "tmax": rng.lognormal(np.log(11), 0.5, 50),
+            "rho": rng.lognormal(-0.2, 0.3, 50),
+            "beta": rng.lognormal(np.log(0.003), 0.5, 50),
+            "delta": rng.lognormal(np.log(0.16), 0.5, 50),
+            "fb": rng.uniform(0.001, 0.1, 50),
+        }
         # the scenario's metrics (cmax, tmax, auc0_<W>) are carkin.exposure's one engine
         chosen = scenario_metrics((28.0, 90.0))
 
@@ -136,7 +145,9 @@ class TestExposure:
             s = np.minimum(p["tmax"], w)
             rise = p["cmax"] / p["rho"] * (np.exp(p["rho"] * (s - p["tmax"])) - np.exp(-p["rho"] * p["tmax"]))
             tail = np.maximum(w - p["tmax"], 0.0)
-            fall = p["cmax"] * ((1 - p["fb"]) / alpha * -np.expm1(-alpha * tail) + p["fb"] / p["beta"] * -np.expm1(-p["beta"] * tail))
+            fall = p["cmax"] * (
+                (1 - p["fb"]) / alpha * -np.expm1(-alpha * tail) + p["fb"] / p["beta"] * -np.expm1(-p["beta"] * tail)
+            )
             np.testing.assert_allclose(np.asarray(out[f"auc0_{w:g}"]), rise + fall, rtol=1e-10)
         np.testing.assert_allclose(np.asarray(out["cmax"]), p["cmax"], rtol=1e-10)
         np.testing.assert_allclose(np.asarray(out["tmax"]), p["tmax"], rtol=1e-8)
@@ -152,7 +163,9 @@ class TestExposure:
         result = simulate_scenario(fit, sc, key=jax.random.PRNGKey(4), n_patients=500)
         for i, dose in enumerate(result.doses):
             values = np.unique(np.round(result.metrics["cmax"][:, i], 6))
-            expected = [np.exp(float(truth.mu[0]) + np.asarray(truth.beta) @ z_values(spec, dose, tb)) for tb in (15, 60)]
+            expected = [
+                np.exp(float(truth.mu[0]) + np.asarray(truth.beta) @ z_values(spec, dose, tb)) for tb in (15, 60)
+            ]
             np.testing.assert_allclose(values, sorted(expected), rtol=1e-9)
             share_high = np.mean(result.metrics["cmax"][:, i] > np.mean(expected))
             assert share_high == pytest.approx(0.5, abs=0.05)
@@ -186,7 +199,8 @@ class TestExposureResponseHook:
 
     def test_per_draw_slopes_must_match_the_draws(self, spec):
         fit = point_mass_fit(spec, draws=3)
-        with pytest.raises(SpecError, match=r"test.toml: \[exposure_response\] log_hr_per_doubling has 2 values but 3 posterior draws"):
+        with pytest.raises(SpecError, match=r"test.toml: \[exposure_response\] log_hr_per_doubling has 2 values "
+                                            r"but 3 posterior draws"):
             simulate_scenario(fit, scenario(exposure_response=self.hook([-0.1, -0.2])), key=jax.random.PRNGKey(0))
 
 
@@ -283,8 +297,17 @@ class TestScenarioFile:
         assert er.source.startswith("assumed")
 
     def test_a_model_without_a_dose_covariate_says_so(self, spec):
-        no_dose = spec.replace(covariates={"tumor_burden": {"column": "TUMOR_BURDEN", "transform": "log", "reference": 30.0,
-                                                           "parameters": ["cmax"], "prior_sd": 1.0}})
+        no_dose = spec.replace(
+            covariates={
+                "tumor_burden": {
+                    "column": "TUMOR_BURDEN",
+                    "transform": "log",
+                    "reference": 30.0,
+                    "parameters": ["cmax"],
+                    "prior_sd": 1.0,
+                }
+            }
+        )
         result = simulate_scenario(point_mass_fit(no_dose), scenario(), key=jax.random.PRNGKey(0))
         assert any("no covariate on DOSE" in note for note in result.notes)
         np.testing.assert_array_equal(result.metrics["cmax"][:, 0], result.metrics["cmax"][:, 1])
@@ -292,22 +315,50 @@ class TestScenarioFile:
     @pytest.mark.parametrize(
         "change, message",
         [
-            ({"doses": {}}, r"test.toml: \[doses\] levels is missing; add levels = <a list of numbers> \(10\^6 CAR\+ T cells\)"),
+            (
+                {"doses": {}},
+                r"test.toml: \[doses\] levels is missing; add levels = <a list of numbers> \(10\^6 CAR\+ T cells\)",
+            ),
             ({"doses": {"levels": [150, -1]}}, r"test.toml: \[doses\] levels = \[150, -1\] holds -1, which is not > 0"),
             ({"population": {"n_patients": 0}}, r"\[population\] n_patients = 0 is not >= 1; give an integer >= 1"),
             ({"sampling": {"times": [5, 1]}}, r"\[sampling\] times = \[5, 1\] does not increase strictly"),
             ({"sampling": {"interval": 1.5}}, r"\[sampling\] interval = 1.5 is outside \(0, 1\)"),
-            ({"target": {"metric": "cmin", "threshold": 1.0}}, r"\[target\] metric = 'cmin' is not valid; choose one of cmax, tmax, auc0_28"),
-            ({"covariates": {"TUMOR_BURDEN": {"median": 30, "low": 50, "high": 10}}}, r"\[covariates.TUMOR_BURDEN\] low = 50.0 is not below high"),
+            (
+                {"target": {"metric": "cmin", "threshold": 1.0}},
+                r"\[target\] metric = 'cmin' is not valid; choose one of cmax, tmax, auc0_28",
+            ),
+            (
+                {"covariates": {"TUMOR_BURDEN": {"median": 30, "low": 50, "high": 10}}},
+                r"\[covariates.TUMOR_BURDEN\] low = 50.0 is not below high",
+            ),
             ({"sampling": {"lloq": 0}}, r"test.toml: \[sampling\] lloq = 0 is not > 0"),
             # unknown keys (typos) are errors that list the valid keys
             ({"dose": {"levels": [150]}}, r"test.toml: dose is not a valid key; valid keys: name, doses, population"),
-            ({"sampling": {"intervall": 0.8}}, r"\[sampling\] intervall is not a valid key; valid keys: times, interval, residual"),
-            ({"covariates": {"TUMOR_BURDEN": {"median": 30, "logsd": 0.5}}}, r"\[covariates.TUMOR_BURDEN\] logsd is not a valid key"),
-            ({"covariates": {"TUMOR_BURDEN": {"value": 30, "median": 30}}}, r"\[covariates.TUMOR_BURDEN\] median given with value"),
-            ({"exposure_response": {"metric": "cmax", "log_hr_per_doubling": -0.1, "reference": 1e4, "breaks_months": [0.0, 3.0],
-                                    "hazard_per_month": [0.1]}},
-             r"\[exposure_response\] hazard_per_month = \[0.1\] has 1 values but breaks_months has 2; give one hazard per piece"),
+            (
+                {"sampling": {"intervall": 0.8}},
+                r"\[sampling\] intervall is not a valid key; valid keys: times, interval, residual",
+            ),
+            (
+                {"covariates": {"TUMOR_BURDEN": {"median": 30, "logsd": 0.5}}},
+                r"\[covariates.TUMOR_BURDEN\] logsd is not a valid key",
+            ),
+            (
+                {"covariates": {"TUMOR_BURDEN": {"value": 30, "median": 30}}},
+                r"\[covariates.TUMOR_BURDEN\] median given with value",
+            ),
+            (
+                {
+                    "exposure_response": {
+                        "metric": "cmax",
+                        "log_hr_per_doubling": -0.1,
+                        "reference": 1e4,
+                        "breaks_months": [0.0, 3.0],
+                        "hazard_per_month": [0.1],
+                    }
+                },
+                r"\[exposure_response\] hazard_per_month = \[0.1\] has 1 values but breaks_months has 2; "
+                r"give one hazard per piece",
+            ),
         ],
     )
     def test_bad_keys_are_named_with_the_file(self, change, message):
@@ -315,7 +366,8 @@ class TestScenarioFile:
             scenario(**change)
 
     def test_missing_covariate_names_the_scenario_and_the_model(self, spec):
-        with pytest.raises(SpecError, match=r"test.toml: \[covariates\] has no TUMOR_BURDEN, but the model .*multiphasic.toml\) needs covariate\(s\) TUMOR_BURDEN"):
+        with pytest.raises(SpecError, match=r"test.toml: \[covariates\] has no TUMOR_BURDEN, but the model "
+                                            r".*multiphasic.toml\) needs covariate\(s\) TUMOR_BURDEN"):
             simulate_scenario(point_mass_fit(spec), scenario(covariates={}), key=jax.random.PRNGKey(0))
 
     def test_missing_scenario_file(self, tmp_path):
@@ -330,7 +382,9 @@ class TestWithRealFits:
         from carkin.simulate import simulate_cohort
 
         cohort = simulate_cohort(spec, key=jax.random.PRNGKey(0), n=30)
-        result = fit(cohort.dataset, spec, method="map", settings=SamplerSettings(steps=500, samples=1, progress_bar=False))
+        result = fit(
+            cohort.dataset, spec, method="map", settings=SamplerSettings(steps=500, samples=1, progress_bar=False)
+        )
         with pytest.warns(ConvergenceWarning, match="failed its convergence gates"):
             out = simulate_scenario(result, scenario(), key=jax.random.PRNGKey(1))
         assert out.n_draws == 1 and np.all(np.isfinite(out.metrics["cmax"]))

@@ -100,9 +100,9 @@ class TestErrors:
 
 class TestResponseRate:
     def test_karmma3_published_response_rates_with_exact_intervals(self):
-        # [RodriguezOtero2023] (docs/references.md): 181/254 = 71% (95% CI 66-77) and 55/132 = 42% (33-50). Those published bounds are what
-        # the normal (Wald) interval gives (65.7-76.8, 33.3-50.1); the exact Clopper-Pearson interval used
-        # here is a point wider at one end: 65.3-76.7 and 33.2-50.6.
+        # [RodriguezOtero2023] (docs/references.md): 181/254 = 71% (95% CI 66-77) and 55/132 = 42% (33-50). Those
+        # published bounds are what the normal (Wald) interval gives (65.7-76.8, 33.3-50.1); the exact
+        # Clopper-Pearson interval used here is a point wider at one end: 65.3-76.7 and 33.2-50.6.
         responders, randomized = N_RESPONDERS, N_RANDOMIZED
         df = pd.DataFrame({
             "arm": [arm for arm in ARMS for _ in range(randomized[arm])],

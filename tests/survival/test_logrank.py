@@ -3,8 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from lifelines.statistics import logrank_test as lifelines_logrank
-from lifelines.statistics import multivariate_logrank_test
+from lifelines.statistics import logrank_test as lifelines_logrank, multivariate_logrank_test
 from scipy import stats
 
 from carkin.survival import logrank_test, logrank_trend_test

@@ -30,7 +30,9 @@ def simulate_trial(n=600, hr=TRUE_HR, seed=0, simulated=True):
     rng = np.random.default_rng(seed)
     arm = np.where(rng.uniform(size=n) < 2 / 3, "ide-cel", "standard")
     age, prior, cyto = (rng.integers(0, 2, n) for _ in range(3))
-    rate = np.log(2) / CONTROL_MEDIAN * np.exp(0.3 * age + 0.2 * prior + 0.5 * cyto) * np.where(arm == "ide-cel", hr, 1.0)
+    rate = (
+        np.log(2) / CONTROL_MEDIAN * np.exp(0.3 * age + 0.2 * prior + 0.5 * cyto) * np.where(arm == "ide-cel", hr, 1.0)
+    )
     t = rng.exponential(1 / rate)
     c = rng.uniform(6, 36, n)
     responded = rng.uniform(size=n) < np.where(arm == "ide-cel", 0.7, 0.4)

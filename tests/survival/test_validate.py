@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from carkin.errors import DataError
 from carkin.data import read_table
+from carkin.errors import DataError
 from carkin.survival import cox_ph, kaplan_meier, logrank_test
 
 

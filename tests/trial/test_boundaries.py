@@ -127,8 +127,14 @@ class TestFutilityAndAlternative:
     def test_non_binding_futility_leaves_the_efficacy_boundaries_unchanged(self):
         t = [0.33, 0.8, 1.0]
         plain = compute_bounds(t, alpha=0.025, efficacy_looks=[False, True, True])
-        with_futility = compute_bounds(t, alpha=0.025, efficacy_looks=[False, True, True], futility_looks=[True, False, False],
-                                       futility=FutilityRule("z", z=(0.0,)), drift=3.0)
+        with_futility = compute_bounds(
+            t,
+            alpha=0.025,
+            efficacy_looks=[False, True, True],
+            futility_looks=[True, False, False],
+            futility=FutilityRule("z", z=(0.0,)),
+            drift=3.0,
+        )
         np.testing.assert_allclose(plain.efficacy, with_futility.efficacy)
         assert with_futility.futility[0] == 0.0
         assert with_futility.null["efficacy_nonbinding"].sum() == pytest.approx(0.025, abs=1e-10)

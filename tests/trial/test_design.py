@@ -70,26 +70,53 @@ class TestErrors:
     @pytest.mark.parametrize(
         "change, message",
         [
-            ({"randomisation.n_patients": "many"}, r"\[randomisation\] n_patients = 'many' is a string, not an integer"),
+            (
+                {"randomisation.n_patients": "many"},
+                r"\[randomisation\] n_patients = 'many' is a string, not an integer",
+            ),
             ({"randomisation.ratio": [2]}, r"\[randomisation\] ratio = \[2\] is not two positive integers"),
-            ({"randomisation.method": "blocks"}, r"\[randomisation\] method = 'blocks' is not valid; choose one of fixed, simple"),
+            (
+                {"randomisation.method": "blocks"},
+                r"\[randomisation\] method = 'blocks' is not valid; choose one of fixed, simple",
+            ),
             ({"arms.control.median": -3.0}, r"\[arms.control\] median = -3.0 is not > 0"),
             ({"arms.control.median": None}, r"\[arms.control\] has no PFS"),
             ({"accrual.type": "poisson"}, r"\[accrual\] type = 'poisson' is not valid"),
             ({"analysis.events": 400}, r"\[analysis\] events = 400 exceeds \[randomisation\] n_patients = 300"),
             ({"analysis.alpha": 0.7}, r"\[analysis\] alpha = 0.7 is outside \(0, 0.5\]"),
-            ({"analysis.looks": [{"information": 0.5}, {"information": 0.4}, {"information": 1.0}]}, r"\[analysis\] looks have information fractions"),
-            ({"analysis.looks": [{"information": 0.5, "futility": True}, {"information": 1.0}]}, r"\[analysis.futility\] is missing, but some looks test futility"),
+            (
+                {"analysis.looks": [{"information": 0.5}, {"information": 0.4}, {"information": 1.0}]},
+                r"\[analysis\] looks have information fractions",
+            ),
+            (
+                {"analysis.looks": [{"information": 0.5, "futility": True}, {"information": 1.0}]},
+                r"\[analysis.futility\] is missing, but some looks test futility",
+            ),
             ({"analysis.stratified": True}, r"\[analysis\] stratified = True but the design has no \[\[strata\]\]"),
-            ({"analysis.efficacy": {"spending": "haybittle"}}, r"\[analysis.efficacy\] spending = 'haybittle' is not valid; choose one of obf, pocock, hsd"),
+            (
+                {"analysis.efficacy": {"spending": "haybittle"}},
+                r"\[analysis.efficacy\] spending = 'haybittle' is not valid; choose one of obf, pocock, hsd",
+            ),
             # an entry of an array of tables is named by its 1-based position
-            ({"analysis.looks": [{"information": 0.5}, {"information": 1.0, "efficacy": False}]}, r"\[\[analysis.looks\]\] #2 efficacy = False at the final analysis"),
-            ({"strata": [{"name": "AGE", "probability": 0.4}, {"probability": 0.5}]}, r"\[\[strata\]\] #2 name is missing; add name = <a string>"),
+            (
+                {"analysis.looks": [{"information": 0.5}, {"information": 1.0, "efficacy": False}]},
+                r"\[\[analysis.looks\]\] #2 efficacy = False at the final analysis",
+            ),
+            (
+                {"strata": [{"name": "AGE", "probability": 0.4}, {"probability": 0.5}]},
+                r"\[\[strata\]\] #2 name is missing; add name = <a string>",
+            ),
             # unknown keys (typos) are errors that list the valid keys
             ({"analysis.event": 200}, r"\[analysis\] event is not a valid key; valid keys: events, alpha"),
             ({"arms.control.medain": 7.0}, r"\[arms.control\] medain is not a valid key"),
-            ({"arms.placebo": {"median": 7.0}}, r"\[arms\] placebo is not a valid key; valid keys: experimental, control"),
-            ({"randomization": {"n_patients": 300}}, r"randomization is not a valid key; valid keys: name, randomisation"),
+            (
+                {"arms.placebo": {"median": 7.0}},
+                r"\[arms\] placebo is not a valid key; valid keys: experimental, control",
+            ),
+            (
+                {"randomization": {"n_patients": 300}},
+                r"randomization is not a valid key; valid keys: name, randomisation",
+            ),
         ],
     )
     def test_bad_keys_are_named_with_the_file(self, change, message):

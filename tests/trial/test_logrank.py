@@ -100,7 +100,7 @@ class TestShapesAndMasks:
 
     def test_vmap_over_replicates_equals_one_at_a_time(self):
         data = [random_data(s, ties=True, strata=2) for s in range(5)]
-        stacked = [jnp.asarray(np.stack(x)) for x in zip(*data)]
+        stacked = [jnp.asarray(np.stack(x)) for x in zip(*data, strict=True)]
         batched = jax.jit(jax.vmap(logrank))(*stacked)
         assert batched.z.shape == (5,)
         for i, (time, event, arm, stratum) in enumerate(data):

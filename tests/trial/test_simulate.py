@@ -55,7 +55,9 @@ class TestPatients:
 
 class TestAnalyses:
     def test_each_look_happens_at_its_event_count_and_matches_lifelines(self):
-        d = design_from_dict(design_dict(**{"analysis.looks": [{"information": 0.4}, {"information": 0.75}, {"information": 1.0}]}))
+        d = design_from_dict(
+            design_dict(**{"analysis.looks": [{"information": 0.4}, {"information": 0.75}, {"information": 1.0}]})
+        )
         p = simulate_patients(d, key=jax.random.PRNGKey(3))
         looks = analyse_looks(p, jnp.asarray(d.look_events), stratified=False)
         assert np.asarray(looks.events).tolist() == d.look_events.tolist() == [80, 150, 200]
@@ -111,8 +113,11 @@ class TestOperatingCharacteristics:
         hook = exposure_log_hazard_offsets(np.full(10, 2.0), log_hr_per_doubling=np.log(0.5), reference=1.0)
         offsets = hook(jax.random.PRNGKey(0), jnp.array([0, 1, 1]), jnp.zeros(3, int))
         assert np.asarray(offsets) == pytest.approx([0.0, np.log(0.5), np.log(0.5)])
-        p = simulate_patients(design_from_dict(design_dict(**{"randomisation.n_patients": 20_000, "analysis.events": 100})),
-                              key=jax.random.PRNGKey(2), log_hazard_offset=hook)
+        p = simulate_patients(
+            design_from_dict(design_dict(**{"randomisation.n_patients": 20_000, "analysis.events": 100})),
+            key=jax.random.PRNGKey(2),
+            log_hazard_offset=hook,
+        )
         pfs, arm = np.asarray(p.pfs), np.asarray(p.arm)
         assert np.median(pfs[arm == 1]) == pytest.approx(20.0, rel=0.05)
 
@@ -136,4 +141,7 @@ class TestGroupSequentialSimulation:
                 for what in ("efficacy", "futility"):
                     sim = look[f"prob_stop_{what}"]
                     assert abs(sim["estimate"] - look[f"analytic_prob_stop_{what}"]) < 4 * max(sim["mc_se"], 1e-3)
-            assert abs(s["power_nonbinding"]["estimate"] - s["analytic"]["group_sequential_power_nonbinding"]) < 4 * s["power_nonbinding"]["mc_se"] + 0.005
+            assert (
+                abs(s["power_nonbinding"]["estimate"] - s["analytic"]["group_sequential_power_nonbinding"])
+                < 4 * s["power_nonbinding"]["mc_se"] + 0.005
+            )

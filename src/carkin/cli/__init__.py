@@ -29,7 +29,8 @@ def main() -> None:
     app()
 
 
-# Command modules register on `app` when imported.
+# Command modules register on `app` when imported, in this order (the order of `carkin --help`).
+# isort: off
 from . import _fit  # noqa: E402,F401
 from . import _survival  # noqa: E402,F401
 from . import _demo  # noqa: E402,F401
@@ -38,3 +39,4 @@ from . import _trial  # noqa: E402,F401
 from . import _er  # noqa: E402,F401
 from . import _report  # noqa: E402,F401
 from . import _cohort  # noqa: E402,F401
+# isort: on

@@ -20,9 +20,12 @@ app.add_typer(cohort_app, name="cohort")
 
 @cohort_app.command("karmma3")
 def karmma3_command(
-    seed: int = typer.Option(..., "--seed", help="Integer seed (jax.random.key(seed)); the starting seed with "
-                             "--first-passing."),
-    out: Path = typer.Option(..., "--out", help="Output folder: patients.csv, ck.csv, markers.csv, README.md (replaced atomically)."),
+    seed: int = typer.Option(
+        ..., "--seed", help="Integer seed (jax.random.key(seed)); the starting seed with --first-passing."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Output folder: patients.csv, ck.csv, markers.csv, README.md (replaced atomically)."
+    ),
     config: Path | None = typer.Option(None, "--config", help=f"Assumptions TOML (default {default_config_path()})."),
     first_passing: bool = typer.Option(
         False, "--first-passing", help="Search from --seed upward for the first seed whose realisation meets the "
@@ -49,7 +52,9 @@ def karmma3_command(
         start = seed
         if first_passing:
             seed, tried = first_passing_seed(cfg, start=start)
-            console.print(f"first passing seed from {start}: {seed} ({tried} seed(s) tried)", highlight=False, soft_wrap=True)
+            console.print(
+                f"first passing seed from {start}: {seed} ({tried} seed(s) tried)", highlight=False, soft_wrap=True
+            )
         cohort = simulate_karmma3(jax.random.key(seed), cfg, seed=seed)
         written = cohort.write(out)
     summary = cohort.summary()

@@ -20,19 +20,29 @@ SAMPLER = SamplerSettings()
 @app.command("fit")
 def fit_command(
     ck: Path = typer.Argument(..., help="CK records (NONMEM-style CSV)."),
-    covariates: Optional[Path] = typer.Option(None, "--covariates", help="Per-patient covariate table (CSV, ID + columns)."),
+    covariates: Optional[Path] = typer.Option(
+        None, "--covariates", help="Per-patient covariate table (CSV, ID + columns)."
+    ),
     model: Path = typer.Option(DEFAULT_MODEL, "--model", help="Population model spec (TOML)."),
     out: Path = typer.Option(..., "--out", help="Output directory (written atomically)."),
     method: str = typer.Option(default_of(fit, "method"), "--method", help="nuts | laplace | svi | map"),
     chains: int = typer.Option(SAMPLER.chains, "--chains", help="Markov chains (NUTS)."),
     warmup: int = typer.Option(SAMPLER.warmup, "--warmup", help="Warm-up iterations per chain (NUTS)."),
-    samples: int = typer.Option(SAMPLER.samples, "--samples", help="Draws per chain (NUTS), or from the approximation."),
-    seed: int = typer.Option(default_of(fit, "seed"), "--seed", help="Seed of the run's jax.random key (recorded in the manifest)."),
+    samples: int = typer.Option(
+        SAMPLER.samples, "--samples", help="Draws per chain (NUTS), or from the approximation."
+    ),
+    seed: int = typer.Option(
+        default_of(fit, "seed"), "--seed", help="Seed of the run's jax.random key (recorded in the manifest)."
+    ),
     target_accept: float = typer.Option(SAMPLER.target_accept, "--target-accept", help="NUTS target acceptance."),
     max_tree_depth: int = typer.Option(SAMPLER.max_tree_depth, "--max-tree-depth", help="NUTS maximum tree depth."),
     steps: int = typer.Option(SAMPLER.steps, "--steps", help="Optimisation steps (laplace, svi, map)."),
-    allow_extra_ids: bool = typer.Option(False, "--allow-extra-ids", help="Accept covariate rows without CK records (e.g. patients never infused)."),
-    allow_unconverged: bool = typer.Option(False, "--allow-unconverged", help="Exit 0 even if the fit fails its convergence gates."),
+    allow_extra_ids: bool = typer.Option(
+        False, "--allow-extra-ids", help="Accept covariate rows without CK records (e.g. patients never infused)."
+    ),
+    allow_unconverged: bool = typer.Option(
+        False, "--allow-unconverged", help="Exit 0 even if the fit fails its convergence gates."
+    ),
     progress: bool = typer.Option(SAMPLER.progress_bar, "--progress/--no-progress"),
     whitening: bool = typer.Option(
         SAMPLER.whitening, "--whitening/--no-whitening",
@@ -73,7 +83,9 @@ def fit_command(
             f"min tail ESS {diag['min_ess_tail']:.0f}, divergences {diag['divergences']}"
         )
     else:
-        console.print("[bold red]FIT FAILED ITS CONVERGENCE GATES[/bold red]:\n  " + "\n  ".join(diag["failures"]), soft_wrap=True)
+        console.print(
+            "[bold red]FIT FAILED ITS CONVERGENCE GATES[/bold red]:\n  " + "\n  ".join(diag["failures"]), soft_wrap=True
+        )
     console.print(f"wrote {out}/ ({', '.join(FIT_FILES)})")
     if not result.converged and not allow_unconverged:
         raise typer.Exit(code=1)

@@ -22,10 +22,12 @@ def report_command(
     diagnostics: Path | None = typer.Option(None, "--diagnostics", help="Diagnostics folder written by `carkin demo` "
                                             "(default: computed from the fit)."),
     stratify: str | None = typer.Option(None, "--stratify", help="VPC strata covariate, e.g. DOSE."),
-    replicates: int = typer.Option(default_of(build_report, "replicates"), "--replicates", min=2, help="VPC replicates."),
+    replicates: int = typer.Option(
+        default_of(build_report, "replicates"), "--replicates", min=2, help="VPC replicates."
+    ),
     seed: int = typer.Option(default_of(build_report, "seed"), "--seed", help="Seed of the diagnostics' simulations."),
 ) -> None:
-    """Data, model, convergence verdict, parameters, GOF/NPDE/VPC, exposure, E-R and scenario results in one HTML file."""
+    """Data, model, convergence verdict, parameters, GOF/NPDE/VPC, exposure, E-R and scenario results in one HTML file."""  # noqa: E501 (typer shows the first paragraph's line breaks)
     import warnings
 
     from ..report import write_report

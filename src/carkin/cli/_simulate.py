@@ -15,11 +15,17 @@ from ._common import console, user_errors
 @app.command("simulate")
 def simulate_command(
     fit_dir: Path = typer.Argument(..., help="A fit directory written by `carkin fit` (posterior.nc, manifest.json)."),
-    scenario: Path = typer.Option(..., "--scenario", help="Dose scenario (TOML), e.g. scenarios/doses.toml (or a shipped name: doses)."),
-    n: int | None = typer.Option(None, "--n", min=1, help="Virtual patients per posterior draw (default: the scenario's)."),
+    scenario: Path = typer.Option(
+        ..., "--scenario", help="Dose scenario (TOML), e.g. scenarios/doses.toml (or a shipped name: doses)."
+    ),
+    n: int | None = typer.Option(
+        None, "--n", min=1, help="Virtual patients per posterior draw (default: the scenario's)."
+    ),
     draws: int | None = typer.Option(None, "--draws", min=1, help="Posterior draws used (default: the scenario's)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the jax.random key (recorded in the outputs)."),
-    out: Path | None = typer.Option(None, "--out", help="Output directory (written atomically); default fits/<fit>-<scenario>."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Output directory (written atomically); default fits/<fit>-<scenario>."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
@@ -43,7 +49,13 @@ def simulate_command(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the gate verdict is reported in the notes below
             result = simulate_scenario(
-                fit, spec_scenario, key=jax.random.PRNGKey(seed), n_patients=n, draws=draws, progress=progress, seed=seed
+                fit,
+                spec_scenario,
+                key=jax.random.PRNGKey(seed),
+                n_patients=n,
+                draws=draws,
+                progress=progress,
+                seed=seed,
             )
         summary = write_scenario_report(result, out, extra={"fit_dir": str(fit_dir)})
     if as_json:
@@ -76,7 +88,9 @@ def _print_table(summary: dict) -> None:
         table.add_column(name, justify="right")
     if summary["target"]:
         t = summary["target"]
-        table.add_column(f"P({t['metric']}{'>=' if t['direction'] == 'above' else '<='}{t['threshold']:g})", justify="right")
+        table.add_column(
+            f"P({t['metric']}{'>=' if t['direction'] == 'above' else '<='}{t['threshold']:g})", justify="right"
+        )
     if summary["exposure_response"]:
         table.add_column("PFS, E-R hook", justify="right")
     if summary.get("lloq"):

@@ -12,7 +12,9 @@ from ..trial import simulate_trials
 from ._common import console, default_of, user_errors
 from ._survival import trial_app
 
-_DESIGN = typer.Option(..., "--design", help="Trial design (TOML), e.g. designs/karmma3.toml (or a shipped name: karmma3).")
+_DESIGN = typer.Option(
+    ..., "--design", help="Trial design (TOML), e.g. designs/karmma3.toml (or a shipped name: karmma3)."
+)
 _JSON = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
 
 
@@ -28,7 +30,8 @@ def trial_design_command(design: Path = _DESIGN, as_json: bool = _JSON) -> None:
         return
     _print_looks(report["design"], report["boundaries"]["looks"], simulated=False)
     console.print(
-        f"Schoenfeld power (fixed design, {report['design']['events']} events, HR {report['design']['hazard_ratio']:.3f}): "
+        f"Schoenfeld power (fixed design, {report['design']['events']} events, "
+        f"HR {report['design']['hazard_ratio']:.3f}): "
         f"{report['schoenfeld_power']:.3f}; group-sequential power {report['group_sequential_power']:.3f} "
         f"(futility ignored: {report['group_sequential_power_nonbinding']:.3f}); expected events under H1 "
         f"{report['expected_events_h1']:.1f}, under H0 {report['expected_events_h0']:.1f}",
@@ -41,9 +44,12 @@ def trial_simulate_command(
     design: Path = _DESIGN,
     replicates: int = typer.Option(10_000, "--replicates", min=1, help="Number of simulated trials."),
     seed: int = typer.Option(0, "--seed", help="Seed of the jax.random key (recorded in the output)."),
-    null: bool = typer.Option(False, "--null", help="Simulate under H0 (experimental arm = control arm): type I error."),
-    batch_size: int = typer.Option(default_of(simulate_trials, "batch_size"), "--batch-size", min=1,
-                                   help="Replicates per compiled call."),
+    null: bool = typer.Option(
+        False, "--null", help="Simulate under H0 (experimental arm = control arm): type I error."
+    ),
+    batch_size: int = typer.Option(
+        default_of(simulate_trials, "batch_size"), "--batch-size", min=1, help="Replicates per compiled call."
+    ),
     as_json: bool = _JSON,
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
@@ -74,7 +80,8 @@ def trial_simulate_command(
     console.print(
         f"{summary['replicates']} replicates, seed {seed}, {'H0' if null else 'H1 (design assumptions)'}: "
         f"{what} {est(summary['power'])}, futility ignored {est(summary['power_nonbinding'])}; analytic "
-        f"{summary['analytic']['group_sequential_power']:.3f}, Schoenfeld fixed-design {summary['analytic']['schoenfeld_power_fixed']:.3f}\n"
+        f"{summary['analytic']['group_sequential_power']:.3f}, "
+        f"Schoenfeld fixed-design {summary['analytic']['schoenfeld_power_fixed']:.3f}\n"
         f"expected events {est(summary['expected_events'], 1)}, expected duration "
         f"{est(summary['expected_duration_months'], 2)} months",
         highlight=False,
@@ -102,6 +109,10 @@ def _print_looks(design: dict, looks: list[dict], *, simulated: bool) -> None:
             row += [f"{look['prob_stop_efficacy']['estimate']:.3f}", f"{look['prob_stop_futility']['estimate']:.3f}",
                     f"{look['mean_time_months']['estimate']:.1f}"]
         else:
-            row += [f"{look['alternative']['efficacy']:.3f}", f"{look['alternative']['futility']:.3f}", f"{look['null']['efficacy']:.4f}"]
+            row += [
+                f"{look['alternative']['efficacy']:.3f}",
+                f"{look['alternative']['futility']:.3f}",
+                f"{look['null']['efficacy']:.4f}",
+            ]
         table.add_row(*row)
     Console(width=None if sys.stdout.isatty() else 120).print(table)

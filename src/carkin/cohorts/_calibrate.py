@@ -78,7 +78,9 @@ def _scaled(cfg: KarMMa3Config, scale: int) -> KarMMa3Config:
 def calibrate_closed_form(cfg: KarMMa3Config) -> KarMMa3Config:
     """Step 1: burden share >= 50% = 0.27 and median dose = 445, from the Beta distributions."""
     tb = cfg.tumor_burden
-    share = (PUBLISHED["high_burden_ide_cel"].value + PUBLISHED["high_burden_standard"].value) / 2  # 28% / 26% ([TCT2024])
+    share = (
+        PUBLISHED["high_burden_ide_cel"].value + PUBLISHED["high_burden_standard"].value
+    ) / 2  # 28% / 26% ([TCT2024])
     frac = tb.high_threshold_percent / 100.0
     b = optimize.brentq(lambda b: stats.beta.sf(frac, tb.beta_a, b) - share, 0.1, 50.0)
     inf = cfg.infusion
@@ -125,7 +127,9 @@ def calibrate_ide_cel(cfg: KarMMa3Config, key, scale: int) -> KarMMa3Config:
         s = summarize_karmma3(r["patients"], r["ck"])
         p = r["patients"]
         ide = p[p["ARM"] == "ide-cel"]
-        s6, s12, s_median = _km_at(ide["PFS_MONTHS"], ide["PFS_EVENT"], [6.0, 12.0, PUBLISHED["median_pfs_ide_cel"].value])
+        s6, s12, s_median = _km_at(
+            ide["PFS_MONTHS"], ide["PFS_EVENT"], [6.0, 12.0, PUBLISHED["median_pfs_ide_cel"].value]
+        )
         res = [
             s6 - PUBLISHED["pfs6_ide_cel"].value,
             s12 - PUBLISHED["pfs12_ide_cel"].value,
@@ -187,7 +191,9 @@ def calibrate_latent(cfg: KarMMa3Config, key) -> KarMMa3Config:
         c = cfg.replace("ck", latent_log_cmax=float(lc), latent_log_delta=float(ld), omega2_cmax=omega2)
         r = _run(c, key)
         s = summarize_karmma3(r["patients"], r["ck"], r["truth"], lloq=c.ck.lloq)
-        return np.array([math.log(s[name] / PUBLISHED[name].value) for name in ("cmax_ratio_model", "auc28_ratio_model")])
+        return np.array(
+            [math.log(s[name] / PUBLISHED[name].value) for name in ("cmax_ratio_model", "auc28_ratio_model")]
+        )
 
     sol = optimize.least_squares(
         residuals, np.array([ck.latent_log_cmax, ck.latent_log_delta]), diff_step=0.05, xtol=1e-3, max_nfev=40

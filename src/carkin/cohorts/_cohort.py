@@ -292,7 +292,9 @@ def _safety_columns(a: dict[str, np.ndarray], infused: np.ndarray) -> dict[str, 
     return out
 
 
-def _marker_table(a: dict[str, np.ndarray], cfg: KarMMa3Config, ids: np.ndarray, follow_days: np.ndarray) -> pd.DataFrame:
+def _marker_table(
+    a: dict[str, np.ndarray], cfg: KarMMa3Config, ids: np.ndarray, follow_days: np.ndarray
+) -> pd.DataFrame:
     """markers.csv: baseline, the scheduled assessments strictly before the end of PFS follow-up (not missed)
     and, after a PFS event, the assessment that documented progression; DV rounded to 0.01 g/dL, BLQ below
     the LLOQ (written DV = LLOQ) by carkin's one censoring rule."""

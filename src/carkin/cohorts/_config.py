@@ -293,7 +293,9 @@ def default_config_path() -> Path:
 def _build_section(cls: type, table: Table):
     """One section's dataclass from its table: every field required, each checked, no unknown key."""
     hints = typing.get_type_hints(cls)
-    accessors = {int: table.integer, float: table.number, tuple[float, ...]: table.numbers, tuple[str, ...]: table.strings}
+    accessors = {
+        int: table.integer, float: table.number, tuple[float, ...]: table.numbers, tuple[str, ...]: table.strings
+    }
     values = {f.name: accessors[hints[f.name]](f.name, **f.metadata["check"]) for f in dataclasses.fields(cls)}
     table.check_keys(values)
     return cls(**values)
@@ -310,8 +312,14 @@ def _check_consistency(cfg: KarMMa3Config, file: str) -> None:
                          f"{t.accrual_months}", "give cutoff_months >= accrual_months", value=t.cutoff_months)
     i = cfg.infusion
     if not i.dose_min < i.dose_max:
-        raise spec_error(file, "[infusion]", "dose_min", f"is not < dose_max = {i.dose_max}", "give dose_min < dose_max",
-                         value=i.dose_min)
+        raise spec_error(
+            file,
+            "[infusion]",
+            "dose_min",
+            f"is not < dose_max = {i.dose_max}",
+            "give dose_min < dose_max",
+            value=i.dose_min,
+        )
     if not i.bridging_min_days < i.bridging_max_days:
         raise spec_error(file, "[infusion]", "bridging_min_days", f"is not < bridging_max_days = {i.bridging_max_days}",
                          "give bridging_min_days < bridging_max_days", value=i.bridging_min_days)
@@ -325,7 +333,8 @@ def _check_consistency(cfg: KarMMa3Config, file: str) -> None:
         thresholds = getattr(cfg, name).thresholds
         if len(thresholds) != MAX_GRADE:
             raise spec_error(file, f"[{name}]", "thresholds", f"has {len(thresholds)} entries",
-                             f"give {MAX_GRADE} increasing cut points, one per grade 1-{MAX_GRADE}", value=list(thresholds))
+                             f"give {MAX_GRADE} increasing cut points, one per grade 1-{MAX_GRADE}",
+                             value=list(thresholds))
     for name in ("tocilizumab", "corticosteroids"):
         values = getattr(cfg, name).p_by_crs_grade
         if len(values) != MAX_GRADE:

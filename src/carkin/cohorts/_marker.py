@@ -1,4 +1,5 @@
-"""The tumour marker of the virtual KarMMa-3 trial: serum M-protein (g/dL) of the infused, tied to best response and PFS.
+"""The tumour marker of the virtual KarMMa-3 trial: serum M-protein (g/dL) of the infused, tied to best
+response and PFS.
 
 SIMULATED (``models/karmma3_cohort.toml``, section ``[marker]``; the module docs of `carkin.cohorts.karmma3`
 give every number's source). Per infused patient, with ``t`` in days after infusion:
@@ -92,9 +93,9 @@ def simulate_marker(
     n = burden_percent.shape[0]
     ref = cfg.tumor_burden.reference_percent
     z_base = jax.random.normal(stream_key(key, "marker_baseline"), (n,))
-    m0 = m.baseline_floor_g_dl + m.baseline_typical_g_dl * (burden_percent / ref) ** m.baseline_log_per_log_burden * jnp.exp(
-        m.baseline_sd_log * z_base
-    )
+    m0 = m.baseline_floor_g_dl + m.baseline_typical_g_dl * (
+        burden_percent / ref
+    ) ** m.baseline_log_per_log_burden * jnp.exp(m.baseline_sd_log * z_base)
     z_k = jax.random.normal(stream_key(key, "marker_decline"), (n,))
     k = math.log(2.0) / m.decline_half_life_days * jnp.exp(m.decline_sd_log * z_k)
     band = jnp.where(response_index == _NE_INDEX, _NE_AS, response_index)

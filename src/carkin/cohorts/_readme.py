@@ -39,7 +39,7 @@ _PATIENT_COLUMNS = """\
 | NT_ONSET_DAY | neurotoxicity onset, whole days after infusion (`.` if none) |
 | NT_DURATION_DAYS | neurotoxicity duration, days (`.` if none, or still going on at the cut-off) |
 | SIMULATED | 1 on every row: these are simulated patients |
-"""
+"""  # noqa: E501 (markdown table rows of the written README cannot wrap)
 
 _MARKER_COLUMNS = """\
 | column | meaning |

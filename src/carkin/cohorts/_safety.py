@@ -96,7 +96,9 @@ def simulate_safety(
     crs_grade = _grade(stream_key(key, "crs"), crs_eta, crs.thresholds)
     crs_onset = _onset_days(stream_key(key, "crs_onset"), crs.onset_median_days, crs.onset_sd_log, n)
     z = jax.random.normal(stream_key(key, "crs_duration"), (n,))
-    log_duration = jnp.log(crs.duration_median_days) + crs.duration_log_per_grade * (crs_grade - 1) + crs.duration_sd_log * z
+    log_duration = (
+        jnp.log(crs.duration_median_days) + crs.duration_log_per_grade * (crs_grade - 1) + crs.duration_sd_log * z
+    )
     crs_duration = jnp.maximum(1.0, jnp.round(jnp.exp(log_duration)))
 
     # Neurotoxicity: driven by exposure and by the (true) CRS grade.
@@ -115,7 +117,9 @@ def simulate_safety(
     k_crs, k_nt, k_crs_delay, k_nt_delay = jax.random.split(stream_key(key, "corticosteroids"), 4)
     steroid_for_crs = has_crs & (jax.random.uniform(k_crs, (n,)) < jnp.asarray(cs.p_by_crs_grade)[grade_index])
     steroid_for_nt = (nt_grade >= 1) & (jax.random.uniform(k_nt, (n,)) < cs.p_neurotoxicity)
-    crs_steroid_day = jnp.where(gets_toci, toci_day, crs_onset) + 1.0 + _delay_days(k_crs_delay, cs.crs_delay_mean_days, n)
+    crs_steroid_day = (
+        jnp.where(gets_toci, toci_day, crs_onset) + 1.0 + _delay_days(k_crs_delay, cs.crs_delay_mean_days, n)
+    )
     nt_steroid_day = nt_onset + _delay_days(k_nt_delay, cs.nt_delay_mean_days, n)
     steroid_day = jnp.minimum(
         jnp.where(steroid_for_crs, crs_steroid_day, jnp.inf), jnp.where(steroid_for_nt, nt_steroid_day, jnp.inf)

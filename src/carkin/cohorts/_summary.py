@@ -139,7 +139,8 @@ def _exposure_cox(infused: pd.DataFrame, truth: pd.DataFrame) -> float:
             "HIGH_RISK_CYTO": infused["HIGH_RISK_CYTO"].to_numpy(),
         }
     )
-    return cox_ph(df, time="T", event="E", covariates=["LOG2_CMAX", "BURDEN_10", "HIGH_RISK_CYTO"])["LOG2_CMAX"].hazard_ratio
+    fitted = cox_ph(df, time="T", event="E", covariates=["LOG2_CMAX", "BURDEN_10", "HIGH_RISK_CYTO"])
+    return fitted["LOG2_CMAX"].hazard_ratio
 
 
 def _ratio(values: pd.Series, responder: pd.Series) -> float:

@@ -220,16 +220,17 @@ quantified sample.
 
 How typical the shipped seed is
 ------------------------------
-The shipped seed is one realisation that passed its rules; the tests on the shipped files are regression
-checks of it. The evidence that the generator reproduces the trial is the seed study
-``benchmarks/cohort_seeds.py``: over seeds 0-99 (rerun at commit 14eb667, 2026-12-07, with the safety
-figures; the efficacy columns are identical to the earlier runs), **9 of 100 seeds meet every acceptance rule** (11, 29, 46, 50, 51, 57, 64, 72, 80; seed 11 is the first), and each figure's
-median and 5-95% range over the seeds are in ``benchmarks/results/cohort-seeds-2026-12-07.md`` (per seed:
-the ``.csv`` beside it), in the top-level README and in the README of every realisation (from the package
-copy ``carkin/_data/karmma3_seed_study.json``). The rules missed most often are the ORRs (49% of seeds
-inside +/-3 points for the standard arm, 75% for ide-cel), the exposure ratios (69% and 66% inside
-+/-25%) and the standard arm's PFS rates (75-77% inside +/-5 points). The slow test ``TestCalibrationOverSeeds`` (seeds 1000-1099) checks
-that every published figure lies inside the central 95% of the simulated ones.
+The shipped seed is one realisation that passed its rules; the tests on the shipped files are regression checks of
+it. The evidence that the generator reproduces the trial is the seed study ``benchmarks/cohort_seeds.py``: over
+seeds 0-99 (rerun at commit 14eb667, 2026-12-07, with the safety figures; the efficacy columns are identical to the
+earlier runs), **9 of 100 seeds meet every acceptance rule** (11, 29, 46, 50, 51, 57, 64, 72, 80; seed 11 is the
+first), and each figure's median and 5-95% range over the seeds are in
+``benchmarks/results/cohort-seeds-2026-12-07.md`` (per seed: the ``.csv`` beside it), in the top-level README and
+in the README of every realisation (from the package copy ``carkin/_data/karmma3_seed_study.json``). The rules
+missed most often are the ORRs (49% of seeds inside +/-3 points for the standard arm, 75% for ide-cel), the
+exposure ratios (69% and 66% inside +/-25%) and the standard arm's PFS rates (75-77% inside +/-5 points). The slow
+test ``TestCalibrationOverSeeds`` (seeds 1000-1099) checks that every published figure lies inside the central 95%
+of the simulated ones.
 
 Safety and the marker
 ---------------------
@@ -254,13 +255,12 @@ the ones found for this revision (KarMMa-3's own were not reachable).
 True exposure effect
 --------------------
 The direct (causal) effect of Cmax on the post-infusion PFS hazard of the infused is
-``log_hr_per_doubling_cmax = -0.2877``: **HR 0.75 per doubling of Cmax**, conditional on the latent
-factor, marrow burden, cytogenetics and frailty. Because the latent factor raises log Cmax (1.1 per SD)
-and lowers the hazard (log HR -0.5 per SD), the observed association is stronger: a Cox model of PFS from
-infusion on log2(true Cmax), burden and cytogenetics gives HR 0.63 per doubling (median 0.627, 5-95%
-0.56-0.685 over seeds 0-99 of the seed study; ``summarize_karmma3(...)["hr_per_doubling_cmax_observed"]``). An exposure-response
-method that does not adjust for the latent factor should recover about 0.63, not 0.75; the README of each
-realisation states both.
+``log_hr_per_doubling_cmax = -0.2877``: **HR 0.75 per doubling of Cmax**, conditional on the latent factor, marrow
+burden, cytogenetics and frailty. Because the latent factor raises log Cmax (1.1 per SD) and lowers the hazard (log
+HR -0.5 per SD), the observed association is stronger: a Cox model of PFS from infusion on log2(true Cmax), burden
+and cytogenetics gives HR 0.63 per doubling (median 0.627, 5-95% 0.56-0.685 over seeds 0-99 of the seed study;
+``summarize_karmma3(...)["hr_per_doubling_cmax_observed"]``). An exposure-response method that does not adjust for
+the latent factor should recover about 0.63, not 0.75; the README of each realisation states both.
 
 Deviations and open points
 --------------------------
@@ -282,7 +282,7 @@ Deviations and open points
   the monthly assessment grid (event times are continuous; the M-protein sample documenting progression
   is taken on the day after the event); toxicity depends on expansion (true Cmax) and burden, not on dose
   directly; CRS and neurotoxicity do not change PFS.
-"""
+"""  # noqa: E501 (the assumptions table: one markdown row per config number, which a test parses)
 
 from __future__ import annotations
 

@@ -170,14 +170,14 @@ def read_table(path: PathLike, problems: list[DataProblem], *, upper: bool = Tru
     at = header.index("ID") if "ID" in header else None
     skipped = [body[i][at].strip() for i in np.flatnonzero(malformed) if at is not None and len(body[i]) > at]
     skipped_ids = frozenset(normalise_ids(np.asarray(skipped, dtype=object)))
-    body = [record for record, bad in zip(body, malformed) if not bad]
+    body = [record for record, bad in zip(body, malformed, strict=True) if not bad]
     rows = report.rows[~malformed]
     if not body:
         return None
 
     cells: dict[str, np.ndarray] = {}
     position: dict[str, int] = {}
-    for j, (name, column) in enumerate(zip(header, zip(*body))):
+    for j, (name, column) in enumerate(zip(header, zip(*body, strict=True), strict=True)):
         values = np.asarray([cell.strip() for cell in column], dtype=object)
         if name == "":
             filled = np.flatnonzero(values != "")

@@ -146,7 +146,9 @@ class Dataset(eqx.Module):
         if len(self.patient_ids) != n:
             raise ValueError(f"Dataset.patient_ids has {len(self.patient_ids)} entries for {n} patients")
         if self.doses is not None and self.doses.shape[0] != n:
-            raise ValueError(f"Dataset.doses has shape {self.doses.shape}, expected (patients, doses) with {n} patients")
+            raise ValueError(
+                f"Dataset.doses has shape {self.doses.shape}, expected (patients, doses) with {n} patients"
+            )
         if self.analyte is not None and self.analyte.shape != (n, m):
             raise ValueError(f"Dataset.analyte has shape {self.analyte.shape}, expected (patients, obs) = {(n, m)}")
         if self.steps is not None and self.steps.times.shape[0] != n:
@@ -234,7 +236,9 @@ class Dataset(eqx.Module):
         blq_frac = self.n_blq / n_obs if n_obs else 0.0
         covs = ", ".join(self.covariate_names + (self.steps.names if self.steps is not None else ())) or "none"
         n_doses = self.n_doses
-        several = f"; {int(n_doses.sum())} dose events (up to {int(n_doses.max())} per patient)" if n_doses.max() > 1 else ""
+        several = (
+            f"; {int(n_doses.sum())} dose events (up to {int(n_doses.max())} per patient)" if n_doses.max() > 1 else ""
+        )
         codes = np.unique(self.analyte_codes[np.asarray(self.obs_mask)])
         analytes = f"; analytes (DVID) {', '.join(f'{c:g}' for c in codes)}" if codes.size > 1 else ""
         return (

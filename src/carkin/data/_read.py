@@ -1089,7 +1089,7 @@ def _ck_covariates(
         report.each(
             given & ~numbers.finite,
             name,
-            lambda i: (
+            lambda i, name=name, numbers=numbers: (
                 f"covariate {name} must be finite, got {numbers.text[i]!r}. Fix: write the value, or '.' on "
                 "rows that do not carry it."
             ),
@@ -1111,7 +1111,7 @@ def _ck_covariates(
         report.each(
             once,
             name,
-            lambda i: (
+            lambda i, name=name, numbers=numbers, first=first: (
                 f"covariate {name} is not constant within patient {patients.ids[codes[i]]!r}: "
                 f"{numbers.text[i]!r} here, {numbers.text[first[codes[i]]]!r} on row {rows[first[codes[i]]]}, but the "
                 "model needs one value per patient. Fix: correct it, give covariates in a covariate table, or, if "
@@ -1150,7 +1150,8 @@ def _ck_steps(
         numbers = parse_numbers(table.cells[name])
         report_bad_numbers(report, name, numbers)
         report.each(use & ~numbers.missing & ~numbers.bad & ~numbers.finite, name,
-                    lambda i: f"{name} must be finite, got {numbers.text[i]!r}. Fix: write the value or '.'.")
+                    lambda i, name=name, numbers=numbers: (
+                        f"{name} must be finite, got {numbers.text[i]!r}. Fix: write the value or '.'."))
         values[:, k] = np.where(numbers.finite, numbers.value, np.nan)
     index = np.flatnonzero(use)
     frame = pd.DataFrame(values[index], columns=list(columns))
@@ -1161,7 +1162,8 @@ def _ck_steps(
     missing = np.isnan(carried).all(axis=0) if carried.size else np.zeros(len(columns), bool)
     patient = codes[index]
     start = np.r_[True, patient[1:] != patient[:-1]]
-    change = start | np.r_[False, (np.nan_to_num(carried[1:], nan=np.inf) != np.nan_to_num(carried[:-1], nan=np.inf)).any(axis=1)]
+    differs = np.nan_to_num(carried[1:], nan=np.inf) != np.nan_to_num(carried[:-1], nan=np.inf)
+    change = start | np.r_[False, differs.any(axis=1)]
     for k in np.flatnonzero(missing):
         report.whole(columns[k], f"{columns[k]} has no value on any record. Fix: write its value on the records.")
     step_rows = index[change]
@@ -1294,7 +1296,7 @@ def _validate_covariates(
         report.each(
             used & ~numbers.bad & ~numbers.finite & ~never,
             column,
-            lambda i: (
+            lambda i, column=column, numbers=numbers: (
                 f"covariate {column} is {shown(numbers.text[i])} for patient {ids[i]!r}; covariates must be "
                 f"finite numbers. Fix: fill in the value (and document any imputation), remove the patient, or leave "
                 f"{column} out of covariate_columns."

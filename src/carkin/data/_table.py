@@ -4,8 +4,8 @@
 comments, ``.`` and empty cells missing, every unreadable line reported with its file and line) and then
 types each column the way a pandas user expects: a column whose cells are all numbers is numeric (int64
 when every cell is a whole number and none is missing, float64 otherwise), ``true``/``false`` is boolean,
-anything else is text with missing cells as NaN (an empty column is float NaN). Header names keep their case (survival columns are named by
-the user).
+anything else is text with missing cells as NaN (an empty column is float NaN). Header names keep their case
+(survival columns are named by the user).
 
 Provenance travels with the table: ``DataTable.simulated`` is True when a leading comment says SIMULATED (the
 word in capitals) or
@@ -110,7 +110,9 @@ def _typed(cells: np.ndarray) -> np.ndarray | pd.Series:
         return np.full(cells.shape, np.nan)
     numbers = parse_numbers(cells)
     if not numbers.bad.any():
-        whole = np.fromiter((bool(_WHOLE_NUMBER.match(c)) for c in cells[~missing]), dtype=bool, count=int((~missing).sum()))
+        whole = np.fromiter(
+            (bool(_WHOLE_NUMBER.match(c)) for c in cells[~missing]), dtype=bool, count=int((~missing).sum())
+        )
         if not missing.any() and whole.all():
             return numbers.value.astype(np.int64)
         return numbers.value

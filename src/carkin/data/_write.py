@@ -74,7 +74,6 @@ def write_ck(path: PathLike, dataset: Dataset, *, comment: str | None = None) ->
     dv = np.asarray(dataset.dv, dtype=np.float64)
     blq = np.asarray(dataset.blq, dtype=bool)
     lloq = np.asarray(dataset.lloq, dtype=np.float64)
-    dose = np.asarray(dataset.dose, dtype=np.float64)
     dose_time = np.asarray(dataset.dose_time, dtype=np.float64)
 
     doses = dataset.dose_events
@@ -163,7 +162,9 @@ def write_covariates(
             )
         header.append(label)
         texts.append(_column_texts(array))
-    records = [[pid, *cells] for pid, *cells in zip(id_texts, *texts)] if texts else [[pid] for pid in id_texts]
+    records = (
+        [[pid, *cells] for pid, *cells in zip(id_texts, *texts, strict=True)] if texts else [[pid] for pid in id_texts]
+    )
     _write_csv(path, header, records, comment)
 
 

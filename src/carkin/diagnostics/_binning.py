@@ -38,8 +38,12 @@ def auto_bins(times, *, max_bins: int = 15, min_count: int = 20, gap: float = 0.
         centres = np.quantile(x, (np.arange(max_bins) + 0.5) / max_bins)
         for _ in range(100):
             label = np.argmin(np.abs(distinct[:, None] - centres[None, :]), axis=1)
-            new = np.array([np.average(distinct[label == c], weights=counts[label == c]) if np.any(label == c) else centres[c]
-                            for c in range(max_bins)])
+            new = np.array(
+                [
+                    np.average(distinct[label == c], weights=counts[label == c]) if np.any(label == c) else centres[c]
+                    for c in range(max_bins)
+                ]
+            )
             if np.allclose(new, centres):
                 break
             centres = new

@@ -103,7 +103,9 @@ def _moments(iwres: np.ndarray, npde_: np.ndarray, blq: np.ndarray) -> dict:
     return out
 
 
-def goodness_of_fit(fit, dataset: Dataset, *, key: PRNGKeyArray, max_draws: int = 200, replicates: int = 500) -> GoodnessOfFit:
+def goodness_of_fit(
+    fit, dataset: Dataset, *, key: PRNGKeyArray, max_draws: int = 200, replicates: int = 500
+) -> GoodnessOfFit:
     """PRED, IPRED, individual residuals and NPDE of every observation record of ``dataset``.
 
     Parameters
@@ -143,14 +145,23 @@ def goodness_of_fit(fit, dataset: Dataset, *, key: PRNGKeyArray, max_draws: int 
             return None
         return np.concatenate([typical[name][None], draws[name][take]])
 
-    both = np.asarray(log_prediction_draws(spec, des.data, np.concatenate([np.asarray(typical_phi(fit, des.data))[None], phi[take]]),
-                                           log_scale=with_typical("log_scale"), gamma=with_typical("gamma")))
+    both = np.asarray(
+        log_prediction_draws(
+            spec,
+            des.data,
+            np.concatenate([np.asarray(typical_phi(fit, des.data))[None], phi[take]]),
+            log_scale=with_typical("log_scale"),
+            gamma=with_typical("gamma"),
+        )
+    )
     log_pred, log_ipred = both[0], np.median(both[1:], axis=0)
     ipred = np.exp(log_ipred)
     sd = np.ones_like(log_ipred)
     for k, analyte in enumerate(spec.analytes):
         mine = des.analyte == k
-        sd[mine] = np.asarray(residual_sd(analyte.residual, log_ipred[mine], typical["sigma"][k], typical["sigma_add"][k]))
+        sd[mine] = np.asarray(
+            residual_sd(analyte.residual, log_ipred[mine], typical["sigma"][k], typical["sigma_add"][k])
+        )
     with np.errstate(invalid="ignore"):
         ires = np.where(des.blq, np.nan, np.where(des.on_log, des.log_dv - log_ipred, des.dv - ipred))
     return GoodnessOfFit(

@@ -28,7 +28,9 @@ from ._simulation import Design, design, replicate_draws, simulate_records
 __all__ = ["npde"]
 
 
-def npde(fit, dataset: Dataset, *, key: PRNGKeyArray, replicates: int = 500, design_: Design | None = None) -> np.ndarray:
+def npde(
+    fit, dataset: Dataset, *, key: PRNGKeyArray, replicates: int = 500, design_: Design | None = None
+) -> np.ndarray:
     """NPDE of every observation record of ``dataset`` (flat record layout of ``Dataset.flat()``).
 
     Parameters

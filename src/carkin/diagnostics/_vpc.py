@@ -157,8 +157,9 @@ class VPCResult:
     def to_frame(self) -> pd.DataFrame:
         """Long table: stratum, (analyte,) bin, time, count, quantile, observed, simulated median/lower/upper (in
         the analyte's unit), observed and simulated BLQ fraction."""
-        s, b, q = np.meshgrid(np.arange(len(self.strata)), np.arange(self.time.shape[1]), np.arange(len(self.quantiles)),
-                              indexing="ij")
+        s, b, q = np.meshgrid(
+            np.arange(len(self.strata)), np.arange(self.time.shape[1]), np.arange(len(self.quantiles)), indexing="ij"
+        )
         s, b, q = s.ravel(), b.ravel(), q.ravel()
         columns = {"stratum": np.asarray(self.strata, dtype=object)[s]}
         if len(set(self.analyte)) > 1:
@@ -336,8 +337,11 @@ def vpc(
         points_time=des.times, points_value=obs_val, points_blq=des.blq, points_stratum=record_stratum,
         prediction_corrected=prediction_corrected, stratify=stratify, replicates=replicates,
         scale=tuple("log" if labels.log_scale[k] else "linear" for k in stratum_analyte),
-        analyte=tuple(labels.analytes[k] for k in stratum_analyte), unit=tuple(labels.units[k] for k in stratum_analyte),
-        time_unit=labels.time_unit, time_scale=labels.time_scale, time_label=labels.time_label,
+        analyte=tuple(labels.analytes[k] for k in stratum_analyte),
+        unit=tuple(labels.units[k] for k in stratum_analyte),
+        time_unit=labels.time_unit,
+        time_scale=labels.time_scale,
+        time_label=labels.time_label,
     )
 
 

@@ -9,7 +9,11 @@
 - `simulate_er_study`: a SIMULATED CK + PFS study with a known exposure effect, to check the methods.
 """
 
-from ._analysis import ERAnalysis as ERAnalysis, METHODS as METHODS, analyze_exposure_response as analyze_exposure_response
+from ._analysis import (
+    METHODS as METHODS,
+    ERAnalysis as ERAnalysis,
+    analyze_exposure_response as analyze_exposure_response,
+)
 from ._analysis_set import (
     ERData as ERData,
     ExposureWindowWarning as ExposureWindowWarning,

@@ -303,7 +303,9 @@ def analyze_exposure_response(
         Problems in the patients table.
     """
     if method not in _RUNNERS:
-        raise ValueError(f"method={method!r} ({type(method).__name__}) is not valid; choose one of {', '.join(METHODS)}")
+        raise ValueError(
+            f"method={method!r} ({type(method).__name__}) is not valid; choose one of {', '.join(METHODS)}"
+        )
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level!r}")
     if method == "joint" and (fit is None or dataset is None):
@@ -316,7 +318,8 @@ def analyze_exposure_response(
     quartiles = exposure_quartiles(2.0 ** data.log2_draws, patient_ids=data.ids, metric=data.metric.name)
     plugin = plugin_analysis(data, quartiles, level=level)
     options = dict(baseline=baseline, pieces=pieces, settings=settings, exposure_prior_sd=exposure_prior_sd,
-                   level=level, seed=seed, n_draws=n_exposure_draws, scheme=scheme, fit=fit, dataset=dataset, gates=gates)
+                   level=level, seed=seed, n_draws=n_exposure_draws, scheme=scheme, fit=fit, dataset=dataset,
+                   gates=gates)
     bayes, plugin_bayes = _RUNNERS[method](data, jax.random.key(seed), options)
     return ERAnalysis(
         data=data, quartiles=quartiles, plugin=plugin, bayes=bayes, plugin_bayes=plugin_bayes, method=method,

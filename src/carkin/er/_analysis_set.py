@@ -253,7 +253,7 @@ def er_analysis_set(
             notes.append(f"CAR-T arm: {arms[0]!r} ({int(car_t.sum())} of {len(patients)} randomised)")
     if INFUSED in patients.columns:
         infused = _flag(patients, INFUSED, where).astype(bool) & car_t
-        not_infused_fit = [p for p, label in zip(fit_ids, fit_labels) if not infused[label]]
+        not_infused_fit = [p for p, label in zip(fit_ids, fit_labels, strict=True) if not infused[label]]
         if not_infused_fit:
             raise DataError(where.rows_problem(
                 INFUSED, table_ids.isin(not_infused_fit) & ~infused,
@@ -301,8 +301,8 @@ def er_analysis_set(
     # landmark
     landmark_units = landmark / days_per_time_unit
     by_landmark = t <= landmark_units if landmark > 0 else np.zeros(t.shape, dtype=bool)
-    event_before = [p for p, b, ev in zip(fit_ids, by_landmark, e) if b and ev]
-    censored_before = [p for p, b, ev in zip(fit_ids, by_landmark, e) if b and not ev]
+    event_before = [p for p, b, ev in zip(fit_ids, by_landmark, e, strict=True) if b and ev]
+    censored_before = [p for p, b, ev in zip(fit_ids, by_landmark, e, strict=True) if b and not ev]
     keep = ~by_landmark
     if not keep.any():
         raise DataError(DataProblem(where.file, None, time,
@@ -313,7 +313,7 @@ def er_analysis_set(
     if landmark < window_end:
         inside = keep & (t * days_per_time_unit < window_end)
         if inside.any():
-            names = [p for p, k in zip(fit_ids, inside) if k]
+            names = [p for p, k in zip(fit_ids, inside, strict=True) if k]
             message = (
                 f"the exposure window of {metric.name} (days 0-{window_end:g}) extends past the event or censoring "
                 f"time of {len(names)} analysed patient(s) (first {names[:5]}); their exposure is extrapolated by "

@@ -270,7 +270,9 @@ def two_stage(
     """
     check_baseline(baseline)
     if scheme not in SCHEMES:
-        raise ValueError(f"scheme={scheme!r} ({type(scheme).__name__}) is not valid; choose one of {', '.join(SCHEMES)}")
+        raise ValueError(
+            f"scheme={scheme!r} ({type(scheme).__name__}) is not valid; choose one of {', '.join(SCHEMES)}"
+        )
     settings = settings or DEFAULT_SETTINGS
     arrays = survival_arrays(data, pieces=pieces)
     available = data.log2_draws.shape[0]
@@ -284,7 +286,9 @@ def two_stage(
         )
     m = min(n_draws, available)
     choice_key, mcmc_key = jax.random.split(key)
-    chosen = np.sort(np.asarray(jax.random.choice(choice_key, available, (m,), replace=False))) if m else np.zeros(0, int)
+    chosen = (
+        np.sort(np.asarray(jax.random.choice(choice_key, available, (m,), replace=False))) if m else np.zeros(0, int)
+    )
     centre = float(np.mean(data.log2_plug_in))
     plug_in_x = data.log2_plug_in[None, :] - centre
     candidates = data.log2_draws[chosen] - centre

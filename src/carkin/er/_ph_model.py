@@ -106,9 +106,11 @@ def survival_arrays(data: ERData, *, pieces: int = 5) -> SurvivalArrays:
     x = data.covariates.to_numpy(dtype=float)
     if x.shape[1]:
         scale = x.std(axis=0)
-        constant = [c for c, s in zip(data.covariate_names, scale) if not s > 0]
+        constant = [c for c, s in zip(data.covariate_names, scale, strict=True) if not s > 0]
         if constant:
-            raise ValueError(f"covariate(s) {constant} are constant in the analysis set; leave them out of the adjustment")
+            raise ValueError(
+                f"covariate(s) {constant} are constant in the analysis set; leave them out of the adjustment"
+            )
         z = (x - x.mean(axis=0)) / scale
     else:
         scale = np.zeros(0)
@@ -196,7 +198,9 @@ def ph_init_values(arrays: SurvivalArrays, baseline: str, batch: tuple[int, ...]
 
 def check_baseline(baseline: str) -> str:
     if baseline not in BASELINES:
-        raise ValueError(f"baseline={baseline!r} ({type(baseline).__name__}) is not valid; choose one of {', '.join(BASELINES)}")
+        raise ValueError(
+            f"baseline={baseline!r} ({type(baseline).__name__}) is not valid; choose one of {', '.join(BASELINES)}"
+        )
     return baseline
 
 

@@ -26,8 +26,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
-
 from .._atomic import atomic_directory
 from ..data import SIMULATED_NOTE, write_table
 from ._analysis import ERAnalysis
@@ -121,6 +119,9 @@ def write_er_report(analysis: ERAnalysis, out_dir: str | Path, *, extra: dict | 
         (tmp / "report.md").write_text(er_report_text(analysis, result), encoding="utf-8")
         for name, table in analysis.tables().items():
             write_table(tmp / f"{name}.csv", table, simulated=analysis.simulated)
-        for name, figure in (("km_by_quartile.png", plot_km_by_quartile(analysis)), ("forest.png", plot_forest(analysis))):
+        for name, figure in (
+            ("km_by_quartile.png", plot_km_by_quartile(analysis)),
+            ("forest.png", plot_forest(analysis)),
+        ):
             figure.savefig(tmp / name, dpi=110)
     return result

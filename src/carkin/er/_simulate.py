@@ -169,7 +169,8 @@ def simulate_er_study(
         dataset = _keep_records(dataset, keep)
     lloq_value = float(np.asarray(dataset.lloq)[0, 0])
     individual = {k: jnp.asarray(v) for k, v in cohort.individual.items()}
-    exposure = np.asarray(exposure_metrics(spec.kinetic_model, individual, [metric_obj], lloq=lloq_value)[metric_obj.name])
+    metrics = exposure_metrics(spec.kinetic_model, individual, [metric_obj], lloq=lloq_value)
+    exposure = np.asarray(metrics[metric_obj.name])
     log2_x = np.log2(np.maximum(exposure, metric_obj.log_floor) if metric_obj.log_floor > 0 else exposure)
     burden = np.asarray(cohort.covariates["TUMOR_BURDEN"], dtype=float)
     strata = np.asarray(jax.random.uniform(k_strata, (n, 3)) < jnp.asarray(p_strata)[None, :]).astype(int)

@@ -29,10 +29,10 @@ from ._posterior import (
     patient_lloq as patient_lloq,
     posterior_exposures as posterior_exposures,
 )
-from ._report import write_exposure_report as write_exposure_report
 from ._quartiles import (
     DOSE_LEVELS as DOSE_LEVELS,
     ExposureQuartiles as ExposureQuartiles,
     exposure_quartiles as exposure_quartiles,
     quartile_by_dose as quartile_by_dose,
 )
+from ._report import write_exposure_report as write_exposure_report

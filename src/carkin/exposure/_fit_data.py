@@ -9,7 +9,9 @@ from pathlib import Path
 __all__ = ["load_fit_dataset"]
 
 
-def load_fit_dataset(fit_dir: str | Path, fit=None, *, ck: str | Path | None = None, covariates: str | Path | None = None):
+def load_fit_dataset(
+    fit_dir: str | Path, fit=None, *, ck: str | Path | None = None, covariates: str | Path | None = None
+):
     """Read the CK data of a saved fit (the copies in ``FIT_DIR/input/``), patients in the fit's order.
 
     Parameters

@@ -86,7 +86,9 @@ class Metric:
                 f"metric {self.name!r}: need 0 <= start <= end (days), got start={self.start!r}, end={self.end!r}"
             )
         if self.kind == "auc" and not self.end > self.start:
-            raise ValueError(f"metric {self.name!r}: an AUC window needs end > start, got [{self.start}, {self.end}] days")
+            raise ValueError(
+                f"metric {self.name!r}: an AUC window needs end > start, got [{self.start}, {self.end}] days"
+            )
 
     @property
     def window_days(self) -> tuple[float, float]:

@@ -89,7 +89,9 @@ def nca(
     >>> nca(dataset)[["ID", "CMAX_OBS", "AUC_0_28_NCA"]]  # doctest: +SKIP
     """
     if method not in NCA_METHODS:
-        raise ValueError(f"method={method!r} ({type(method).__name__}) is not valid; choose one of {', '.join(NCA_METHODS)}")
+        raise ValueError(
+            f"method={method!r} ({type(method).__name__}) is not valid; choose one of {', '.join(NCA_METHODS)}"
+        )
     if not (isinstance(window_days, (int, float)) and np.isfinite(window_days) and window_days > 0):
         raise ValueError(f"window_days must be a positive number of days, got {window_days!r}")
     times = np.asarray(dataset.times, dtype=float)

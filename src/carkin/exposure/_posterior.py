@@ -92,7 +92,9 @@ def exposure_metrics(
         ``lloq``, or parameters of different shapes.
     """
     if method not in METHODS:
-        raise ValueError(f"method={method!r} ({type(method).__name__}) is not valid; choose one of {', '.join(METHODS)}")
+        raise ValueError(
+            f"method={method!r} ({type(method).__name__}) is not valid; choose one of {', '.join(METHODS)}"
+        )
     metrics = resolve_metrics(metrics)
     values = {k: jnp.asarray(v) for k, v in individual.items()}
     missing = [name for name in getattr(model, "individual_parameters", ()) if name not in values]
@@ -217,7 +219,7 @@ class PosteriorExposure:
         """
         ids = tuple(str(p) for p in patient_ids)
         metrics = resolve_metrics(list(values))
-        given = dict(zip([m.name for m in metrics], values.values()))
+        given = dict(zip([m.name for m in metrics], values.values(), strict=True))
         draws = {}
         for metric in metrics:
             x = np.asarray(given[metric.name], dtype=float)

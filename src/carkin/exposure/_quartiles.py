@@ -139,7 +139,9 @@ def exposure_quartiles(
             f"draws must have shape (samples, patients) = (*, {len(patient_ids)}), got {draws.shape}"
         )
     if not (isinstance(n_groups, int) and 2 <= n_groups <= draws.shape[1]):
-        raise ValueError(f"n_groups={n_groups!r} must be an integer from 2 to the number of patients ({draws.shape[1]})")
+        raise ValueError(
+            f"n_groups={n_groups!r} must be an integer from 2 to the number of patients ({draws.shape[1]})"
+        )
     cut_draws, groups = quartile_of(draws, n_groups)
     probabilities = np.stack([(groups == k + 1).mean(axis=0) for k in range(n_groups)], axis=1)
     plug_in_values = np.median(draws, axis=0)

@@ -29,7 +29,9 @@ def _json_default(value):
         return list(value)
     return str(value)
 
-def save_fit(fit: Fit, out_dir: str | Path, *, figures: dict | None = None, inputs: dict[str, str] | None = None) -> Path:
+def save_fit(
+    fit: Fit, out_dir: str | Path, *, figures: dict | None = None, inputs: dict[str, str] | None = None
+) -> Path:
     """Write a fit's artefacts into ``out_dir`` atomically.
 
     Parameters

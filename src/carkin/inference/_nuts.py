@@ -46,7 +46,8 @@ def resolve_chain_method(settings: SamplerSettings) -> str:
 
 
 def make_mcmc(kernel, settings: SamplerSettings) -> MCMC:
-    """A numpyro MCMC driver for ``kernel`` with the warm-up, draws, chains, chain method and progress bar of ``settings``."""
+    """A numpyro MCMC driver for ``kernel`` with the warm-up, draws, chains, chain method and progress bar of
+    ``settings``."""
     return MCMC(
         kernel,
         num_warmup=settings.warmup,
@@ -89,7 +90,8 @@ class NutsRun:
         return float(self.stats["n_steps"].mean())
 
     def to_arviz(self, *, coords: dict | None = None, dims: dict | None = None) -> az.InferenceData:
-        """The draws as arviz ``posterior`` and the statistics as ``sample_stats`` (``dims`` of absent sites dropped)."""
+        """The draws as arviz ``posterior`` and the statistics as ``sample_stats`` (``dims`` of absent sites
+        dropped)."""
         return az.from_dict(
             posterior=self.samples,
             sample_stats=self.stats,

@@ -95,8 +95,14 @@ class SamplerSettings:
 
 def _dims(spec: PopulationSpec, dataset: Dataset) -> tuple[dict, dict]:
     coords = {"patient": list(dataset.patient_ids), "parameter": list(spec.parameter_names)}
-    dims = {"mu": ["parameter"], "omega": ["parameter"], "phi": ["patient", "parameter"], "eta": ["patient", "parameter"],
-            "phi_raw": ["patient", "parameter"], "phi_z": ["patient", "parameter"]}
+    dims = {
+        "mu": ["parameter"],
+        "omega": ["parameter"],
+        "phi": ["patient", "parameter"],
+        "eta": ["patient", "parameter"],
+        "phi_raw": ["patient", "parameter"],
+        "phi_z": ["patient", "parameter"],
+    }
     if spec.effects:
         coords["effect"] = list(spec.effect_names)
         dims["beta"] = ["effect"]
@@ -121,7 +127,9 @@ def _run_nuts(data, spec, dataset, settings: SamplerSettings, key) -> tuple[az.I
                   "first_stage_mean_leapfrog_steps": first.mean_leapfrog_steps,
                   "restarted_patients": restarted}
         settings = dataclasses.replace(settings, warmup=settings.warmup - first_stage)
-    run = run_nuts(population_model, model_args, settings=settings, key=key, init_strategy=init, init_params=init_params)
+    run = run_nuts(
+        population_model, model_args, settings=settings, key=key, init_strategy=init, init_params=init_params
+    )
     coords, dims = _dims(spec, dataset)
     info = {
         "chain_method": run.chain_method,
@@ -141,7 +149,11 @@ def _run_optimisation(guide_cls, data, spec, dataset, settings: SamplerSettings,
     losses = np.asarray(result.losses)
     tail = max(1, settings.steps // 10)
     # Relative change of the loss over the last 10% of steps: the optimiser's own convergence check.
-    loss_change = float(abs(losses[-tail:].mean() - losses[-2 * tail : -tail].mean()) / (abs(losses[-tail:].mean()) + 1.0)) if losses.size >= 2 * tail else math.nan
+    loss_change = (
+        float(abs(losses[-tail:].mean() - losses[-2 * tail : -tail].mean()) / (abs(losses[-tail:].mean()) + 1.0))
+        if losses.size >= 2 * tail
+        else math.nan
+    )
     n = 1 if guide_cls is AutoDelta else settings.samples
     draws = guide.sample_posterior(draw_key, result.params, data, spec, sample_shape=(n,))
     posterior = {k: np.asarray(v)[None] for k, v in draws.items() if k != "log_likelihood"}
@@ -183,7 +195,9 @@ def _judge(table, info: dict, gates: Gates, method: str) -> dict:
     """The verdict: the MCMC gate (`judge_convergence`) for NUTS; an approximation never passes."""
     if method == "nuts":
         return {**judge_convergence(table, info["divergences"], gates), **info}
-    failures = [f"method {method!r} is an approximation: no MCMC convergence diagnostics; use NUTS for inference you report"]
+    failures = [
+        f"method {method!r} is an approximation: no MCMC convergence diagnostics; use NUTS for inference you report"
+    ]
     change = info.get("relative_loss_change_last_10pct", math.nan)
     if not change < 1e-3:
         failures.append(f"optimisation has not settled (relative loss change {change:.2g} over the last 10% of steps)")

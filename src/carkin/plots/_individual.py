@@ -79,7 +79,8 @@ def plot_individual_fits(
     rows = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False, sharey=n_analytes == 1)
     dv, blq = np.asarray(dataset.dv), np.asarray(dataset.blq)
-    for p, (ax, (j, k)) in enumerate(zip(axes.flat, panels)):
+    # the grid may have more axes than panels (the spare ones are hidden below)
+    for p, (ax, (j, k)) in enumerate(zip(axes.flat, panels, strict=False)):
         i = chosen[j]
         ax.fill_between(grid, lo[j, k], hi[j, k], color="tab:blue", alpha=0.25, lw=0, label="90% interval")
         ax.plot(grid, med[j, k], color="tab:blue", lw=1.2, label="posterior median")

@@ -71,7 +71,9 @@ def plot_vpc(result, *, simulated: bool = False, show_points: bool = True):
     axes[0, 0].legend(fontsize=6, loc="upper right")
     axes[1, 0].legend(fontsize=6, loc="upper left")
     kind = "pcVPC" if result.prediction_corrected else "VPC"
-    fig.suptitle(f"{kind}: observed percentiles vs simulated {100 * result.level:g}% bands ({result.replicates} replicates)"
-                 + (" - SIMULATED data" if simulated else ""))
+    fig.suptitle(
+        f"{kind}: observed percentiles vs simulated {100 * result.level:g}% bands ({result.replicates} replicates)"
+        + (" - SIMULATED data" if simulated else "")
+    )
     fig.tight_layout()
     return fig

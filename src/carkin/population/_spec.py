@@ -357,7 +357,9 @@ def spec_from_dict(data: dict, *, source: str = "<dict>") -> PopulationSpec:
             "give one [parameters.<name>] table for each",
         )
     parameters = tuple(_parameter(name, tables[name]) for name in expected)  # the model's order: stable site layout
-    covariates = tuple(_covariate(name, table, model_name, expected) for name, table in root.tables("covariates").items())
+    covariates = tuple(
+        _covariate(name, table, model_name, expected) for name, table in root.tables("covariates").items()
+    )
     ode, constants, inputs = _ode_tables(root, model_name, kinetic)
     iiv, noncentred, blocks, lkj = _iiv_table(root.table("iiv"), [p.name for p in parameters])
     analytes = _analytes(root, kinetic, model_name)
@@ -389,7 +391,8 @@ def _structure_table(root: Table, model_name: str) -> tuple[tuple[str, object], 
     if valid is None:
         if "structure" in root:
             raise spec_error(root.file, "[structure]", None, f"is only for PK models; the {model_name} model has no "
-                             "structural options", f"remove [structure] (models with it: {', '.join(STRUCTURE_OPTIONS)})")
+                             "structural options",
+                             f"remove [structure] (models with it: {', '.join(STRUCTURE_OPTIONS)})")
         return ()
     t = root.table("structure")
     t.check_keys(tuple(valid))
@@ -477,7 +480,9 @@ def _parameter(name: str, t: Table) -> ParameterSpec:
     transform = t.choice("transform", TRANSFORMS)
     typical = t.number("typical", gt=0)
     if transform == "logit" and not typical < 1:
-        raise t.fail("typical", "is outside (0, 1)", "a logit-transformed parameter needs 0 < typical < 1", value=typical)
+        raise t.fail(
+            "typical", "is outside (0, 1)", "a logit-transformed parameter needs 0 < typical < 1", value=typical
+        )
     return ParameterSpec(
         name=name,
         transform=transform,

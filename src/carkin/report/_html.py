@@ -17,12 +17,16 @@ import pandas as pd
 __all__ = ["esc", "table", "image", "png_file", "section", "page", "pre", "kv_table"]
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0 auto;max-width:1180px;padding:0 18px 40px;color:#1d1d1f}
-h1{font-size:1.6em;margin:18px 0 4px}h2{border-bottom:2px solid #ddd;padding-bottom:3px;margin-top:34px}h3{margin-top:22px}
-table{border-collapse:collapse;font-size:.82em;margin:8px 0}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0 auto;max-width:1180px;
+padding:0 18px 40px;color:#1d1d1f}
+h1{font-size:1.6em;margin:18px 0 4px}h2{border-bottom:2px solid #ddd;padding-bottom:3px;margin-top:34px}
+h3{margin-top:22px}
+table{border-collapse:collapse;font-size:.82em;margin:8px 0}
+td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}
 th{background:#f3f3f3}td.l,th.l{text-align:left}img{max-width:100%;border:1px solid #eee;margin:6px 0}
 pre{background:#f7f7f7;padding:8px;overflow-x:auto;font-size:.8em}
-.banner{background:#ffcc00;color:#000;font-weight:700;padding:10px 14px;font-size:1.15em;border:2px solid #b38f00;margin:12px 0}
+.banner{background:#ffcc00;color:#000;font-weight:700;padding:10px 14px;font-size:1.15em;border:2px solid #b38f00;
+margin:12px 0}
 .pass{background:#e5f6e5;border:2px solid #2e7d32;padding:10px 14px;font-weight:600}
 .fail{background:#fde7e7;border:3px solid #c62828;padding:10px 14px;color:#8e0000;font-size:1.1em}
 .fail b{font-size:1.2em}.muted{color:#666;font-size:.85em}nav a{margin-right:12px}
@@ -51,7 +55,11 @@ def table(frame: pd.DataFrame, *, max_rows: int = 60, index: bool = False) -> st
     left = {c for c in frame.columns if frame[c].dtype == object}
     head = "".join(f'<th class="{"l" if c in left else ""}">{esc(c)}</th>' for c in frame.columns)
     rows = "".join(
-        "<tr>" + "".join(f'<td class="{"l" if c in left else ""}">{_cell(v)}</td>' for c, v in zip(frame.columns, row)) + "</tr>"
+        "<tr>"
+        + "".join(
+            f'<td class="{"l" if c in left else ""}">{_cell(v)}</td>' for c, v in zip(frame.columns, row, strict=True)
+        )
+        + "</tr>"
         for row in shown.itertuples(index=False)
     )
     note = f'<p class="muted">first {max_rows} of {len(frame)} rows</p>' if len(frame) > max_rows else ""
@@ -61,7 +69,8 @@ def table(frame: pd.DataFrame, *, max_rows: int = 60, index: bool = False) -> st
 def kv_table(items: dict) -> str:
     """A two-column table of key -> value (values JSON-encoded when not scalar)."""
     rows = "".join(
-        f'<tr><td class="l">{esc(k)}</td><td class="l">{_cell(v) if not isinstance(v, (dict, list)) else esc(json.dumps(v))}</td></tr>'
+        f'<tr><td class="l">{esc(k)}</td>'
+        f'<td class="l">{_cell(v) if not isinstance(v, (dict, list)) else esc(json.dumps(v))}</td></tr>'
         for k, v in items.items()
     )
     return f"<table><tbody>{rows}</tbody></table>"
@@ -88,7 +97,9 @@ def png_file(path, *, alt: str | None = None) -> str:
 def _img(data: bytes, alt: str) -> str:
     if not data.startswith(b"\x89PNG"):
         raise ValueError(f"image {alt!r} is not a PNG")
-    return f'<figure><img alt="{esc(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}"></figure>'
+    return (
+        f'<figure><img alt="{esc(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}"></figure>'
+    )
 
 
 def pre(text: str) -> str:
@@ -107,5 +118,6 @@ def page(title: str, sections: list[tuple[str, str, str]], *, banner: str | None
     return (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
         f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>'
-        f'<body><h1>{esc(title)}</h1><p class="muted">{esc(subtitle)}</p>{top}<nav>{nav}</nav>{body}{top}</body></html>\n'
+        f'<body><h1>{esc(title)}</h1><p class="muted">{esc(subtitle)}</p>'
+        f'{top}<nav>{nav}</nav>{body}{top}</body></html>\n'
     )

@@ -30,8 +30,12 @@ from . import _html as h
 __all__ = ["build_report", "write_report"]
 
 _FIGURE_TITLES = {
-    "trace.png": "Trace plots (population sites)", "rank.png": "Rank plots", "gof.png": "Goodness of fit",
-    "npde.png": "NPDE", "vpc.png": "Prediction-corrected VPC (BLQ fraction below)", "individual_fits.png": "Individual fits",
+    "trace.png": "Trace plots (population sites)",
+    "rank.png": "Rank plots",
+    "gof.png": "Goodness of fit",
+    "npde.png": "NPDE",
+    "vpc.png": "Prediction-corrected VPC (BLQ fraction below)",
+    "individual_fits.png": "Individual fits",
 }
 
 
@@ -98,7 +102,9 @@ def _scenario_section(folder: Path) -> str:
             if isinstance(d.get("blq_fraction"), dict) and summary.get("times_days"):
                 row[f"BLQ at day {summary['times_days'][-1]:g}"] = d["blq_fraction"]["pooled"][-1]
             rows.append(row)
-        parts.append(f"<h3>{h.esc(summary.get('scenario', 'scenario'))}: median [90% predictive interval] per dose</h3>")
+        parts.append(
+            f"<h3>{h.esc(summary.get('scenario', 'scenario'))}: median [90% predictive interval] per dose</h3>"
+        )
         if rows:
             parts.append(h.table(pd.DataFrame(rows).astype(object)))
         parts.append(h.kv_table({k: v for k, v in _flat_scalars(summary).items() if not k.startswith("doses")}))
@@ -156,7 +162,8 @@ def build_report(
     from ..inference import load_fit
 
     fit_dir = Path(fit_dir)
-    for label, folder in (("--er", er_dir), ("--sim", sim_dir), ("--exposure", exposure_dir), ("--diagnostics", diagnostics_dir)):
+    given = (("--er", er_dir), ("--sim", sim_dir), ("--exposure", exposure_dir), ("--diagnostics", diagnostics_dir))
+    for label, folder in given:
         if folder is not None and not Path(folder).is_dir():
             raise FileNotFoundError(f"{label} {folder}: no such directory")
     fit = load_fit(fit_dir)
@@ -174,13 +181,29 @@ def build_report(
                  "files": data.get("files"), "simulated": simulated}
     sections.append(("data", "Data", h.kv_table(data_rows)))
     spec_text = json.dumps(manifest.get("model", {}).get("spec", {}), indent=2)
-    sections.append(("model", "Model", h.kv_table({"model": fit.spec.model, "spec file": manifest.get("model", {}).get("source"),
-                                                    "spec hash": manifest.get("model", {}).get("hash"),
-                                                    "IIV": fit.spec.iiv + (f" (non-centred: {', '.join(fit.spec.noncentred)})" if fit.spec.iiv == "mixed" else ""),
-                                                    "residual": fit.spec.residual, "BLQ": fit.spec.blq,
-                                                    "method": fit.method, "seed": manifest.get("seed"),
-                                                    "settings": manifest.get("settings")})
-                     + "<details><summary>full model specification</summary>" + h.pre(spec_text) + "</details>"))
+    sections.append(
+        (
+            "model",
+            "Model",
+            h.kv_table(
+                {
+                    "model": fit.spec.model,
+                    "spec file": manifest.get("model", {}).get("source"),
+                    "spec hash": manifest.get("model", {}).get("hash"),
+                    "IIV": fit.spec.iiv
+                    + (f" (non-centred: {', '.join(fit.spec.noncentred)})" if fit.spec.iiv == "mixed" else ""),
+                    "residual": fit.spec.residual,
+                    "BLQ": fit.spec.blq,
+                    "method": fit.method,
+                    "seed": manifest.get("seed"),
+                    "settings": manifest.get("settings"),
+                }
+            )
+            + "<details><summary>full model specification</summary>"
+            + h.pre(spec_text)
+            + "</details>",
+        )
+    )
 
     if diagnostics_dir is not None:
         diag_dir = Path(diagnostics_dir)
@@ -205,19 +228,35 @@ def build_report(
     sections.append(("parameters", "Parameters", '<p class="muted">natural scale for typical values; omega = IIV SD on '
                      "the transformed scale; 5/50/95% posterior quantiles</p>" + h.table(fit.table)
                      + "<h3>Eta-shrinkage</h3><p class=\"muted\">1 - SD(posterior-mean eta) / omega (Savic &amp; "
-                     "Karlsson 2009); above ~0.3 individual estimates regress to the typical value.</p>" + h.table(shrink)))
+                     "Karlsson 2009); above ~0.3 individual estimates regress to the typical value.</p>"
+                     + h.table(shrink)))
     gof_note = h.kv_table({k: v for k, v in gof_summary.items()})
     sections.append(("gof", "Goodness of fit", gof_note + figures.get("gof.png", "") + figures.get("npde.png", "")
                      + figures.get("individual_fits.png", "")))
-    vpc_note = h.kv_table({"prediction corrected": vpc_info.get("prediction_corrected"), "stratified by": vpc_info.get("stratify"),
-                           "replicates": vpc_info.get("replicates"), "band level": vpc_info.get("level"),
-                           "coverage of observed percentiles (nominal = level)": vpc_info.get("coverage"),
-                           "coverage of observed BLQ fractions": vpc_info.get("blq_coverage"),
-                           f"bin edges, {vpc_info.get('time_unit') or 'time unit of the data'}": vpc_info.get("edges")})
-    sections.append(("vpc", "VPC", vpc_note + '<p class="muted">Censored values enter the percentiles at the LLOQ; a '
-                     "percentile below the bin's observed BLQ fraction is not shown.</p>" + figures.get("vpc.png", "")))
+    vpc_note = h.kv_table(
+        {
+            "prediction corrected": vpc_info.get("prediction_corrected"),
+            "stratified by": vpc_info.get("stratify"),
+            "replicates": vpc_info.get("replicates"),
+            "band level": vpc_info.get("level"),
+            "coverage of observed percentiles (nominal = level)": vpc_info.get("coverage"),
+            "coverage of observed BLQ fractions": vpc_info.get("blq_coverage"),
+            f"bin edges, {vpc_info.get('time_unit') or 'time unit of the data'}": vpc_info.get("edges"),
+        }
+    )
+    sections.append(
+        (
+            "vpc",
+            "VPC",
+            vpc_note + '<p class="muted">Censored values enter the percentiles at the LLOQ; a '
+            "percentile below the bin's observed BLQ fraction is not shown.</p>" + figures.get("vpc.png", ""),
+        )
+    )
 
-    exposure_dir = Path(exposure_dir) if exposure_dir else (fit_dir / "exposure" if (fit_dir / "exposure").is_dir() else None)
+    if exposure_dir:
+        exposure_dir = Path(exposure_dir)
+    else:
+        exposure_dir = fit_dir / "exposure" if (fit_dir / "exposure").is_dir() else None
     if exposure_dir is not None:
         sections.append(("exposure", "Exposure", _folder_section(exposure_dir)))
     if er_dir is not None:
@@ -227,7 +266,9 @@ def build_report(
     sections.append(("manifest", "Manifest", "<details><summary>manifest.json</summary>"
                      + h.pre(json.dumps(manifest, indent=2, default=str)) + "</details>"))
 
-    banner = "SIMULATED data: a virtual cohort, not trial data. No result here is a clinical finding." if simulated else None
+    banner = (
+        "SIMULATED data: a virtual cohort, not trial data. No result here is a clinical finding." if simulated else None
+    )
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     title = f"carkin report: {fit.spec.model} fit ({fit_dir.name})" + (" - SIMULATED data" if simulated else "")
     return h.page(title, sections, banner=banner, subtitle=f"generated {created} from {fit_dir}")

@@ -68,11 +68,11 @@ def plot_scenario_exposure(result: ScenarioResult, metrics: tuple[str, ...] | No
     labels = [f"{d:g}" for d in result.doses]
     target = result.scenario.target
     prob = result.target_probability()
-    for ax, name in zip(axes.flat, names):
+    for ax, name in zip(axes.flat, names, strict=True):
         q = result.exposure_quantiles(name)  # (doses, 5): 5, 25, 50, 75, 95%
         stats = [
             {"med": row[2], "q1": row[1], "q3": row[3], "whislo": row[0], "whishi": row[4], "label": lab, "fliers": []}
-            for row, lab in zip(q, labels)
+            for row, lab in zip(q, labels, strict=True)
         ]
         ax.bxp(stats, showfliers=False)
         ax.set_yscale("log")

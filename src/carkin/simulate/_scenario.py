@@ -208,7 +208,9 @@ def covariate_distribution(t: Table) -> CovariateDistribution:
     if "value" in t:
         others = [k for k in t if k != "value"]
         if others:
-            raise t.fail(", ".join(others), "given with value", "give either value (fixed) or median, log_sd, low, high")
+            raise t.fail(
+                ", ".join(others), "given with value", "give either value (fixed) or median, log_sd, low, high"
+            )
         return CovariateDistribution(median=t.number("value"))
     low = t.number("low", -math.inf)
     high = t.number("high", math.inf)

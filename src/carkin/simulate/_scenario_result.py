@@ -172,7 +172,9 @@ class ScenarioResult:
                 typ = self.typical_metrics[name][:, i]
                 exposure[name] = {
                     "unit": _unit(name, sc.auc_windows),
-                    "predictive": {f"q{round(100 * q):02d}": _num(v) for q, v in zip(PREDICTIVE_QUANTILES, qs)},
+                    "predictive": {
+                        f"q{round(100 * q):02d}": _num(v) for q, v in zip(PREDICTIVE_QUANTILES, qs, strict=True)
+                    },
                     "typical": {
                         "median": _num(np.median(typ)),
                         "lower": _num(np.quantile(typ, lo)),
@@ -209,7 +211,9 @@ class ScenarioResult:
                         for j, m in enumerate(er.landmarks_months)
                     ],
                     "median_months": {
-                        "median": _num(np.nanmedian(self.pfs_median[:, i])) if np.isfinite(self.pfs_median[:, i]).any() else None,
+                        "median": _num(np.nanmedian(self.pfs_median[:, i]))
+                        if np.isfinite(self.pfs_median[:, i]).any()
+                        else None,
                         "fraction_of_draws_reached": float(np.isfinite(self.pfs_median[:, i]).mean()),
                     },
                 }
@@ -231,7 +235,8 @@ class ScenarioResult:
             "concentration_unit": "copies/ug",
             "bands": {
                 "typical": "parameter uncertainty: quantiles across posterior draws of the typical patient's curve",
-                "population": "between-patient variability: median across draws of the per-draw quantiles over virtual patients"
+                "population": "between-patient variability: median across draws of the per-draw quantiles over "
+                "virtual patients"
                 + (" (observations, censored at the LLOQ)" if sc.residual else ""),
                 "blq_fraction": "fraction of simulated observations (residual error included) below the LLOQ: pooled "
                 "over draws and patients, with the interval of the per-draw fraction",
@@ -242,7 +247,10 @@ class ScenarioResult:
             else {
                 "hook": True,
                 "note": "assumed exposure-response relation (not estimated by carkin); predicted PFS from infusion",
-                **{k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(sc.exposure_response).items()},
+                **{
+                    k: (list(v) if isinstance(v, tuple) else v)
+                    for k, v in dataclasses.asdict(sc.exposure_response).items()
+                },
             },
             "notes": list(self.notes),
             "doses": doses,

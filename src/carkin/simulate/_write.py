@@ -93,8 +93,8 @@ def write_simulated_cohort(
         "n": len(cohort.dataset.patient_ids),
         "typical": {p.name: p.typical for p in spec.parameters},
         "mu": np.asarray(cohort.truth.mu).tolist(),
-        "omega": dict(zip(spec.parameter_names, np.asarray(cohort.truth.omega).tolist())),
-        "effects": dict(zip(spec.effect_names, np.asarray(cohort.truth.beta).tolist())),
+        "omega": dict(zip(spec.parameter_names, np.asarray(cohort.truth.omega).tolist(), strict=True)),
+        "effects": dict(zip(spec.effect_names, np.asarray(cohort.truth.beta).tolist(), strict=True)),
         **_observation_truth(cohort, spec),
     }
     if cohort.truth.chol is not None:  # the true correlations of the random effects, pair by pair
@@ -122,7 +122,7 @@ def _observation_truth(cohort: SimulatedCohort, spec: PopulationSpec) -> dict[st
         scale = np.exp(np.asarray(truth.log_scale))
         out["scale"] = {a.name: float(scale[k]) for k, a in enumerate(spec.analytes) if a.scaled}
     if truth.gamma is not None:
-        out["gamma"] = dict(zip(spec.comedication_effect_names, np.asarray(truth.gamma).tolist()))
+        out["gamma"] = dict(zip(spec.comedication_effect_names, np.asarray(truth.gamma).tolist(), strict=True))
     return out
 
 
@@ -184,9 +184,14 @@ def _write_tables(result: ScenarioResult, folder: Path, *, simulated: bool) -> N
         q = result.exposure_quantiles(name)
         for i, dose in enumerate(result.doses):
             typ = result.typical_metrics[name][:, i]
-            record = {"dose": dose, "metric": name, **{f"q{p}": v for p, v in zip((5, 25, 50, 75, 95), q[i])},
-                      "typical_median": np.median(typ), "typical_lower": np.quantile(typ, lo),
-                      "typical_upper": np.quantile(typ, hi)}
+            record = {
+                "dose": dose,
+                "metric": name,
+                **{f"q{p}": v for p, v in zip((5, 25, 50, 75, 95), q[i], strict=True)},
+                "typical_median": np.median(typ),
+                "typical_lower": np.quantile(typ, lo),
+                "typical_upper": np.quantile(typ, hi),
+            }
             if target is not None and name == result.scenario.target.metric:
                 record["p_target"] = target["pooled"][i]
             records.append(record)

@@ -49,7 +49,7 @@ def fit_breslow(times: np.ndarray, events: np.ndarray, x: np.ndarray, strata: np
     blocks = [_Stratum.build(times[s], events[s], centred[s]) for s in (strata == code for code in np.unique(strata))]
     beta = np.zeros(x.shape[1])
     loglik, score, info = _totals(blocks, beta)
-    for iteration in range(1, _MAX_ITER + 1):
+    for iteration in range(1, _MAX_ITER + 1):  # noqa: B007 (read after the loop: the steps taken)
         step = np.linalg.solve(info, score)
         for _ in range(30):
             candidate = beta + step

@@ -10,8 +10,10 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from lifelines import CoxPHFitter
-from lifelines.exceptions import ConvergenceError as LifelinesConvergenceError
-from lifelines.exceptions import ConvergenceWarning as LifelinesConvergenceWarning
+from lifelines.exceptions import (
+    ConvergenceError as LifelinesConvergenceError,
+    ConvergenceWarning as LifelinesConvergenceWarning,
+)
 from lifelines.utils import concordance_index
 from scipy import stats
 

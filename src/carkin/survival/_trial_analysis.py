@@ -1,10 +1,10 @@
 """The KarMMa-3 primary analysis of progression-free survival, from a table with one row per randomized patient.
 
 The analysis follows the published design (Rodriguez-Otero et al., N Engl J Med 2023;388:1002-14,
-doi:10.1056/NEJMoa2213614; ``[RodriguezOtero2023]`` in docs/references.md, section 3): intention to treat, PFS compared by the log-rank test stratified by the three
-randomization factors, the hazard ratio from a Cox model stratified by the same factors, medians by
-Kaplan-Meier with two-sided 95% intervals, and response (PR or better) compared by the
-Cochran-Mantel-Haenszel odds ratio.
+doi:10.1056/NEJMoa2213614; ``[RodriguezOtero2023]`` in docs/references.md, section 3): intention to treat,
+PFS compared by the log-rank test stratified by the three randomization factors, the hazard ratio from a Cox
+model stratified by the same factors, medians by Kaplan-Meier with two-sided 95% intervals, and response (PR or
+better) compared by the Cochran-Mantel-Haenszel odds ratio.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ __all__ = [
     "RESPONDERS",
 ]
 
-# The patients table (one row per randomized patient) and the KarMMa-3 design ([RodriguezOtero2023]; docs/references.md 3.2).
+# The patients table (one row per randomized patient) and the KarMMa-3 design ([RodriguezOtero2023];
+# docs/references.md 3.2).
 ID, ARM, TIME, EVENT, RESPONSE, SIMULATED, INFUSED = (
     "ID",
     "ARM",

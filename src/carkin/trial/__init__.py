@@ -16,6 +16,7 @@ Typical use::
     sim.summary()["power"]
 """
 
+from .._hazards import PiecewiseExponential as PiecewiseExponential
 from ._accrual import Accrual as Accrual
 from ._analytic import (
     DesignReport as DesignReport,
@@ -38,7 +39,6 @@ from ._design import (
     load_design as load_design,
 )
 from ._exposure import exposure_log_hazard_offsets as exposure_log_hazard_offsets
-from .._hazards import PiecewiseExponential as PiecewiseExponential
 from ._logrank import LogRank as LogRank, logrank as logrank
 from ._simulate import (
     LogHazardOffset as LogHazardOffset,

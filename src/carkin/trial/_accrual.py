@@ -61,7 +61,7 @@ class Accrual:
         r = np.asarray(self.rates, float)
         d = np.asarray(self.durations, float)
         times, counts = [0.0], [0.0]
-        for rate, length in zip(r[:-1], d):
+        for rate, length in zip(r[:-1], d, strict=True):
             if counts[-1] + rate * length >= n:
                 break
             times.append(times[-1] + length)

@@ -96,7 +96,7 @@ class DesignReport:
         p = d.allocation
         bounds = self.bounds.to_dict()
         scale = math.sqrt(p * (1 - p))
-        for look, events in zip(bounds["looks"], d.look_events):
+        for look, events in zip(bounds["looks"], d.look_events, strict=True):
             look["events"] = int(events)
             for key in ("efficacy", "futility"):
                 z = look[f"{key}_z"]
@@ -123,6 +123,10 @@ def analyse_design(design: TrialDesign, *, r: int = 32) -> DesignReport:
         design=design,
         bounds=design.bounds(r=r),
         schoenfeld_power=schoenfeld_power(design.hazard_ratio, design.events, allocation=p, alpha=design.alpha),
-        events_for_90=schoenfeld_events(design.hazard_ratio, 0.9, allocation=p, alpha=design.alpha) if design.hazard_ratio != 1 else math.inf,
-        events_for_80=schoenfeld_events(design.hazard_ratio, 0.8, allocation=p, alpha=design.alpha) if design.hazard_ratio != 1 else math.inf,
+        events_for_90=schoenfeld_events(design.hazard_ratio, 0.9, allocation=p, alpha=design.alpha)
+        if design.hazard_ratio != 1
+        else math.inf,
+        events_for_80=schoenfeld_events(design.hazard_ratio, 0.8, allocation=p, alpha=design.alpha)
+        if design.hazard_ratio != 1
+        else math.inf,
     )

@@ -62,7 +62,9 @@ def _grid(mean: float, lo: float, hi: float, r: int) -> tuple[np.ndarray, np.nda
     x = np.where(
         i < r,
         mean - 3.0 - 4.0 * np.log(r / np.maximum(i, 1)),
-        np.where(i <= 5 * r, mean - 3.0 + 3.0 * (i - r) / (2.0 * r), mean + 3.0 + 4.0 * np.log(r / np.maximum(6 * r - i, 1))),
+        np.where(
+            i <= 5 * r, mean - 3.0 + 3.0 * (i - r) / (2.0 * r), mean + 3.0 + 4.0 * np.log(r / np.maximum(6 * r - i, 1))
+        ),
     )
     lo, hi = max(lo, x[0]), min(hi, x[-1])
     if not lo < hi:
@@ -285,7 +287,10 @@ class GroupSequentialBounds:
 
 def _check_information(information) -> np.ndarray:
     t = np.asarray(information, dtype=float)
-    if t.ndim != 1 or t.size == 0 or not np.all(np.isfinite(t)) or np.any(t <= 0) or np.any(t > 1) or np.any(np.diff(t) <= 0):
+    if (
+        t.ndim != 1 or t.size == 0 or not np.all(np.isfinite(t))
+        or np.any(t <= 0) or np.any(t > 1) or np.any(np.diff(t) <= 0)
+    ):
         raise ValueError(
             f"information fractions {t.tolist()!r} must be strictly increasing numbers in (0, 1], e.g. [0.33, 0.8, 1.0]"
         )
@@ -367,12 +372,15 @@ def compute_bounds(
     fut[-1] = False
     spending = spending or SpendingFunction("obf", alpha)
     if not np.isclose(spending.total, alpha, rtol=1e-12):
-        raise ValueError(f"the alpha-spending function spends {spending.total!r} but alpha = {alpha!r}; make them equal")
+        raise ValueError(
+            f"the alpha-spending function spends {spending.total!r} but alpha = {alpha!r}; make them equal"
+        )
     if fut.any() and futility is None:
         raise ValueError("some looks test futility but no futility rule was given (futility=FutilityRule(...))")
     if futility is not None and futility.kind == "z" and len(futility.z) not in (1, int(fut.sum())):
         raise ValueError(
-            f"the futility rule gives {len(futility.z)} z-values for {int(fut.sum())} futility looks; give one per look or one for all"
+            f"the futility rule gives {len(futility.z)} z-values for {int(fut.sum())} futility looks; give one per "
+            "look or one for all"
         )
 
     # Efficacy boundaries under H0, futility ignored (non-binding).
@@ -403,7 +411,9 @@ def compute_bounds(
             for j in range(k):
                 if fut[j]:
                     target = float(g[j]) - spent
-                    lower[j] = -np.inf if target <= 0 else _solve(lambda a, s=state, tj=t[j]: _lower(s, tj, a, drift), target)
+                    lower[j] = (
+                        -np.inf if target <= 0 else _solve(lambda a, s=state, tj=t[j]: _lower(s, tj, a, drift), target)
+                    )
                     spent = float(g[j])
                 if j + 1 < k:
                     state = _advance(state, t[j], min(lower[j], upper[j]), upper[j], drift, r)

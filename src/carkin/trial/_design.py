@@ -38,7 +38,9 @@ from ._accrual import Accrual
 from ._boundaries import FutilityRule, GroupSequentialBounds, compute_bounds
 from ._spending import SPENDING_FUNCTIONS, SpendingFunction
 
-__all__ = ["RANDOMISATION_METHODS", "Arm", "Look", "StratificationFactor", "TrialDesign", "design_from_dict", "load_design"]
+__all__ = [
+    "RANDOMISATION_METHODS", "Arm", "Look", "StratificationFactor", "TrialDesign", "design_from_dict", "load_design",
+]
 
 RANDOMISATION_METHODS: tuple[str, ...] = ("fixed", "simple")
 """``fixed``: exactly round(n r / (1 + r)) experimental patients in random order; ``simple``: each
@@ -183,11 +185,18 @@ class TrialDesign:
             "n_patients": self.n_patients,
             "ratio": list(self.ratio),
             "randomisation": self.randomisation,
-            "experimental": {"label": self.experimental.label, "pfs": self.experimental.pfs.describe(),
-                             "median_months": self.experimental.pfs.median(),
-                             "dropout_per_month": self.experimental.dropout_per_month},
-            "control": {"label": self.control.label, "pfs": self.control.pfs.describe(),
-                        "median_months": self.control.pfs.median(), "dropout_per_month": self.control.dropout_per_month},
+            "experimental": {
+                "label": self.experimental.label,
+                "pfs": self.experimental.pfs.describe(),
+                "median_months": self.experimental.pfs.median(),
+                "dropout_per_month": self.experimental.dropout_per_month,
+            },
+            "control": {
+                "label": self.control.label,
+                "pfs": self.control.pfs.describe(),
+                "median_months": self.control.pfs.median(),
+                "dropout_per_month": self.control.dropout_per_month,
+            },
             "accrual": self.accrual.describe(self.n_patients),
             "accrual_months": self.accrual.end(self.n_patients),
             "strata": [dataclasses.asdict(f) for f in self.strata],
@@ -212,8 +221,11 @@ def _pfs(t: Table) -> PiecewiseExponential:
     """An arm's PFS: median (exponential) or breaks + hazards (piecewise exponential)."""
     if "median" in t:
         if "breaks" in t or "hazards" in t:
-            raise t.fail("median", "is given with breaks/hazards", "give either median (exponential) or breaks + hazards "
-                         "(piecewise), not both")
+            raise t.fail(
+                "median",
+                "is given with breaks/hazards",
+                "give either median (exponential) or breaks + hazards (piecewise), not both",
+            )
         return PiecewiseExponential.from_median(t.number("median", gt=0, hint="months"))
     if "breaks" not in t and "hazards" not in t:
         raise t.fail(None, "has no PFS", "give median = <months> (exponential) or breaks = [...] with hazards = [...] "
@@ -225,8 +237,11 @@ def _randomisation(rand: Table) -> tuple[int, list, str]:
     rand.check_keys(("n_patients", "ratio", "method"))
     n = rand.integer("n_patients", ge=2)
     ratio = rand.get("ratio", [1, 1])
-    if not (isinstance(ratio, list) and len(ratio) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in ratio)):
-        raise rand.fail("ratio", "is not two positive integers", "give [experimental, control], e.g. [2, 1]", value=ratio)
+    pair = isinstance(ratio, list) and len(ratio) == 2
+    if not (pair and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in ratio)):
+        raise rand.fail(
+            "ratio", "is not two positive integers", "give [experimental, control], e.g. [2, 1]", value=ratio
+        )
     return n, ratio, rand.choice("method", RANDOMISATION_METHODS, "fixed")
 
 
@@ -242,7 +257,9 @@ def _accrual(t: Table, n: int) -> Accrual:
 def _looks(analysis: Table, events: int) -> tuple[Look, ...]:
     tables = analysis.array("looks", [{"information": 1.0}])
     if not tables:
-        raise analysis.fail("looks", "is empty", "give one or more [[analysis.looks]] with information, efficacy, futility")
+        raise analysis.fail(
+            "looks", "is empty", "give one or more [[analysis.looks]] with information, efficacy, futility"
+        )
     looks = []
     for t in tables:
         t.check_keys(("information", "efficacy", "futility"))
@@ -364,8 +381,12 @@ def design_from_dict(data: dict, *, source: str = "<dict>") -> TrialDesign:
         raw=json.loads(json.dumps(data)),
     )
     if design.n_experimental in (0, n) and method == "fixed":
-        raise rand.fail("ratio", f"leaves an arm empty with n_patients = {n}", "give more patients or a more even ratio",
-                        value=ratio)
+        raise rand.fail(
+            "ratio",
+            f"leaves an arm empty with n_patients = {n}",
+            "give more patients or a more even ratio",
+            value=ratio,
+        )
     return design
 
 

@@ -90,7 +90,8 @@ def logrank(
 
     Examples
     --------
-    >>> r = logrank(jnp.array([1.0, 3.0, 5.0, 2.0, 4.0, 6.0]), jnp.array([1, 1, 0, 1, 1, 1], bool), jnp.array([1, 1, 1, 0, 0, 0]))
+    >>> r = logrank(jnp.array([1.0, 3.0, 5.0, 2.0, 4.0, 6.0]), jnp.array([1, 1, 0, 1, 1, 1], bool),
+    ...             jnp.array([1, 1, 1, 0, 0, 0]))
     >>> round(float(r.z**2), 4)  # lifelines.statistics.logrank_test gives the same chi-square
     0.0739
     """

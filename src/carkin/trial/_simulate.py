@@ -4,8 +4,8 @@ One replicate (``simulate_patients`` then ``analyse_looks``), all in JAX:
 
 1. **randomisation**: ``fixed`` puts exactly round(n r / (1 + r)) patients in the experimental arm (the
    first ones: every other draw is independent of the patient index, so this is a random allocation in
-   law, without the cost of a permutation); ``simple`` draws each patient's arm independently. Stratification factors are
-   independent Bernoulli draws; a patient's stratum is the binary number of its factors.
+   law, without the cost of a permutation); ``simple`` draws each patient's arm independently. Stratification
+   factors are independent Bernoulli draws; a patient's stratum is the binary number of its factors.
 2. **entry** (calendar months from the first randomisation) from the accrual curve (`Accrual`).
 3. **PFS** (months from randomisation) from the arm's piecewise-exponential hazard times
    ``exp(offset)``, where the offset sums the factors' prognostic log hazard ratios and an optional

@@ -145,7 +145,7 @@ class ODEModel(eqx.Module):
             jnp.concatenate(times, axis=1), jnp.concatenate(weights, axis=1),
             *[jnp.concatenate(factors[p], axis=1) for p in names],
         )
-        cumulative = {p: jnp.cumsum(f, axis=1) for p, f in zip(names, sorted_factors)}
+        cumulative = {p: jnp.cumsum(f, axis=1) for p, f in zip(names, sorted_factors, strict=True)}
         segment_args = [args] + [
             self.switched_args(args, {p: c[:, j] for p, c in cumulative.items()}) if names else args
             for j in range(events.shape[1])

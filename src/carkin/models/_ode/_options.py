@@ -137,7 +137,8 @@ class ODEOptions(eqx.Module):
             if self.adjoint != "forward" or self.controller != "adaptive":
                 raise ValueError(
                     f'ode.batching = "population" needs adjoint = "forward" and controller = "adaptive"; got '
-                    f'adjoint = {self.adjoint!r}, controller = {self.controller!r}: use batching = "patient" (or "auto")'
+                    f'adjoint = {self.adjoint!r}, controller = {self.controller!r}: '
+                    'use batching = "patient" (or "auto")'
                 )
 
     @property

@@ -46,13 +46,17 @@ def _erk_step(tableau, field: Callable, t0, t1, y0, f0, args):
     h = t1 - t0
     ks = [f0]
     yi = y0
-    for c, row in zip(tableau.c, tableau.a_lower):
-        terms = [(float(a), k) for a, k in zip(row, ks) if a != 0]
-        yi = _tree_map(lambda y, *kk: y + h * sum(a * k for (a, _), k in zip(terms, kk)), y0, *[k for _, k in terms])
+    for c, row in zip(tableau.c, tableau.a_lower, strict=True):
+        terms = [(float(a), k) for a, k in zip(row, ks, strict=True) if a != 0]
+        yi = _tree_map(
+            lambda y, *kk, terms=terms: y + h * sum(a * k for (a, _), k in zip(terms, kk, strict=True)),
+            y0,
+            *[k for _, k in terms],
+        )
         ks.append(field(t0 + float(c) * h, yi, args))
     y1 = yi  # FSAL/SSAL tableaus: the last stage is evaluated at the solution
-    errs = [(float(b), k) for b, k in zip(tableau.b_error, ks) if b != 0]
-    y_error = _tree_map(lambda *kk: h * sum(b * k for (b, _), k in zip(errs, kk)), *[k for _, k in errs])
+    errs = [(float(b), k) for b, k in zip(tableau.b_error, ks, strict=True) if b != 0]
+    y_error = _tree_map(lambda *kk: h * sum(b * k for (b, _), k in zip(errs, kk, strict=True)), *[k for _, k in errs])
     k = _tree_map(lambda *kk: jnp.stack(kk) * h, *ks)  # diffrax's stage increments: f * dt
     return y1, y_error, {"y0": y0, "y1": y1, "k": k}, ks[-1]
 

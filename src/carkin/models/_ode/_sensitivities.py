@@ -169,7 +169,7 @@ def population_segment(options: ODEOptions, vector_field: Callable) -> Callable:
         read = _field_inputs(vector_field, y0, args, ts)
         # The inputs to differentiate: state leaves with a nonzero tangent, args leaves the field reads.
         y_chosen = [i for i, dx in enumerate(dy_leaves) if not _is_zero(dx)]
-        a_chosen = [i for i, (dx, r) in enumerate(zip(da_leaves, read)) if r and not _is_zero(dx)]
+        a_chosen = [i for i, (dx, r) in enumerate(zip(da_leaves, read, strict=True)) if r and not _is_zero(dx)]
         chosen = [y_leaves[i] for i in y_chosen] + [a_leaves[i] for i in a_chosen]
         chosen_tangents = [dy_leaves[i] for i in y_chosen] + [da_leaves[i] for i in a_chosen]
         sizes = [int(np.prod(x.shape[1:], dtype=int)) for x in chosen]
@@ -182,7 +182,7 @@ def population_segment(options: ODEOptions, vector_field: Callable) -> Callable:
             eye = jnp.eye(k, dtype=ts.dtype)
             offsets = np.cumsum([0] + sizes)
             blocks = [jnp.broadcast_to(eye[o:o + n].reshape(x.shape[1:] + (k,)), x.shape + (k,))
-                      for x, o, n in zip(chosen, offsets, sizes)]
+                      for x, o, n in zip(chosen, offsets[:-1], sizes, strict=True)]
 
             def basis(leaves, picked, first):
                 out = [jnp.zeros(x.shape + (k,), x.dtype) for x in leaves]
