@@ -14,6 +14,7 @@ import scipy.stats
 from numpyro.handlers import condition, seed, trace
 from numpyro.infer.util import log_density
 
+from carkin.diagnostics._simulation import design, replicate_draws, simulate_records
 from carkin.errors import SpecError
 from carkin.inference import SamplerSettings, fit
 from carkin.population import (
@@ -32,7 +33,6 @@ from carkin.population import (
     to_transformed,
 )
 from carkin.population._correlation import CorrelatedNormal
-from carkin.diagnostics._simulation import design, replicate_draws, simulate_records
 from carkin.simulate import posterior_population_draws, simulate_cohort, truth_from_spec, write_simulated_cohort
 
 BLOCKS = [["cmax", "tmax", "rho"], ["beta", "delta"]]  # a 3 x 3 and a 2 x 2 block; fb independent
@@ -51,7 +51,7 @@ def _spec(iiv: dict, correlation: dict | None = None, omega: dict | None = None)
 def _factors(spec, key, concentration=2.0):
     keys = jax.random.split(key, len(spec.iiv_blocks))
     return {site: dist.LKJCholesky(len(block), concentration).sample(k)
-            for site, block, k in zip(correlation_sites(spec), spec.iiv_blocks, keys)}
+            for site, block, k in zip(correlation_sites(spec), spec.iiv_blocks, keys, strict=True)}
 
 
 def _lkj_log_density(chol: np.ndarray, concentration: float) -> float:
@@ -107,11 +107,15 @@ def test_iiv_density_matches_scipy_multivariate_normal():
     phi = loc + jax.random.normal(k2, (7, 6))
     omega = jnp.asarray([0.8, 0.25, 0.3, 0.5, 0.4, 0.6])
     covariance = np.asarray(omega[:, None] * (chol @ chol.T) * omega[None, :])
-    expected = [scipy.stats.multivariate_normal(np.asarray(loc[i]), covariance).logpdf(np.asarray(phi[i])) for i in range(7)]
+    expected = [
+        scipy.stats.multivariate_normal(np.asarray(loc[i]), covariance).logpdf(np.asarray(phi[i])) for i in range(7)
+    ]
     np.testing.assert_allclose(iiv_log_density(phi, loc, omega, chol), expected, rtol=1e-11)
     np.testing.assert_allclose(CorrelatedNormal(loc, omega, chol).log_prob(phi), expected, rtol=1e-11)
     # independent random effects: the product of normals, with chol None or the identity
-    independent = [scipy.stats.norm(np.asarray(loc[i]), np.asarray(omega)).logpdf(np.asarray(phi[i])).sum() for i in range(7)]
+    independent = [
+        scipy.stats.norm(np.asarray(loc[i]), np.asarray(omega)).logpdf(np.asarray(phi[i])).sum() for i in range(7)
+    ]
     np.testing.assert_allclose(iiv_log_density(phi, loc, omega), independent, rtol=1e-12)
     np.testing.assert_allclose(iiv_log_density(phi, loc, omega, jnp.eye(6)), independent, rtol=1e-12)
 
@@ -142,12 +146,18 @@ def test_model_log_density_is_the_sum_of_independent_references(small):
     omega = np.asarray(values["omega"])
     covariance = omega[:, None] * (chol @ chol.T) * omega[None, :]
     expected = (
-        scipy.stats.norm([p.prior_loc for p in spec.parameters], [p.prior_sd for p in spec.parameters]).logpdf(values["mu"]).sum()
+        scipy.stats.norm([p.prior_loc for p in spec.parameters], [p.prior_sd for p in spec.parameters])
+        .logpdf(values["mu"])
+        .sum()
         + scipy.stats.halfnorm(scale=[p.omega_scale for p in spec.parameters]).logpdf(omega).sum()
-        + scipy.stats.norm(0.0, [c.prior_sd for c in spec.covariates for _ in c.parameters]).logpdf(values["beta"]).sum()
+        + scipy.stats.norm(0.0, [c.prior_sd for c in spec.covariates for _ in c.parameters])
+        .logpdf(values["beta"])
+        .sum()
         + sum(_lkj_log_density(np.asarray(values[site]), spec.lkj_concentration) for site in correlation_sites(spec))
-        + sum(scipy.stats.multivariate_normal(np.asarray(loc[i]), covariance).logpdf(np.asarray(phi[i]))
-              for i in range(data.n_patients))
+        + sum(
+            scipy.stats.multivariate_normal(np.asarray(loc[i]), covariance).logpdf(np.asarray(phi[i]))
+            for i in range(data.n_patients)
+        )
         + scipy.stats.halfnorm(scale=spec.sigma_scale).logpdf(0.45)
         + float(log_likelihood(spec, data, phi, values["sigma"], None))
     )
@@ -183,7 +193,9 @@ def test_noncentred_and_whitened_forms_are_exact_reparameterisations(small):
         lp_z, tr = log_density(population_model, (data, form, whitening), {}, {**values, "phi_z": z})
         phi_z = tr["phi"]["value"]
         lp_phi, _ = log_density(population_model, (data, spec), {}, {**values, "phi": phi_z})
-        jac = jax.jacfwd(lambda flat: whitening.individuals(loc, omega, values["sigma"], flat.reshape(n, p), chol)[0].ravel())(z.ravel())
+        jac = jax.jacfwd(
+            lambda flat: whitening.individuals(loc, omega, values["sigma"], flat.reshape(n, p), chol)[0].ravel()
+        )(z.ravel())
         assert float(lp_z) == pytest.approx(float(lp_phi) + float(jnp.linalg.slogdet(jac)[1]), rel=1e-10)
         np.testing.assert_allclose(whitening.whiten(loc, omega, values["sigma"], phi_z, chol), z, rtol=1e-8, atol=1e-10)
     # the non-centred spec's eta, recorded beside phi_z, maps back to the same phi
@@ -250,11 +262,17 @@ def test_simulated_random_effects_have_the_intended_covariance():
 
 @pytest.mark.parametrize(
     "iiv, correlation, match",
-    [({}, {"cmax,tmax": 0.5}, r"gives correlations, but the model's random effects are independent"),
-     ({"blocks": BLOCKS}, {"cmax,beta": 0.5}, r"\[simulation.correlation\] cmax,beta = 0.5 is not a pair of parameters in one \[iiv\] block"),
-     ({"blocks": BLOCKS}, {"cmax,tmax": 0.5, "tmax,cmax": 0.2}, r"gives the pair 'cmax,tmax' again"),
-     ({"blocks": BLOCKS}, {"cmax,tmax": 1.0}, r"cmax,tmax = 1.0 is outside \(-1, 1\)"),
-     ({"blocks": BLOCKS}, {"cmax,tmax": 0.9, "cmax,rho": 0.9, "tmax,rho": -0.9}, r"is not a correlation matrix")],
+    [
+        ({}, {"cmax,tmax": 0.5}, r"gives correlations, but the model's random effects are independent"),
+        (
+            {"blocks": BLOCKS},
+            {"cmax,beta": 0.5},
+            r"\[simulation.correlation\] cmax,beta = 0.5 is not a pair of parameters in one \[iiv\] block",
+        ),
+        ({"blocks": BLOCKS}, {"cmax,tmax": 0.5, "tmax,cmax": 0.2}, r"gives the pair 'cmax,tmax' again"),
+        ({"blocks": BLOCKS}, {"cmax,tmax": 1.0}, r"cmax,tmax = 1.0 is outside \(-1, 1\)"),
+        ({"blocks": BLOCKS}, {"cmax,tmax": 0.9, "cmax,rho": 0.9, "tmax,rho": -0.9}, r"is not a correlation matrix"),
+    ],
 )
 def test_bad_simulation_correlations_are_refused(iiv, correlation, match):
     with pytest.raises(SpecError, match=match):
@@ -323,7 +341,9 @@ def test_posterior_predictive_and_written_truth_carry_the_correlation(recovery, 
                                    key=key, log_lloq=des.log_lloq)
     assert not np.allclose(sims.log_value, independent.log_value)
     truth = write_simulated_cohort(cohort, result.spec, tmp_path / "cohort")
-    assert json.loads((tmp_path / "cohort" / "truth.json").read_text())["correlation"] == pytest.approx({"cmax,tmax": RECOVERY_TRUTH}, rel=1e-12)
+    assert json.loads((tmp_path / "cohort" / "truth.json").read_text())["correlation"] == pytest.approx(
+        {"cmax,tmax": RECOVERY_TRUTH}, rel=1e-12
+    )
     assert truth["correlation"] == pytest.approx({"cmax,tmax": RECOVERY_TRUTH}, rel=1e-12)
 
 

@@ -219,7 +219,9 @@ def simulate_records(
     return jax.tree_util.tree_map(lambda *x: jnp.concatenate(x, axis=0), *out)
 
 
-def log_prediction_draws(spec: PopulationSpec, data: PopulationData, phi, log_scale=None, gamma=None) -> Float[Array, "draws records"]:
+def log_prediction_draws(
+    spec: PopulationSpec, data: PopulationData, phi, log_scale=None, gamma=None
+) -> Float[Array, "draws records"]:
     """`record_log_prediction` for a batch of parameter sets ``phi`` (draws, patients, params), with the draws'
     ``log_scale`` (draws, analytes) and ``gamma`` (draws, effects) where the spec has them, in fixed chunks."""
     phi = np.asarray(phi, dtype=float)
@@ -250,11 +252,21 @@ def grid_data(dataset: Dataset, spec: PopulationSpec, patients, times) -> tuple[
     analyte = None if n_analytes == 1 and codes[0] is None else jnp.asarray(
         np.broadcast_to(np.repeat(np.asarray(codes, dtype=float), g), (n, m)))
     grid = Dataset(
-        patient_ids=tuple(dataset.patient_ids[i] for i in idx), times=jnp.asarray(np.broadcast_to(np.tile(times, n_analytes), (n, m))),
-        dv=jnp.ones((n, m)), blq=jnp.zeros((n, m), bool), lloq=jnp.full((n, m), jnp.nan), obs_mask=jnp.ones((n, m), bool),
-        source_rows=jnp.zeros((n, m), int), dose=rows(dataset.dose), dose_time=rows(dataset.dose_time),
-        covariates=rows(dataset.covariates), covariate_names=dataset.covariate_names, source=dataset.source,
-        doses=rows(dataset.doses), analyte=analyte, steps=rows(dataset.steps),
+        patient_ids=tuple(dataset.patient_ids[i] for i in idx),
+        times=jnp.asarray(np.broadcast_to(np.tile(times, n_analytes), (n, m))),
+        dv=jnp.ones((n, m)),
+        blq=jnp.zeros((n, m), bool),
+        lloq=jnp.full((n, m), jnp.nan),
+        obs_mask=jnp.ones((n, m), bool),
+        source_rows=jnp.zeros((n, m), int),
+        dose=rows(dataset.dose),
+        dose_time=rows(dataset.dose_time),
+        covariates=rows(dataset.covariates),
+        covariate_names=dataset.covariate_names,
+        source=dataset.source,
+        doses=rows(dataset.doses),
+        analyte=analyte,
+        steps=rows(dataset.steps),
     )
     return prepare(grid, spec), n_analytes
 

@@ -24,7 +24,8 @@ def population_draws(posterior, spec: PopulationSpec) -> dict[str, np.ndarray]:
     Returns ``typical_<name>`` for every individual parameter, the model's derived typical values
     (``typical_alpha``, ``typical_foldx`` for the multiphasic model), ``omega_<name>`` (IIV SD on the
     transformed scale), ``corr_<a>_<b>`` (the correlation of the random effects of a and b, for every pair
-    in an [iiv] block, a before b in spec order), ``beta_<covariate>_<name>``, ``gamma_<comedication>_<process>`` (log multipliers) with
+    in an [iiv] block, a before b in spec order), ``beta_<covariate>_<name>``,
+    ``gamma_<comedication>_<process>`` (log multipliers) with
     ``fold_<comedication>_<process>`` = exp(gamma), the residual parameters (``sigma``, ``sigma_add``; per
     analyte ``sigma_<analyte>``, ``sigma_add_<analyte>`` when the spec has several) and each scaled analyte's
     factor ``scale_<analyte>``.
@@ -61,7 +62,9 @@ def population_draws(posterior, spec: PopulationSpec) -> dict[str, np.ndarray]:
 
 def _correlation_draws(posterior, spec: PopulationSpec) -> np.ndarray:
     """Draws of the random effects' correlation matrix L L^T, (..., params, params), from the blocks' factors."""
-    chol = np.asarray(correlation_cholesky(spec, {site: np.asarray(posterior[site]) for site in correlation_sites(spec)}))
+    chol = np.asarray(
+        correlation_cholesky(spec, {site: np.asarray(posterior[site]) for site in correlation_sites(spec)})
+    )
     return chol @ np.swapaxes(chol, -1, -2)
 
 

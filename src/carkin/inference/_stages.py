@@ -122,7 +122,7 @@ def restart_stranded(settled: dict, draws: dict, stranded: np.ndarray, best: np.
     phi_hat = (chain_means * keep).sum(0) / keep.sum(0)
     phi = draws["phi"].copy()
     restarted = []
-    for chain, patient in zip(*np.nonzero(stranded)):
+    for chain, patient in zip(*np.nonzero(stranded), strict=True):
         source = settled["phi"][best[patient]]
         phi[chain, -1, patient] = source[-1 - chain % source.shape[0], patient]
         restarted.append({"chain": int(chain), "patient": patient_ids[patient], "from_chain": int(best[patient])})

@@ -28,8 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
-from numpyro.distributions import constraints
 from jaxtyping import Array, Float
+from numpyro.distributions import constraints
 
 from ._spec import PopulationSpec
 
@@ -71,13 +71,15 @@ def correlation_cholesky(spec: PopulationSpec, values: dict) -> Float[Array, "..
     factors = [jnp.asarray(values[site]) for site in correlation_sites(spec)]
     batch = jnp.broadcast_shapes(*[f.shape[:-2] for f in factors])
     chol = jnp.broadcast_to(jnp.eye(len(names), dtype=factors[0].dtype), batch + (len(names), len(names)))
-    for block, factor in zip(spec.iiv_blocks, factors):
+    for block, factor in zip(spec.iiv_blocks, factors, strict=True):
         index = np.asarray([names.index(name) for name in block])
         chol = chol.at[..., index[:, None], index[None, :]].set(jnp.broadcast_to(factor, batch + factor.shape[-2:]))
     return chol
 
 
-def solve_correlation(chol: Float[Array, "params params"], r: Float[Array, "patients params"]) -> Float[Array, "patients params"]:
+def solve_correlation(
+    chol: Float[Array, "params params"], r: Float[Array, "patients params"]
+) -> Float[Array, "patients params"]:
     """``u`` with ``L u_i = r_i`` for every patient (row) ``r_i``: forward substitution, written out entry by entry."""
     u = []
     for i in range(r.shape[-1]):
@@ -99,7 +101,9 @@ def iiv_log_density(
     if chol is None:
         return jnp.sum(jax.scipy.stats.norm.logpdf(phi, loc, omega[None, :]), axis=-1)
     u = solve_correlation(chol, (phi - loc) / omega[None, :])
-    constant = jnp.sum(jnp.log(omega)) + jnp.sum(jnp.log(jnp.diagonal(chol))) + 0.5 * omega.shape[-1] * jnp.log(2 * jnp.pi)
+    constant = (
+        jnp.sum(jnp.log(omega)) + jnp.sum(jnp.log(jnp.diagonal(chol))) + 0.5 * omega.shape[-1] * jnp.log(2 * jnp.pi)
+    )
     return -0.5 * jnp.sum(u**2, axis=-1) - constant
 
 

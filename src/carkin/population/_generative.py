@@ -13,8 +13,8 @@ Every simulator of carkin draws observations the same way, and this module is th
    Monolix / nlmixr2 convention of carkin's data format) (`censor`).
 
 `sample_observations` is steps 3 and 4 for one error model; `sample_analyte_observations` applies each
-record's analyte's error model (specs with several analytes). The functions take the standard-normal draws (``eta``, ``eps``)
-as arrays instead of a key, so that each caller keeps its own random-stream layout: per-patient
+record's analyte's error model (specs with several analytes). The functions take the standard-normal draws
+(``eta``, ``eps``) as arrays instead of a key, so that each caller keeps its own random-stream layout: per-patient
 ``fold_in`` keys in `carkin.simulate.simulate_cohort`, one key per replicate in the posterior predictive
 checks (`carkin.diagnostics`), one per posterior draw in dose scenarios. All functions are pure, elementwise
 or broadcasting over leading batch axes, and jit-, vmap- and grad-safe.

@@ -224,8 +224,10 @@ def record_analytes(dataset: Dataset, spec: PopulationSpec) -> np.ndarray:
     rows = np.asarray(dataset.source_rows)[np.asarray(dataset.obs_mask)]
     if len(spec.analytes) == 1 and spec.analytes[0].code is None:
         if np.unique(codes).size > 1:
-            raise SpecError(f"{spec.source}: declares one analyte, but the data ({dataset.source}) name several "
-                            f"(codes {', '.join(f'{c:g}' for c in np.unique(codes))}); declare each in [analytes.<name>]")
+            raise SpecError(
+                f"{spec.source}: declares one analyte, but the data ({dataset.source}) name several "
+                f"(codes {', '.join(f'{c:g}' for c in np.unique(codes))}); declare each in [analytes.<name>]"
+            )
         return np.zeros(codes.size, dtype=np.int32)
     known = {a.code: k for k, a in enumerate(spec.analytes)}
     index = np.asarray([known.get(c, -1) for c in codes], dtype=np.int32)
@@ -233,7 +235,8 @@ def record_analytes(dataset: Dataset, spec: PopulationSpec) -> np.ndarray:
         bad = int(np.flatnonzero(index < 0)[0])
         raise SpecError(
             f"{spec.source}: the data ({dataset.source}, row {rows[bad]}) have an observation of analyte code "
-            f"{codes[bad]:g}, which the spec does not declare ({', '.join(f'{a.name} = {a.code:g}' for a in spec.analytes)})"
+            f"{codes[bad]:g}, which the spec does not declare "
+            f"({', '.join(f'{a.name} = {a.code:g}' for a in spec.analytes)})"
         )
     return index
 
@@ -547,7 +550,9 @@ def _filled(value, analytes, name):
     uses = np.asarray([a.uses_sigma if name == "sigma" else a.uses_sigma_add for a in analytes])
     if value is None:
         if uses.any():
-            raise ValueError(f"{name} is needed by analyte(s) {[a.name for a, u in zip(analytes, uses) if u]}")
+            raise ValueError(
+                f"{name} is needed by analyte(s) {[a.name for a, u in zip(analytes, uses, strict=True) if u]}"
+            )
         return jnp.zeros(len(analytes))
     value = jnp.broadcast_to(jnp.asarray(value), (len(analytes),))
     return jnp.where(jnp.asarray(uses), value, 0.0)
@@ -690,14 +695,16 @@ def population_model(data: PopulationData, spec: PopulationSpec, whitening: Whit
         else:  # validated in the spec; kept for a clear message if a spec is built by hand
             raise SpecError(f"unknown IIV parameterization {spec.iiv!r}")
     sigma, sigma_add, log_scale, gamma = _population_extras(spec)
-    numpyro.factor("log_likelihood", log_likelihood(spec, data, phi, sigma, sigma_add, log_scale=log_scale, gamma=gamma))
+    numpyro.factor(
+        "log_likelihood", log_likelihood(spec, data, phi, sigma, sigma_add, log_scale=log_scale, gamma=gamma)
+    )
 
 
 def _sample_correlation(spec: PopulationSpec) -> Float[Array, "params params"] | None:
     """Sample each correlated block's Cholesky factor (``corr_chol_<k>``, LKJ prior) and return the whole
     correlation matrix's factor (`correlation_cholesky`); None without correlated IIV."""
     values = {site: numpyro.sample(site, dist.LKJCholesky(len(block), spec.lkj_concentration))
-              for site, block in zip(correlation_sites(spec), spec.iiv_blocks)}
+              for site, block in zip(correlation_sites(spec), spec.iiv_blocks, strict=True)}
     return correlation_cholesky(spec, values)
 
 
@@ -791,4 +798,6 @@ def _whitened_individuals(data: PopulationData, spec: PopulationSpec, whitening:
             noncentred = _noncentred_columns(spec)
             eta = jnp.where(noncentred, eta, phi)
         numpyro.deterministic(spec.individual_site, eta)
-    numpyro.factor("log_likelihood", log_likelihood(spec, data, phi, sigma, sigma_add, log_scale=log_scale, gamma=gamma))
+    numpyro.factor(
+        "log_likelihood", log_likelihood(spec, data, phi, sigma, sigma_add, log_scale=log_scale, gamma=gamma)
+    )

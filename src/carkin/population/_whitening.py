@@ -1,4 +1,5 @@
-"""Likelihood-informed whitening of the individual parameters: the geometry NUTS samples in after its first warm-up stage.
+"""Likelihood-informed whitening of the individual parameters: the geometry NUTS samples in after its first
+warm-up stage.
 
 Why: in the centred parameterisation each patient's parameters are correlated a posteriori (the multiphasic
 model's log Cmax and log delta at +0.7, tmax and rho at -0.7; the mechanistic model's log e0 and kexp at
@@ -84,7 +85,7 @@ class Whitening(eqx.Module):
         n_params = len(chol_q)
         deviation = _solve_upper(chol_q, [z[:, i] for i in range(n_params)])
         log_jacobian = -sum(jnp.sum(jnp.log(chol_q[i][i])) for i in range(n_params))
-        return jnp.stack([c + d for c, d in zip(centre, deviation)], axis=-1), log_jacobian
+        return jnp.stack([c + d for c, d in zip(centre, deviation, strict=True)], axis=-1), log_jacobian
 
     def whiten(self, loc, omega, sigma, phi, chol=None) -> Float[Array, "patients params"]:
         """The inverse map: z for individual parameters phi (patients, params)."""

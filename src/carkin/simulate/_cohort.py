@@ -179,7 +179,9 @@ def truth_from_spec(spec: PopulationSpec) -> PopulationParameters:
     for table, names, what in ((omega, spec.parameter_names, "IIV SD"), (effects, spec.effect_names, "coefficient")):
         missing = [name for name in names if name not in table]
         if missing:
-            raise table.fail(None, f"has no value for {', '.join(missing)}", f"add {missing[0]} = <{what}> (and the others)")
+            raise table.fail(
+                None, f"has no value for {', '.join(missing)}", f"add {missing[0]} = <{what}> (and the others)"
+            )
     return PopulationParameters(
         mu=jnp.asarray([to_transformed(p.transform, p.typical) for p in spec.parameters]),
         omega=jnp.asarray([omega.number(name, ge=0) for name in spec.parameter_names]),
@@ -192,7 +194,7 @@ def truth_from_spec(spec: PopulationSpec) -> PopulationParameters:
 def _observation_truth(spec: PopulationSpec, sim: Table) -> dict:
     """sigma, sigma_add, log_scale (per analyte) and gamma of the truth, in `population_extras`' form."""
     sigma, sigma_add, scales = [], [], []
-    for analyte, t in zip(spec.analytes, _analyte_tables(spec, sim)):
+    for analyte, t in zip(spec.analytes, _analyte_tables(spec, sim), strict=True):
         sigma.append(t.number("sigma", sim.number("sigma", 0.4, ge=0), ge=0))
         sigma_add.append(t.number("sigma_add", sim.number("sigma_add", 0.0, ge=0), ge=0))
         if "scale" in t and not analyte.scaled:
@@ -282,7 +284,9 @@ def _stream(key: PRNGKeyArray, name: str) -> PRNGKeyArray:
     return jax.random.fold_in(key, zlib.crc32(name.encode()) & 0x7FFFFFFF)
 
 
-def _draw_covariates(spec: PopulationSpec, key: PRNGKeyArray, n: int, given: frozenset[str] = frozenset()) -> dict[str, np.ndarray]:
+def _draw_covariates(
+    spec: PopulationSpec, key: PRNGKeyArray, n: int, given: frozenset[str] = frozenset()
+) -> dict[str, np.ndarray]:
     """Every covariate column the model uses and [simulation.covariates] lists, except the ``given`` ones."""
     table = _simulation(spec).table("covariates")
     needed = sorted((set(spec.data_columns) | set(table)) - given)
@@ -306,9 +310,12 @@ def _draw_comedication(spec: PopulationSpec, sim: Table, key: PRNGKeyArray, n: i
     out = {}
     for c in spec.comedications:
         if c.start_column is None:
-            raise parent.fail(None, f"cannot simulate co-medication {c.name!r}: the model reads its start from the "
-                              f"0/1 indicator column {c.indicator_column}, which simulated CK files do not carry",
-                              f'give [comedication.{c.name}] start_column = "<COLUMN>" (time after the first dose) instead')
+            raise parent.fail(
+                None,
+                f"cannot simulate co-medication {c.name!r}: the model reads its start from the "
+                f"0/1 indicator column {c.indicator_column}, which simulated CK files do not carry",
+                f'give [comedication.{c.name}] start_column = "<COLUMN>" (time after the first dose) instead',
+            )
         if c.name not in parent:
             raise parent.fail(None, f"has no table for co-medication {c.name!r}",
                               f"add [simulation.comedication.{c.name}] with probability = <share of patients> and "
@@ -318,7 +325,9 @@ def _draw_comedication(spec: PopulationSpec, sim: Table, key: PRNGKeyArray, n: i
         probability = t.number("probability", ge=0, le=1, hint="the share of patients who receive it")
         d = covariate_distribution(t.table("start", required=True, hint="the start time's distribution"))
         k_who, k_when = jax.random.split(_stream(key, f"comedication.{c.name}"))
-        receives = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(k_who, i)))(jnp.arange(n)) < probability
+        receives = (
+            jax.vmap(lambda i, k=k_who: jax.random.uniform(jax.random.fold_in(k, i)))(jnp.arange(n)) < probability
+        )
         start = np.clip(np.asarray(d.median * jnp.exp(d.log_sd * per_patient_normal(k_when, n))), d.low, d.high)
         out[c.start_column] = np.where(np.asarray(receives), np.maximum(start, 0.0), np.inf)
     return out
@@ -363,8 +372,12 @@ def _regimen(sim: Table) -> _Regimen | None:
                          "give one amount per dose, or one amount for all", value=list(amount))
     elif "amount" in t:
         amount = np.full(times.size, t.number("amount", gt=0))
-    return _Regimen(times=times, amount=amount, cmt=t.integer("cmt", 1, ge=1, hint="the dosing compartment (NONMEM CMT)"),
-                    duration=t.number("duration", 0.0, ge=0, hint="infusion duration, 0 for a bolus"))
+    return _Regimen(
+        times=times,
+        amount=amount,
+        cmt=t.integer("cmt", 1, ge=1, hint="the dosing compartment (NONMEM CMT)"),
+        duration=t.number("duration", 0.0, ge=0, hint="infusion duration, 0 for a bolus"),
+    )
 
 
 def _first_doses(doses: DoseEvents, n: int) -> DoseEvents:
@@ -392,7 +405,7 @@ def _schedule(spec: PopulationSpec, sim: Table, times, lloq) -> tuple[list[np.nd
     default_times = sim.numbers("times", DEFAULT_TIMES, ge=0, hint="time after the first dose")
     given_lloq = sim.number("lloq", None, ge=0, hint="the analyte's unit")
     out_times, out_lloq = [], []
-    for analyte, t in zip(spec.analytes, _analyte_tables(spec, sim)):
+    for analyte, t in zip(spec.analytes, _analyte_tables(spec, sim), strict=True):
         arg_t = times.get(analyte.name) if isinstance(times, dict) else times
         if arg_t is None:
             arg_t = t.numbers("times", default_times, ge=0, hint="time after the first dose")

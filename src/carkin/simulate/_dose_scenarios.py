@@ -137,7 +137,9 @@ def _standardise(effect, x):
 def _check_covariates(spec: PopulationSpec, scenario: DoseScenario) -> tuple[str, ...]:
     """The covariate columns the scenario must supply; raises SpecError if one is missing."""
     needed = tuple(sorted({c.column for c in spec.covariates} - {scenario.dose_column}))
-    available = set(scenario.covariate_table or {}) if scenario.covariate_table is not None else set(scenario.covariates)
+    available = (
+        set(scenario.covariate_table or {}) if scenario.covariate_table is not None else set(scenario.covariates)
+    )
     missing = [c for c in needed if c not in available]
     if missing:
         table = scenario.covariate_table is not None
@@ -234,7 +236,9 @@ def _draw_function(
         z_typ = design(a, {c: a.typical[j] for j, c in enumerate(columns)}, (n_doses,))
         eta = jax.random.normal(k_eta, (n, mu.shape[0]))  # the same patients at every dose
         eta = jnp.broadcast_to(eta[None, :, :], (n_doses, n, mu.shape[0])).reshape(n_doses * n, -1)
-        phi = individual_parameters(spec, mu, omega, beta, z.reshape(n_doses * n, -1), eta, chol).reshape(n_doses, n, -1)
+        phi = individual_parameters(spec, mu, omega, beta, z.reshape(n_doses * n, -1), eta, chol).reshape(
+            n_doses, n, -1
+        )
         phi_typ = individual_means(spec, mu, beta, z_typ)
         # the typical patient rides along as patient n + 1: one curve and one metrics evaluation for all
         ind = natural_parameters(spec, jnp.concatenate([phi, phi_typ[:, None, :]], axis=1))
@@ -266,7 +270,8 @@ def _draw_function(
 
 @jax.jit
 def _population_pfs(breaks, cumulative, hazards, log_rel, landmarks):
-    """Population survival at landmarks (..., landmarks) and its median (...) given log relative hazards (..., patients)."""
+    """Population survival at landmarks (..., landmarks) and its median (...), given log relative hazards
+    (..., patients)."""
     rel = jnp.exp(log_rel)
 
     def survival(t):  # t: the batch shape of log_rel without its patient axis
@@ -293,8 +298,11 @@ def _predicted_pfs(result_metrics: np.ndarray, hook, n_draws: int, source: str) 
     slope = np.asarray(hook.log_hr_per_doubling, dtype=float)
     if slope.ndim == 1 and slope.shape[0] != n_draws:
         raise spec_error(
-            source, "[exposure_response]", "log_hr_per_doubling", f"has {slope.shape[0]} values but {n_draws} posterior "
-            "draws are used", "give one value, or one per draw (set [population] draws to match)",
+            source,
+            "[exposure_response]",
+            "log_hr_per_doubling",
+            f"has {slope.shape[0]} values but {n_draws} posterior draws are used",
+            "give one value, or one per draw (set [population] draws to match)",
         )
     slope = np.broadcast_to(slope, (n_draws,))
     log_rel = slope[:, None, None] * np.log2(result_metrics / hook.reference)  # (draws, doses, patients)
@@ -360,7 +368,8 @@ def simulate_scenario(
         if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
             raise ValueError(f"{name} must be a positive integer, got {value!r} ({type(value).__name__})")
     scenario = scenario.replace(
-        **({"n_patients": n_patients} if n_patients is not None else {}), **({"draws": draws} if draws is not None else {})
+        **({"n_patients": n_patients} if n_patients is not None else {}),
+        **({"draws": draws} if draws is not None else {}),
     )
     spec = fit.spec
     columns = _check_covariates(spec, scenario)
