@@ -31,7 +31,8 @@ def tumour_marker_spec(marker_residual="proportional"):
     """models/cart_tumor.toml with two analytes: transgene (DVID 1, the toml's [residual] and [blq]) and M-protein
     (DVID 2, g/dL) = scale x tumour burden (% plasma cells), scale ~0.1 g/dL per % (prior SD 1 on its log).
 
-    The ODE tolerances are tightened so that the solve agrees with the reference to ~1e-9 (the shipped 1e-6 is
+    The ODE tolerances are tightened so that the likelihood agrees with the reference's to ~3e-10 (measured; the
+    shipped 1e-6 is
     the fit's accuracy, not a test's)."""
     raw = copy.deepcopy(read_toml(resolve_shipped("cart_tumor", "models"), what="model spec", example=""))
     residual, blq = raw.pop("residual"), raw.pop("blq")
@@ -155,9 +156,7 @@ def test_a_simulated_cohort_writes_both_analytes_and_reads_them_back(tmp_path):
     write_ck(ck, ds)
     write_covariates(covariates, ds.patient_ids, {c: cohort.covariates[c] for c in ("TUMOR_BURDEN",)})
     back = load_dataset(ck, covariates_path=covariates, spec=spec, verbose=False)
-    order = np.lexsort((codes, times), axis=-1)  # per patient, time then analyte code
+    # records in the simulated order (time, then analyte), as written; DV exactly (write_ck writes it exactly)
     for got, want in ((back.analyte, codes), (back.times, times), (back.dv, dv), (back.blq, blq)):
-        np.testing.assert_array_equal(np.take_along_axis(np.asarray(got), np.lexsort(
-            (np.asarray(back.analyte), np.asarray(back.times)), axis=-1), axis=1),
-            np.take_along_axis(np.asarray(want), order, axis=1))
+        np.testing.assert_array_equal(np.asarray(got), want)
     np.testing.assert_array_equal(np.asarray(prepare(back, spec).inputs["tumor0"]), cohort.covariates["TUMOR_BURDEN"])
