@@ -32,8 +32,7 @@ def tumour_marker_spec(marker_residual="proportional"):
     (DVID 2, g/dL) = scale x tumour burden (% plasma cells), scale ~0.1 g/dL per % (prior SD 1 on its log).
 
     The ODE tolerances are tightened so that the likelihood agrees with the reference's to ~3e-10 (measured; the
-    shipped 1e-6 is
-    the fit's accuracy, not a test's)."""
+    shipped 1e-6 is the fit's accuracy, not a test's)."""
     raw = copy.deepcopy(read_toml(resolve_shipped("cart_tumor", "models"), what="model spec", example=""))
     residual, blq = raw.pop("residual"), raw.pop("blq")
     raw["analytes"] = {
