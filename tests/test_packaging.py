@@ -145,7 +145,7 @@ print(json.dumps({
     assert got["carkin"].startswith(site), f"imported {got['carkin']}, not the wheel's carkin in {site}"
     assert got["spec"] == "multiphasic" and got["spec_by_repo_path"] == "effector_memory"
     assert got["design"] == "KarMMa-3"
-    assert len(got["cohort"]) == 3
+    assert len(got["cohort"]) == 4  # ck.csv, markers.csv, patients.csv, README.md
     for key in ("scenario", "config", "config_path", "cohort"):
         for path in [got[key]] if isinstance(got[key], str) else got[key]:
             assert path.startswith(site), f"{key}: {path} is not the installed package's"

@@ -101,7 +101,7 @@ def test_a_fit_killed_midway_leaves_no_output_directory(cohort_dir, tmp_path):
     threading.Thread(target=read_stderr, daemon=True).start()
     try:
         deadline = time.monotonic() + 900  # generous: only a hung or crashed fit gets near it
-        while not re.search(rb"Compiling|warmup|sample", bytes(stderr)):
+        while not re.search(rb"Compiling|Running chain|warmup|sample", bytes(stderr)):
             assert proc.poll() is None, "the fit ended before sampling: " + stderr.decode(errors="replace")[-2000:]
             assert time.monotonic() < deadline, "no sampler progress on stderr after 900 s"
             time.sleep(0.2)

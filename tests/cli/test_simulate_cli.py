@@ -84,7 +84,8 @@ class TestSimulate:
                        "--out", tmp_path / "again", "--no-progress")
         assert again.exit_code == 0, again.output
         assert "P(cmax>=24000)" in again.stdout and "wrote" in again.output
-        assert "BLQ at day 364" in again.stdout and "censored at the LLOQ, 10 copies/ug" in text(again)
+        model_lloq = load_spec("multiphasic").simulation["lloq"]
+        assert "BLQ at day 364" in text(again) and f"censored at the LLOQ, {model_lloq:g} copies/ug" in text(again)
         first = json.loads(result.stdout)
         second = json.loads((tmp_path / "again" / "summary.json").read_text())
         assert first["doses"] == second["doses"]

@@ -11,6 +11,7 @@ from carkin.simulate import truth_from_spec
 from .helpers import resimulate, truth_fit
 
 
+@pytest.mark.slow  # minutes on 2 cores (a NUTS or joint fit); run with pytest -m slow
 def test_observed_percentiles_fall_inside_the_bands_at_the_nominal_rate(truth_setup):
     _, cohort, fit = truth_setup
     coverages = []

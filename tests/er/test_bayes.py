@@ -81,6 +81,7 @@ class TestLikelihoods:
 
 
 class TestTwoStage:
+    @pytest.mark.slow  # minutes on 2 cores (a NUTS or joint fit); run with pytest -m slow
     def test_without_exposure_uncertainty_two_stage_equals_the_plug_in_and_recovers_cox(self, known_exposure_data):
         from carkin.er import plugin_analysis
         from carkin.exposure import exposure_quartiles
@@ -141,6 +142,7 @@ class TestConvergenceGate:
         assert gate["passed"] and gate["failures"] == [] and gate["divergences"] == 0
         assert gate["max_r_hat"] <= 1.01 and gate["min_ess_bulk"] >= 400 and gate["min_ess_tail"] >= 400
 
+    @pytest.mark.slow  # minutes on 2 cores (a NUTS or joint fit); run with pytest -m slow
     def test_the_joint_fit_is_gated_on_the_pfs_and_the_ck_population_quantities(self):
         from carkin.er import joint_ph
         from carkin.inference import fit
@@ -162,6 +164,7 @@ class TestConvergenceGate:
 
 
 class TestJointModel:
+    @pytest.mark.slow  # minutes on 2 cores (a NUTS or joint fit); run with pytest -m slow
     def test_joint_model_holds_the_ck_sites_and_a_finite_pfs_term_with_a_gradient(self):
         from numpyro.infer.util import log_density
 

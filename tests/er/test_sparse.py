@@ -11,6 +11,7 @@ draws), enough to make the exposures uncertain, not a fit to report.
 
 import jax
 import numpy as np
+import pytest
 
 from carkin.er import analyze_exposure_response, simulate_er_study
 from carkin.exposure import posterior_exposures
@@ -23,6 +24,7 @@ CK_SETTINGS = SamplerSettings(chains=2, warmup=200, samples=200, max_tree_depth=
 PH_SETTINGS = SamplerSettings(chains=2, warmup=300, samples=600, max_tree_depth=7, progress_bar=False)
 
 
+@pytest.mark.slow  # minutes on 2 cores (a NUTS or joint fit); run with pytest -m slow
 def test_plug_in_interval_is_narrower_than_the_two_stage_interval_when_ck_is_sparse():
     study = simulate_er_study(jax.random.key(11), n=100, log_hr_per_doubling=np.log(0.5), samples_per_patient=2,
                               seed=11)

@@ -76,6 +76,7 @@ def test_same_seed_gives_identical_draws(spec, cohort, quick_fit):
     np.testing.assert_array_equal(again.idata.posterior["mu"].values, quick_fit.idata.posterior["mu"].values)
 
 
+@pytest.mark.slow  # minutes on 2 cores (a NUTS or joint fit); run with pytest -m slow
 def test_whitened_and_plain_nuts_sample_the_same_posterior(spec, cohort, quick_fit):
     """The default NUTS warms up in two stages and samples whitened individual parameters (`Whitening`); the
     posterior must be the spec's: posterior means agree with a one-stage run within Monte Carlo error."""
@@ -113,7 +114,10 @@ def test_parameter_table_has_the_documented_columns_and_rows(spec, quick_fit):
     assert alpha["typical_alpha"] == pytest.approx(alpha["typical_beta"] + alpha["typical_delta"], rel=1e-9)
 
 
-@pytest.mark.parametrize("method", ["laplace", "svi", "map"])
+SLOW = pytest.mark.slow  # minutes on 2 cores
+
+
+@pytest.mark.parametrize("method", [pytest.param("laplace", marks=SLOW), pytest.param("svi", marks=SLOW), "map"])
 def test_approximate_methods_run_and_are_flagged_as_approximations(spec, cohort, method):
     settings = SamplerSettings(steps=1500, samples=200, learning_rate=0.02, progress_bar=False)
     with pytest.warns(ConvergenceWarning, match="approximation"):

@@ -45,6 +45,7 @@ def coverage(seeds):
     return hits, total, np.mean(blq)
 
 
+@pytest.mark.slow  # minutes on 2 cores (a NUTS or joint fit); run with pytest -m slow
 def test_three_replicates_cover_the_true_typical_values():
     hits, total, blq = coverage(range(3))
     assert 0.08 <= blq <= 0.15  # the simulated data have ~10-15% BLQ, as the acceptance asks
@@ -60,6 +61,7 @@ def test_ninety_percent_intervals_cover_at_a_rate_consistent_with_ninety_percent
     assert 0.83 <= rate <= 0.97, f"coverage {rate:.3f} ({hits}/{total})"
 
 
+@pytest.mark.slow  # minutes on 2 cores (a NUTS or joint fit); run with pytest -m slow
 def test_dropping_blq_records_biases_the_persistence_phase_and_m3_does_not():
     spec = load_spec("multiphasic")
     cohort = simulate_cohort(spec, key=jax.random.PRNGKey(2024), n=150, lloq=100.0)

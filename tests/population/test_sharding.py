@@ -57,6 +57,7 @@ def test_padding_records_are_refused_twice_and_carry_zero_weight():
         shard_records(sharded)
 
 
+@pytest.mark.slow  # minutes on 2 cores (a NUTS or joint fit); run with pytest -m slow
 def test_a_sharded_nuts_run_samples_the_same_posterior_and_is_reproducible():
     """NUTS with sharded records: same seed -> identical draws; same posterior as the unsharded run.
 

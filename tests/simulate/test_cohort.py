@@ -85,7 +85,8 @@ def test_simulation_table_keys_and_covariates_are_checked(spec):
     data = json.loads(spec.raw)
     data["simulation"]["sigmaa"] = 0.3
     with pytest.raises(
-        SpecError, match=r"t.toml: \[simulation\] sigmaa is not a valid key; valid keys: omega, effects, sigma"
+        SpecError,
+        match=r"t.toml: \[simulation\] sigmaa is not a valid key; valid keys: omega, correlation, effects, sigma",
     ):
         simulate_cohort(spec_from_dict(data, source="t.toml"), key=jax.random.PRNGKey(0), n=5)
     data = json.loads(spec.raw)
