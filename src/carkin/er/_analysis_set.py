@@ -20,7 +20,7 @@ The exposure-response pitfalls of CAR-T analyses (docs/references.md, section 4:
   exposure the model extrapolated beyond the patient's follow-up; an `ExposureWindowWarning` names them.
 - **Adjustment, by name.** ``adjust`` lists the columns of the patients table adjusted for as covariates;
   none by default, so that a table of one's own needs no trial-specific column. Baseline tumour burden
-  (``TUMOR_BURDEN``) is the confounder to think of first (ck-models.md section 4: it drives both expansion
+  (``TUMOR_BURDEN``) is the confounder to think of first (docs/references.md section 4: it drives both expansion
   and progression) and enters per 10 units when listed; trial stratification factors are further
   candidates (`carkin.demo` adjusts the virtual KarMMa-3 analysis for burden and the three KarMMa-3
   factors). ``ERData.covariate_names`` (``adjusted_for`` in the results) says what was used.
