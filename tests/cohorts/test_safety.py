@@ -12,6 +12,8 @@ from carkin.cohorts import karmma3_sim_paths, load_karmma3_config, simulate_karm
 from carkin.cohorts._cohort import SAFETY_COLUMNS
 from carkin.data import DataRequirements, load_dataset
 
+from .helpers import read_csv
+
 N_SEEDS = 20  # fast: ~4,500 infused patients pooled
 RATES = {  # figure -> (column, statistic), rates among the infused
     "crs_any": ("CRS_GRADE", 1),
@@ -21,15 +23,6 @@ RATES = {  # figure -> (column, statistic), rates among the infused
     "tocilizumab": ("TOCI_DAY", None),
     "corticosteroids": ("STEROID_DAY", None),
 }
-
-
-def _read(path) -> pd.DataFrame:
-    return pd.read_csv(path, comment="#", na_values=".", keep_default_na=False)
-
-
-@pytest.fixture(scope="module")
-def config():
-    return load_karmma3_config()
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +104,7 @@ class TestStructure:
         assert p.loc[p["INFUSED"] == 0, list(SAFETY_COLUMNS)].isna().all().all()
 
     def test_the_shipped_patient_table_has_the_safety_columns(self):
-        p = _read(karmma3_sim_paths()["patients"])
+        p = read_csv(karmma3_sim_paths()["patients"])
         assert list(p.columns[-len(SAFETY_COLUMNS) - 1:]) == [*SAFETY_COLUMNS, "SIMULATED"]
         infused = p[p["INFUSED"] == 1]
         assert infused[["CRS", "CRS_GRADE", "NT", "NT_GRADE"]].notna().all().all()
@@ -143,7 +136,7 @@ class TestLoading:
         ds = load_dataset(paths["ck"], paths["patients"], requirements=DataRequirements(event_times=("TOCI_DAY",)),
                           allow_extra_ids=True, verbose=False)
         toci = np.asarray(ds.covariate("TOCI_DAY"))
-        table = _read(paths["patients"]).set_index("ID").loc[list(ds.patient_ids), "TOCI_DAY"]
+        table = read_csv(paths["patients"]).set_index("ID").loc[list(ds.patient_ids), "TOCI_DAY"]
         never = table.isna().to_numpy()
         assert np.isinf(toci[never]).all() and never.any()
         np.testing.assert_array_equal(toci[~never], table.to_numpy()[~never])

@@ -63,22 +63,22 @@ def pk_spec():
     }, source="pk_oral.toml")
 
 
-@pytest.fixture(scope="module")
-def two():
-    spec = two_analyte_spec()
-    cohort = simulate_cohort(spec, key=jax.random.PRNGKey(0), n=60)
+def _truth_setup(spec, n: int):
+    """(spec, cohort, fit, gof): n patients simulated from the spec, a point-mass truth posterior, its GOF."""
+    cohort = simulate_cohort(spec, key=jax.random.PRNGKey(0), n=n)
     fit = truth_fit(spec, cohort)
     gof = goodness_of_fit(fit, cohort.dataset, key=jax.random.PRNGKey(1), replicates=200)
     return spec, cohort, fit, gof
+
+
+@pytest.fixture(scope="module")
+def two():
+    return _truth_setup(two_analyte_spec(), n=60)
 
 
 @pytest.fixture(scope="module")
 def pk():
-    spec = pk_spec()
-    cohort = simulate_cohort(spec, key=jax.random.PRNGKey(0), n=40)
-    fit = truth_fit(spec, cohort)
-    gof = goodness_of_fit(fit, cohort.dataset, key=jax.random.PRNGKey(1), replicates=200)
-    return spec, cohort, fit, gof
+    return _truth_setup(pk_spec(), n=40)
 
 
 def _ks_pvalue(values, patients):
